@@ -1,0 +1,481 @@
+//! Loading and validating a policy file.
+//!
+//! Validation collects every problem before it reports: the YAML is checked against the JSON
+//! Schema generated from the policy types (unknown fields, wrong types, negative numbers), then
+//! against the rules a schema cannot express (bad patterns, allowlists so empty that they would
+//! delete everything of a kind). Each problem names its line, column and field.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{Glob, Policy};
+use crate::yaml::{self, Document};
+
+/// A policy that passed validation, with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedPolicy {
+    pub policy: Policy,
+    pub path: PathBuf,
+    /// `sha256:<hex>` of the file's bytes; a reviewed plan is tied to it.
+    pub digest: String,
+}
+
+impl LoadedPolicy {
+    /// The folder relative paths in the policy resolve against.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// One thing wrong with a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The field, as a dotted path (`registry.keep_recent`, `gcp.buckets.allowed[2]`).
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l}, column {c}: ")?,
+            (Some(l), None) => write!(f, "line {l}: ")?,
+            _ => {}
+        }
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "`{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", invalid_message(path, problems))]
+    Invalid { path: PathBuf, problems: Vec<Problem> },
+}
+
+fn invalid_message(path: &Path, problems: &[Problem]) -> String {
+    let count = problems.len();
+    let mut out = format!(
+        "policy `{}` is invalid ({count} problem{}):",
+        path.display(),
+        if count == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        out.push_str(&format!("\n  {}:{}", path.display(), p));
+    }
+    out.push_str("\nhint: `driftsweep policy schema` prints every field with its type and default");
+    out
+}
+
+/// Reads and validates the policy at `path`.
+pub fn load(path: &Path) -> Result<LoadedPolicy, PolicyError> {
+    let bytes = std::fs::read(path).map_err(|source| PolicyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let policy = validate_source(&text).map_err(|problems| PolicyError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })?;
+    Ok(LoadedPolicy {
+        policy,
+        path: path.to_path_buf(),
+        digest: format!("sha256:{:x}", Sha256::digest(&bytes)),
+    })
+}
+
+/// The JSON Schema of the policy format, generated from the policy types.
+pub fn schema() -> Value {
+    let schema = schemars::schema_for!(Policy);
+    serde_json::to_value(schema).unwrap_or(Value::Null)
+}
+
+/// Validates policy text, returning the policy or every problem found.
+pub fn validate_source(text: &str) -> Result<Policy, Vec<Problem>> {
+    let mut documents = yaml::parse_documents(text).map_err(|e| {
+        vec![Problem {
+            line: Some(e.line),
+            column: Some(e.column),
+            field: String::new(),
+            message: format!("not valid YAML: {}", e.message),
+        }]
+    })?;
+    if documents.len() != 1 {
+        return Err(vec![Problem {
+            line: None,
+            column: None,
+            field: String::new(),
+            message: format!(
+                "expected exactly one YAML document, found {}",
+                documents.len()
+            ),
+        }]);
+    }
+    let doc = documents.remove(0);
+    let mut problems = schema_problems(&doc);
+    problems.extend(rule_problems(&doc));
+    problems.sort_by_key(|p| (p.line, p.column));
+    problems.dedup();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(&doc.value, &mut track);
+    serde::Deserialize::deserialize(de).map_err(|e: serde_json::Error| {
+        let pointer = to_pointer(&track.path().to_string());
+        vec![problem_at(&doc, &pointer, e.to_string())]
+    })
+}
+
+fn to_pointer(dotted: &str) -> String {
+    if dotted == "." || dotted.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for part in dotted.split('.') {
+        match part.find('[') {
+            Some(i) => {
+                out.push('/');
+                out.push_str(&part[..i]);
+                for index in part[i..].split(['[', ']']).filter(|s| !s.is_empty()) {
+                    out.push('/');
+                    out.push_str(index);
+                }
+            }
+            None => {
+                out.push('/');
+                out.push_str(part);
+            }
+        }
+    }
+    out
+}
+
+/// `/gcp/buckets/allowed/2` → `gcp.buckets.allowed[2]`.
+fn field_name(pointer: &str) -> String {
+    let mut out = String::new();
+    for part in pointer.split('/').skip(1) {
+        let part = part.replace("~1", "/").replace("~0", "~");
+        if part.chars().all(|c| c.is_ascii_digit()) && !part.is_empty() {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&part);
+        }
+    }
+    out
+}
+
+fn problem_at(doc: &Document, pointer: &str, message: String) -> Problem {
+    let loc = doc.location(pointer);
+    Problem {
+        line: loc.map(|l| l.line),
+        column: loc.map(|l| l.column),
+        field: field_name(pointer),
+        message,
+    }
+}
+
+fn schema_problems(doc: &Document) -> Vec<Problem> {
+    let schema = schema();
+    let validator = match jsonschema::validator_for(&schema) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![Problem {
+                line: None,
+                column: None,
+                field: String::new(),
+                message: format!("internal error: the policy schema does not compile: {e}"),
+            }];
+        }
+    };
+    let mut problems = Vec::new();
+    for error in validator.iter_errors(&doc.value) {
+        collect_schema_problem(doc, &error, &mut problems);
+    }
+    problems
+}
+
+/// Turns one schema error into problems. An optional section is `anyOf [section, null]`; its
+/// error says only "not valid under any of the schemas", so the problems inside the
+/// non-null branch are reported instead.
+fn collect_schema_problem(
+    doc: &Document,
+    error: &jsonschema::ValidationError<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    use jsonschema::error::{TypeKind, ValidationErrorKind};
+    let pointer = error.instance_path().as_str().to_string();
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for name in unexpected {
+                let child = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+                problems.push(problem_at(
+                    doc,
+                    &child,
+                    "unknown field (check its spelling and indentation)".to_string(),
+                ));
+            }
+        }
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            let is_null_branch = |branch: &Vec<jsonschema::ValidationError<'static>>| {
+                branch.len() == 1
+                    && matches!(
+                        branch[0].kind(),
+                        ValidationErrorKind::Type { kind: TypeKind::Single(jsonschema::JsonType::Null) }
+                    )
+            };
+            let branches: Vec<_> = context.iter().filter(|b| !is_null_branch(b)).collect();
+            if branches.len() == 1 {
+                for inner in branches[0] {
+                    collect_schema_problem(doc, inner, problems);
+                }
+            } else {
+                problems.push(problem_at(doc, &pointer, error.to_string()));
+            }
+        }
+        _ => problems.push(problem_at(doc, &pointer, error.to_string())),
+    }
+}
+
+/// Rules the schema cannot express. Works on the raw value so that it still runs, and still
+/// reports, when other parts of the file have the wrong type.
+fn rule_problems(doc: &Document) -> Vec<Problem> {
+    let v = &doc.value;
+    let mut problems = Vec::new();
+    let mut push = |pointer: &str, message: String| problems.push(problem_at(doc, pointer, message));
+
+    if let Some(version) = v.get("version").and_then(Value::as_u64)
+        && version != 1
+    {
+        push("/version", format!("unsupported version {version}; this driftsweep reads version 1"));
+    }
+    if let Some(name) = v.get("name").and_then(Value::as_str)
+        && name.trim().is_empty()
+    {
+        push("/name", "must not be empty".to_string());
+    }
+
+    // Every pattern must compile.
+    let mut patterns: Vec<String> = Vec::new();
+    if let Some(keep) = v.pointer("/kubernetes/keep").and_then(Value::as_array) {
+        for (i, _) in keep.iter().enumerate() {
+            patterns.push(format!("/kubernetes/keep/{i}/name"));
+            patterns.push(format!("/kubernetes/keep/{i}/namespace"));
+        }
+    }
+    for section in ["firewall_rules", "buckets", "service_accounts", "ssl_certificates"] {
+        let base = format!("/gcp/{section}/allowed");
+        if let Some(list) = v.pointer(&base).and_then(Value::as_array) {
+            if list.is_empty() {
+                push(
+                    &base,
+                    format!(
+                        "an empty allowlist would delete every {}; remove `gcp.{section}` to leave them alone",
+                        section.replace('_', " ").trim_end_matches('s')
+                    ),
+                );
+            }
+            for (i, _) in list.iter().enumerate() {
+                patterns.push(format!("{base}/{i}"));
+            }
+        }
+    }
+    for pointer in patterns {
+        if let Some(text) = v.pointer(&pointer).and_then(Value::as_str)
+            && let Err(e) = Glob::new(text)
+        {
+            push(&pointer, format!("bad pattern `{text}`: {e}"));
+        }
+    }
+
+    if let Some(ns) = v.pointer("/kubernetes/namespaces").and_then(Value::as_array)
+        && ns.is_empty()
+    {
+        push(
+            "/kubernetes/namespaces",
+            "an empty list would delete every namespace outside the built-in floor; list the repository's namespaces".to_string(),
+        );
+    }
+    for field in ["/kubernetes/namespaces", "/kubernetes/protected_namespaces"] {
+        if let Some(list) = v.pointer(field).and_then(Value::as_array) {
+            for (i, item) in list.iter().enumerate() {
+                if let Some(name) = item.as_str()
+                    && !is_dns_label(name)
+                {
+                    push(
+                        &format!("{field}/{i}"),
+                        format!("`{name}` is not a valid namespace name (lowercase letters, digits and `-`, at most 63)"),
+                    );
+                }
+            }
+        }
+    }
+
+    if let Some(repos) = v.pointer("/registry/repositories").and_then(Value::as_array) {
+        if repos.is_empty() {
+            push(
+                "/registry/repositories",
+                "list at least one repository, or remove `registry` to leave images alone".to_string(),
+            );
+        }
+        check_references(&mut push, "/registry/repositories", repos);
+    }
+    if let Some(roots) = v.pointer("/registry/scan").and_then(Value::as_array) {
+        check_references(&mut push, "/registry/scan", roots);
+    }
+    let keep_recent = v.pointer("/registry/keep_recent").and_then(Value::as_u64);
+    let max_age = v.pointer("/registry/max_age_days").and_then(Value::as_u64);
+    if keep_recent == Some(0) && max_age == Some(0) {
+        push(
+            "/registry/keep_recent",
+            "`keep_recent: 0` with `max_age_days: 0` would delete every image version not in use".to_string(),
+        );
+    }
+    if let Some(annotation) = v.pointer("/safety/opt_out_annotation").and_then(Value::as_str)
+        && (annotation.is_empty() || annotation.contains(char::is_whitespace))
+    {
+        push(
+            "/safety/opt_out_annotation",
+            format!("`{annotation}` is not a valid annotation key"),
+        );
+    }
+    if let Some(0) = v.pointer("/safety/plan_max_age_hours").and_then(Value::as_u64) {
+        push(
+            "/safety/plan_max_age_hours",
+            "must be at least 1, or every reviewed plan is refused".to_string(),
+        );
+    }
+    problems
+}
+
+fn check_references(push: &mut impl FnMut(&str, String), base: &str, items: &[Value]) {
+    for (i, item) in items.iter().enumerate() {
+        let Some(text) = item.as_str() else { continue };
+        let pointer = format!("{base}/{i}");
+        if text.contains('@') || text.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+            push(
+                &pointer,
+                format!("`{text}` must name a repository without tag or digest"),
+            );
+        } else if !text.contains('/') || text.starts_with('/') || text.ends_with('/') {
+            push(
+                &pointer,
+                format!("`{text}` must be `host/path`, e.g. `us-docker.pkg.dev/project/repo/image`"),
+            );
+        }
+    }
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "version: 1\nname: aia\nkubernetes:\n  namespaces: [aia-production]\n";
+
+    #[test]
+    fn applies_documented_defaults() {
+        let p = validate_source(
+            "version: 1\nname: x\nregistry:\n  repositories: [example.com/team/app]\n",
+        )
+        .unwrap();
+        let r = p.registry.unwrap();
+        assert_eq!(r.keep_recent, 10);
+        assert_eq!(r.max_age_days, 90);
+        assert!(r.protect_in_use);
+        assert_eq!(p.safety.min_age_hours, 24);
+        assert_eq!(p.safety.max_deletions, 50);
+        assert_eq!(p.safety.opt_out_annotation, "driftsweep.io/keep");
+        assert_eq!(p.safety.plan_max_age_hours, 72);
+    }
+
+    #[test]
+    fn accepts_a_minimal_policy() {
+        let p = validate_source(GOOD).unwrap();
+        assert_eq!(p.name, "aia");
+        assert!(p.kubernetes.unwrap().kinds.len() == 4);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once_with_lines() {
+        let text = "version: 1\nname: aia\nkubernetes:\n  namespaces: [aia-production]\n  namespcaes: [x]\nregistry:\n  repositories: [example.com/a/b]\n  keep_recent: -1\n  max_age_days: soon\ngcp:\n  project: p\n  firewall_rules: {allowed: []}\n  buckets: {allowed: ['a-[']}\n";
+        let problems = validate_source(text).unwrap_err();
+        let lines: Vec<_> = problems.iter().map(|p| (p.line, p.field.as_str())).collect();
+        assert!(lines.contains(&(Some(5), "kubernetes.namespcaes")), "{problems:#?}");
+        assert!(lines.contains(&(Some(8), "registry.keep_recent")), "{problems:#?}");
+        assert!(lines.contains(&(Some(9), "registry.max_age_days")), "{problems:#?}");
+        assert!(lines.contains(&(Some(12), "gcp.firewall_rules.allowed")), "{problems:#?}");
+        assert!(lines.contains(&(Some(13), "gcp.buckets.allowed[0]")), "{problems:#?}");
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+    }
+
+    #[test]
+    fn rejects_empty_namespace_list() {
+        let problems =
+            validate_source("version: 1\nname: a\nkubernetes:\n  namespaces: []\n").unwrap_err();
+        assert_eq!(problems[0].field, "kubernetes.namespaces");
+        assert!(problems[0].message.contains("delete every namespace"));
+    }
+
+    #[test]
+    fn rejects_retention_that_keeps_nothing() {
+        let problems = validate_source(
+            "version: 1\nname: a\nregistry:\n  repositories: [h/a]\n  keep_recent: 0\n  max_age_days: 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].message.contains("every image version"));
+    }
+
+    #[test]
+    fn rejects_tagged_repositories_and_unknown_versions() {
+        let problems = validate_source(
+            "version: 2\nname: a\nregistry:\n  repositories: [h/a:v1]\n",
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert_eq!(problems[0].line, Some(1));
+    }
+
+    #[test]
+    fn rejects_yaml_syntax_with_line() {
+        let problems = validate_source("version: 1\nname: [a\n").unwrap_err();
+        assert!(problems[0].message.starts_with("not valid YAML"));
+        assert!(problems[0].line.is_some());
+    }
+
+    #[test]
+    fn schema_documents_every_section() {
+        let s = schema().to_string();
+        for field in ["keep_recent", "max_age_days", "opt_out_annotation", "delete_pvcs", "plain_http_hosts"] {
+            assert!(s.contains(field), "{field} missing from schema");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The repository's policy: what the cluster and the project should contain, and the safety
+//! limits of a run. The types here are the single source of the file format: they are what
+//! `policy check` validates against and what `policy schema` prints.
+
+mod glob;
+mod load;
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use glob::{Glob, any_match};
+pub use load::{LoadedPolicy, PolicyError, Problem, load, schema, validate_source};
+
+/// A driftsweep policy (`policies/*.yaml`). Sections that are absent are not audited:
+/// driftsweep never deletes a kind of resource the policy does not mention.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Format version. Must be 1.
+    pub version: u32,
+    /// Short name of the system this policy describes, used in reports and email subjects.
+    pub name: String,
+    /// The cluster: namespaces and namespaced objects the repository defines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesPolicy>,
+    /// Container image retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryPolicy>,
+    /// Google Cloud project resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<GcpPolicy>,
+    /// Limits that stop a run before it deletes too much.
+    #[serde(default)]
+    pub safety: Safety,
+    /// Where reports go.
+    #[serde(default)]
+    pub report: ReportPolicy,
+}
+
+/// The kinds of namespaced objects driftsweep can audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum AuditedKind {
+    ConfigMap,
+    Secret,
+    ServiceAccount,
+    PersistentVolumeClaim,
+}
+
+impl AuditedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditedKind::ConfigMap => "ConfigMap",
+            AuditedKind::Secret => "Secret",
+            AuditedKind::ServiceAccount => "ServiceAccount",
+            AuditedKind::PersistentVolumeClaim => "PersistentVolumeClaim",
+        }
+    }
+}
+
+fn default_kinds() -> Vec<AuditedKind> {
+    vec![
+        AuditedKind::ConfigMap,
+        AuditedKind::Secret,
+        AuditedKind::ServiceAccount,
+        AuditedKind::PersistentVolumeClaim,
+    ]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesPolicy {
+    /// The repository's namespaces. Any other namespace that nothing keeps is deleted, so
+    /// this list cannot be empty. Example: `[aia-production, aia-staging]`.
+    pub namespaces: Vec<String>,
+    /// Namespaces never touched, nor anything in them (in addition to the built-in floor:
+    /// `kube-*`, `default`, `gke-*`, `gmp-*`).
+    #[serde(default)]
+    pub protected_namespaces: Vec<String>,
+    /// Folders or files of repository manifests, relative to the policy file. Objects defined
+    /// there are desired: kept when present, reported as `missing` when absent.
+    #[serde(default)]
+    pub manifests: Vec<PathBuf>,
+    /// Namespaced kinds audited in the repository's namespaces.
+    #[serde(default = "default_kinds")]
+    pub kinds: Vec<AuditedKind>,
+    /// PersistentVolumeClaims are deleted only when this is true: deleting one destroys data.
+    #[serde(default)]
+    pub delete_pvcs: bool,
+    /// Extra keep rules. Example: `{kind: Secret, name: "aia-tls-*"}`.
+    #[serde(default)]
+    pub keep: Vec<KeepRule>,
+}
+
+/// Keeps every object whose name matches `name` (and `kind`, `namespace` when given).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeepRule {
+    /// Kubernetes kind as Kubernetes spells it (`Secret`, `Namespace`, ...). Any kind if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name pattern (`*` and `?`).
+    #[schemars(with = "String")]
+    pub name: Glob,
+    /// Namespace pattern. Any namespace if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub namespace: Option<Glob>,
+}
+
+fn default_keep_recent() -> u32 {
+    10
+}
+fn default_max_age_days() -> u32 {
+    90
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryPolicy {
+    /// The images the repository builds, as `host/path` without tag.
+    /// Example: `us-docker.pkg.dev/aia-prod/aia/aia-api`.
+    pub repositories: Vec<String>,
+    /// Registry roots searched for images that are not the repository's (deleted as
+    /// `foreign-image`). Example: `us-docker.pkg.dev/aia-prod/aia`.
+    #[serde(default)]
+    pub scan: Vec<String>,
+    /// The newest image versions (digests) kept in each repository, whatever their age.
+    #[serde(default = "default_keep_recent")]
+    pub keep_recent: u32,
+    /// Image versions younger than this are kept. Older ones go unless kept otherwise.
+    #[serde(default = "default_max_age_days")]
+    pub max_age_days: u32,
+    /// Registry hosts reached over plain HTTP (local registries, tests). Example: `127.0.0.1:5000`.
+    #[serde(default)]
+    pub plain_http_hosts: Vec<String>,
+    /// Keep every image version the cluster's workloads reference. `false` audits the
+    /// registry alone and ignores what runs.
+    #[serde(default = "yes")]
+    pub protect_in_use: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcpPolicy {
+    /// The project ID. Example: `aia-prod`.
+    pub project: String,
+    /// Compute firewall rules. Absent: firewall rules are not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall_rules: Option<Allowlist>,
+    /// Cloud Storage buckets. Absent: buckets are not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<BucketPolicy>,
+    /// IAM service accounts (matched by email). Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_accounts: Option<Allowlist>,
+    /// Compute SSL certificates and Certificate Manager certificates. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_certificates: Option<Allowlist>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Allowlist {
+    /// Name patterns that may exist. Everything else not kept by the floor is deleted, so the
+    /// list cannot be empty.
+    #[schemars(with = "Vec<String>")]
+    pub allowed: Vec<Glob>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BucketPolicy {
+    /// Bucket name patterns that may exist.
+    #[schemars(with = "Vec<String>")]
+    pub allowed: Vec<Glob>,
+    /// Also delete buckets that still hold objects (their data is not backed up).
+    #[serde(default)]
+    pub delete_non_empty: bool,
+}
+
+fn default_min_age_hours() -> u32 {
+    24
+}
+fn default_max_deletions() -> u32 {
+    50
+}
+fn default_opt_out() -> String {
+    "driftsweep.io/keep".to_string()
+}
+fn default_plan_max_age_hours() -> u32 {
+    72
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Safety {
+    /// Anything younger than this many hours is kept.
+    #[serde(default = "default_min_age_hours")]
+    pub min_age_hours: u32,
+    /// A plan with more deletions than this is blocked: nothing is deleted.
+    #[serde(default = "default_max_deletions")]
+    pub max_deletions: u32,
+    /// Annotation (or label) that keeps an object when set to anything but `false`.
+    #[serde(default = "default_opt_out")]
+    pub opt_out_annotation: String,
+    /// A reviewed plan older than this many hours is refused by enforce.
+    #[serde(default = "default_plan_max_age_hours")]
+    pub plan_max_age_hours: u32,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Self {
+            min_age_hours: default_min_age_hours(),
+            max_deletions: default_max_deletions(),
+            opt_out_annotation: default_opt_out(),
+            plan_max_age_hours: default_plan_max_age_hours(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportPolicy {
+    /// Email delivery of the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailPolicy>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailPolicy {
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Sender address.
+    pub from: String,
+    /// SMTP relay. User and password come from `DRIFTSWEEP_SMTP_USERNAME` and
+    /// `DRIFTSWEEP_SMTP_PASSWORD` (or `*_FILE`), never from the policy.
+    pub smtp: SmtpPolicy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpPolicy {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub tls: SmtpTls,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    Starttls,
+    Implicit,
+    None,
+}
