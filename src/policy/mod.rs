@@ -40,7 +40,9 @@ pub struct Policy {
 }
 
 /// The kinds of namespaced objects driftsweep can audit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum AuditedKind {
     ConfigMap,
     Secret,

@@ -1,0 +1,81 @@
+//! Helpers shared by the GCP list parsers: every GCP list response is an object with one
+//! array of resources, and every resource error must name its path.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::kubernetes::{parse_time, type_name};
+
+/// The items of a list response under `key` (absent or null means none).
+pub fn items<'a>(body: &'a Value, key: &str) -> Result<Vec<(String, &'a Map<String, Value>)>, String> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| format!("expected a list response object, found {}", type_name(body)))?;
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                item.as_object()
+                    .map(|o| (format!("{key}[{i}]"), o))
+                    .ok_or_else(|| format!("{key}[{i}]: expected an object, found {}", type_name(item)))
+            })
+            .collect(),
+        Some(other) => Err(format!("{key}: expected a list, found {}", type_name(other))),
+    }
+}
+
+pub fn required<'a>(o: &'a Map<String, Value>, path: &str, key: &str) -> Result<&'a str, String> {
+    match o.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(other) if !other.is_string() => Err(format!(
+            "{path}.{key}: expected a string, found {}",
+            type_name(other)
+        )),
+        _ => Err(format!("{path}.{key}: missing")),
+    }
+}
+
+pub fn text(o: &Map<String, Value>, key: &str) -> Option<String> {
+    match o.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub fn time(o: &Map<String, Value>, path: &str, key: &str) -> Result<Option<DateTime<Utc>>, String> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_time(s)
+            .map(Some)
+            .map_err(|e| format!("{path}.{key}: `{s}` is not an RFC 3339 time ({e})")),
+        Some(other) => Err(format!("{path}.{key}: expected a time, found {}", type_name(other))),
+    }
+}
+
+pub fn labels(o: &Map<String, Value>) -> BTreeMap<String, String> {
+    match o.get("labels") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+pub fn strings(o: &Map<String, Value>, key: &str) -> Vec<String> {
+    match o.get(key) {
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The last segment of a resource name or URL.
+pub fn short_name(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}

@@ -1,0 +1,151 @@
+//! What exists: normalised records from every provider, whichever source read them.
+//!
+//! A record keeps what a decision needs (age, labels, references) and what enforce needs to
+//! delete exactly that object (uid and resourceVersion, digest, self link). Sources fill an
+//! `Inventory`; a list that failed is recorded as a `Gap`, so that nothing it could have
+//! protected is deleted.
+
+pub mod certificates;
+pub mod compute;
+mod gcp_common;
+pub mod gcs;
+pub mod iam;
+pub mod kubernetes;
+pub mod registry;
+pub mod snapshot;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use kubernetes::{Container, KubeObject, ObjectRef, OwnerRef};
+pub use registry::{Children, ImageVersion, Repository};
+
+/// Where a record comes from. Serialised as the report's `provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Kubernetes,
+    Registry,
+    Gcp,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Kubernetes => "kubernetes",
+            Provider::Registry => "registry",
+            Provider::Gcp => "gcp",
+        })
+    }
+}
+
+/// The GCP resource kinds driftsweep audits, spelled as the report spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum GcpKind {
+    FirewallRule,
+    Bucket,
+    IamServiceAccount,
+    SslCertificate,
+    Certificate,
+}
+
+impl GcpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GcpKind::FirewallRule => "FirewallRule",
+            GcpKind::Bucket => "Bucket",
+            GcpKind::IamServiceAccount => "IamServiceAccount",
+            GcpKind::SslCertificate => "SslCertificate",
+            GcpKind::Certificate => "Certificate",
+        }
+    }
+}
+
+/// One GCP resource.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GcpResource {
+    pub kind: Option<GcpKind>,
+    /// Short name; the email for service accounts.
+    pub name: String,
+    /// Full resource name where the API has one (`projects/p/locations/l/certificates/c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Service accounts: whether the account is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// Buckets: whether it holds no object; `None` when not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty: Option<bool>,
+    /// Buckets: a locked retention policy forbids deletion.
+    #[serde(default)]
+    pub retention_locked: bool,
+    /// Certificates: the proxies or certificate map entries that use it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_by: Vec<String>,
+}
+
+impl GcpResource {
+    pub fn kind(&self) -> GcpKind {
+        self.kind.unwrap_or(GcpKind::FirewallRule)
+    }
+}
+
+/// What a failed or incomplete list could have protected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type", content = "value")]
+pub enum Protects {
+    /// The cluster's references (Pods, workload templates, Ingresses, ...): no Kubernetes
+    /// object of an audited kind is deleted, and no image version is deleted.
+    KubernetesReferences,
+    /// One Kubernetes kind was not listed: none of it is deleted, nor anything it could own.
+    KubernetesKind(String),
+    /// One registry repository could not be read completely.
+    Repository(String),
+    /// One GCP kind could not be listed, or what uses it could not be.
+    Gcp(GcpKind),
+}
+
+/// A list that failed or is incomplete.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gap {
+    pub provider: Provider,
+    /// What could not be read, e.g. `Pods in all namespaces`.
+    pub what: String,
+    pub error: String,
+    pub protects: Protects,
+}
+
+/// Everything a run saw.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Kubernetes objects; `None` when the cluster was not read at all.
+    pub kubernetes: Option<Vec<KubeObject>>,
+    pub registry: Vec<Repository>,
+    pub gcp: Vec<GcpResource>,
+    /// GCP kinds whose list was read (an absent list means: not audited).
+    pub gcp_listed: Vec<GcpKind>,
+    pub gaps: Vec<Gap>,
+}
+
+impl Inventory {
+    pub fn kubernetes_objects(&self) -> &[KubeObject] {
+        self.kubernetes.as_deref().unwrap_or(&[])
+    }
+
+    pub fn has_gap(&self, protects: &Protects) -> bool {
+        self.gaps.iter().any(|g| &g.protects == protects)
+    }
+}

@@ -1,0 +1,297 @@
+//! The snapshot source: an inventory replayed from a folder of recorded API responses.
+//!
+//! Each file is an API's own response body (see DESIGN.md, "Snapshot folder"), so a snapshot
+//! can be made with kubectl, gcloud or curl as well as with `driftsweep snapshot`. A file that
+//! cannot be read is an error naming the file and the JSON path; nothing is guessed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::kubernetes::KubeObject;
+use super::{
+    GcpKind, GcpResource, Gap, Inventory, Protects, Provider, certificates, compute, gcs, iam,
+    registry,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot folder `{}` does not exist\nhint: make one with `driftsweep snapshot --out DIR`, or point `--snapshot` at a folder holding kubernetes/, registry/ or gcp/", .0.display())]
+    Missing(PathBuf),
+    #[error("`{}` is not a snapshot folder: it holds none of kubernetes/, registry/, gcp/", .0.display())]
+    Empty(PathBuf),
+    #[error("snapshot file `{}`: {message}", path.display())]
+    File { path: PathBuf, message: String },
+}
+
+fn file_error(path: &Path, message: impl Into<String>) -> SnapshotError {
+    SnapshotError::File {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Kinds whose Pods or Pod templates prove what is in use.
+pub const REFERENCE_KINDS: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+];
+
+/// Reads a snapshot folder into an inventory.
+pub fn read(dir: &Path) -> Result<Inventory, SnapshotError> {
+    if !dir.is_dir() {
+        return Err(SnapshotError::Missing(dir.to_path_buf()));
+    }
+    let kube_dir = dir.join("kubernetes");
+    let registry_dir = dir.join("registry");
+    let gcp_dir = dir.join("gcp");
+    if !kube_dir.is_dir() && !registry_dir.is_dir() && !gcp_dir.is_dir() {
+        return Err(SnapshotError::Empty(dir.to_path_buf()));
+    }
+    let mut inventory = Inventory::default();
+    if kube_dir.is_dir() {
+        let objects = read_kubernetes(&kube_dir)?;
+        let has_references = objects
+            .iter()
+            .any(|o| REFERENCE_KINDS.contains(&o.kind.as_str()));
+        let has_namespaced = objects.iter().any(|o| o.namespace.is_some());
+        if has_namespaced && !has_references {
+            inventory.gaps.push(Gap {
+                provider: Provider::Kubernetes,
+                what: "Pods and workloads".to_string(),
+                error: "the snapshot holds no Pod and no workload, so nothing proves what is in use"
+                    .to_string(),
+                protects: Protects::KubernetesReferences,
+            });
+        }
+        inventory.kubernetes = Some(objects);
+    }
+    if registry_dir.is_dir() {
+        inventory.registry = read_registry(&registry_dir)?;
+    }
+    if gcp_dir.is_dir() {
+        read_gcp(&gcp_dir, &mut inventory)?;
+    }
+    let errors = dir.join("errors.json");
+    if errors.is_file() {
+        let value = read_json(&errors)?;
+        let gaps: Vec<Gap> = deserialize(&errors, value)?;
+        inventory.gaps.extend(gaps);
+    }
+    Ok(inventory)
+}
+
+fn deserialize<T: serde::de::DeserializeOwned>(path: &Path, value: Value) -> Result<T, SnapshotError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        file_error(path, format!("at `{}`: {}", e.path(), e.inner()))
+    })
+}
+
+fn read_json(path: &Path) -> Result<Value, SnapshotError> {
+    let bytes = fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| file_error(path, format!("not valid JSON: {e}")))
+}
+
+fn files(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>, SnapshotError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = fs::read_dir(&d).map_err(|e| file_error(&d, format!("cannot list: {e}")))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| file_error(&d, format!("cannot list: {e}")))?;
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| extensions.contains(&e))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every object under `kubernetes/`, Lists unpacked, duplicates (the same object in two
+/// files) read once.
+pub fn read_kubernetes(dir: &Path) -> Result<Vec<KubeObject>, SnapshotError> {
+    let mut objects = Vec::new();
+    let mut seen = HashSet::new();
+    for path in files(dir, &["json", "yaml", "yml"])? {
+        let documents: Vec<Value> = if path.extension().is_some_and(|e| e == "json") {
+            vec![read_json(&path)?]
+        } else {
+            let text = fs::read_to_string(&path)
+                .map_err(|e| file_error(&path, format!("cannot read: {e}")))?;
+            crate::yaml::parse_documents(&text)
+                .map_err(|e| file_error(&path, format!("not valid YAML: {e}")))?
+                .into_iter()
+                .map(|d| d.value)
+                .collect()
+        };
+        for (doc_index, doc) in documents.into_iter().enumerate() {
+            let prefix = if doc_index > 0 {
+                format!("document {}: ", doc_index + 1)
+            } else {
+                String::new()
+            };
+            for (item_path, value) in unpack(doc).map_err(|m| file_error(&path, format!("{prefix}{m}")))? {
+                let object = KubeObject::from_value(value)
+                    .map_err(|m| file_error(&path, format!("{prefix}{item_path}{m}")))?;
+                let key = (
+                    object.group().to_string(),
+                    object.kind.clone(),
+                    object.namespace.clone(),
+                    object.name.clone(),
+                );
+                if seen.insert(key) {
+                    objects.push(object);
+                }
+            }
+        }
+    }
+    Ok(objects)
+}
+
+/// Unpacks a `List` (or a typed `ConfigMapList`, whose items may omit kind and apiVersion).
+fn unpack(doc: Value) -> Result<Vec<(String, Value)>, String> {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    if !kind.ends_with("List") || doc.get("items").is_none() {
+        return Ok(vec![(String::new(), doc)]);
+    }
+    let api_version = doc.get("apiVersion").cloned();
+    let item_kind = kind.strip_suffix("List").unwrap_or_default().to_string();
+    let Some(Value::Array(items)) = doc.get("items").cloned() else {
+        return match doc.get("items") {
+            Some(Value::Null) => Ok(Vec::new()),
+            _ => Err("items: expected a list".to_string()),
+        };
+    };
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut item)| {
+            if let Some(o) = item.as_object_mut()
+                && !item_kind.is_empty()
+            {
+                o.entry("kind").or_insert_with(|| Value::String(item_kind.clone()));
+                if let Some(v) = &api_version {
+                    o.entry("apiVersion").or_insert_with(|| v.clone());
+                }
+            }
+            (format!("items[{i}]."), item)
+        })
+        .collect())
+}
+
+fn read_registry(dir: &Path) -> Result<Vec<registry::Repository>, SnapshotError> {
+    let mut repositories = Vec::new();
+    for path in files(dir, &["json"])? {
+        let rel = path.strip_prefix(dir).unwrap_or(&path);
+        let parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        // `<host>/<repo path>/manifests/<digest>.json` is an index manifest, read below.
+        if parts.len() >= 3 && parts[parts.len() - 2] == "manifests" {
+            continue;
+        }
+        if parts.len() < 2 {
+            return Err(file_error(
+                &path,
+                "registry files go under `registry/<host>/<repository path>.json`",
+            ));
+        }
+        let repo_path = rel.with_extension("");
+        let name = repo_path
+            .iter()
+            .map(|p| p.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        let body = read_json(&path)?;
+        let manifests_dir = path.with_extension("").join("manifests");
+        let mut index_manifest = |digest: &str| -> Result<Option<Value>, String> {
+            let file = manifests_dir.join(format!("{digest}.json"));
+            if !file.is_file() {
+                return Ok(None);
+            }
+            read_json(&file).map(Some).map_err(|e| e.to_string())
+        };
+        let repo = registry::parse_tag_list(&name, &body, &mut index_manifest)
+            .map_err(|m| file_error(&path, m))?;
+        repositories.push(repo);
+    }
+    repositories.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(repositories)
+}
+
+type Parser = fn(&Value) -> Result<Vec<GcpResource>, String>;
+
+fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> {
+    let lists: [(&str, GcpKind, Parser); 5] = [
+        ("firewalls.json", GcpKind::FirewallRule, compute::parse_firewalls),
+        ("sslCertificates.json", GcpKind::SslCertificate, compute::parse_ssl_certificates),
+        ("buckets.json", GcpKind::Bucket, gcs::parse_buckets),
+        ("serviceAccounts.json", GcpKind::IamServiceAccount, iam::parse_service_accounts),
+        ("certificates.json", GcpKind::Certificate, certificates::parse_certificates),
+    ];
+    for (file, kind, parse) in lists {
+        let path = dir.join(file);
+        if path.is_file() {
+            let body = read_json(&path)?;
+            let mut resources = parse(&body).map_err(|m| file_error(&path, m))?;
+            inventory.gcp.append(&mut resources);
+            inventory.gcp_listed.push(kind);
+        }
+    }
+
+    // What keeps certificates in use, and bucket contents, when they were recorded.
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in ["targetHttpsProxies.json", "targetSslProxies.json"] {
+        let path = dir.join(file);
+        if path.is_file() {
+            let body = read_json(&path)?;
+            for (cert, user) in compute::parse_proxy_certificates(&body).map_err(|m| file_error(&path, m))? {
+                users.entry(cert).or_default().push(user);
+            }
+        }
+    }
+    let entries = dir.join("certificateMapEntries.json");
+    if entries.is_file() {
+        let body = read_json(&entries)?;
+        for (cert, user) in certificates::parse_map_entries(&body).map_err(|m| file_error(&entries, m))? {
+            users.entry(cert).or_default().push(user);
+        }
+    }
+    let objects_dir = dir.join("objects");
+    for resource in &mut inventory.gcp {
+        match resource.kind() {
+            GcpKind::SslCertificate | GcpKind::Certificate => {
+                if let Some(u) = users.get(&resource.name) {
+                    resource.used_by = u.clone();
+                }
+            }
+            GcpKind::Bucket => {
+                let path = objects_dir.join(format!("{}.json", resource.name));
+                if path.is_file() {
+                    let body = read_json(&path)?;
+                    resource.empty =
+                        Some(gcs::objects_list_is_empty(&body).map_err(|m| file_error(&path, m))?);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
