@@ -1,6 +1,13 @@
 //! driftsweep keeps a Kubernetes cluster and its Google Cloud project equal to what one
 //! repository defines: it audits, reports, and deletes only what a person reviewed.
 
-pub mod policy;
-pub mod yaml;
+pub mod cli;
+pub mod commands;
+pub mod evaluate;
 pub mod inventory;
+pub mod manifests;
+pub mod plan;
+pub mod policy;
+pub mod report;
+pub mod settings;
+pub mod yaml;

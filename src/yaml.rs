@@ -192,7 +192,11 @@ impl MarkedEventReceiver for Builder {
             Event::Scalar(text, style, anchor, tag) => {
                 if self.expecting_key() {
                     let key = key_text(&scalar(text, style, tag.as_ref()));
-                    let pointer = format!("{}/{}", self.pointer(), key.replace('~', "~0").replace('/', "~1"));
+                    let pointer = format!(
+                        "{}/{}",
+                        self.pointer(),
+                        key.replace('~', "~0").replace('/', "~1")
+                    );
                     if let Some(Frame::Map(map, slot, _)) = self.stack.last_mut() {
                         if map.contains_key(&key) {
                             self.fail(mark, format!("duplicate key `{key}`"));

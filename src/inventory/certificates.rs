@@ -32,7 +32,10 @@ pub fn parse_map_entries(body: &Value) -> Result<Vec<(String, String)>, String> 
     for (path, o) in items(body, "certificateMapEntries")? {
         let entry = required(o, &path, "name")?.to_string();
         for cert in strings(o, "certificates") {
-            uses.push((short_name(&cert).to_string(), format!("map entry {}", short_name(&entry))));
+            uses.push((
+                short_name(&cert).to_string(),
+                format!("map entry {}", short_name(&entry)),
+            ));
         }
     }
     Ok(uses)

@@ -53,7 +53,10 @@ pub fn parse_proxy_certificates(body: &Value) -> Result<Vec<(String, String)>, S
             uses.push((short_name(&cert).to_string(), format!("proxy {proxy}")));
         }
         if let Some(map) = text(o, "certificateMap") {
-            uses.push((format!("map:{}", short_name(&map)), format!("proxy {proxy}")));
+            uses.push((
+                format!("map:{}", short_name(&map)),
+                format!("proxy {proxy}"),
+            ));
         }
     }
     Ok(uses)
@@ -70,7 +73,10 @@ mod tests {
             {"name": "a", "id": "1", "creationTimestamp": "2025-02-01T08:00:00.000-08:00"}]});
         let rules = parse_firewalls(&list).unwrap();
         assert_eq!(rules[0].name, "a");
-        assert_eq!(rules[0].created.unwrap().to_rfc3339(), "2025-02-01T16:00:00+00:00");
+        assert_eq!(
+            rules[0].created.unwrap().to_rfc3339(),
+            "2025-02-01T16:00:00+00:00"
+        );
         let bad = json!({"items": [{"id": "1"}]});
         assert_eq!(parse_firewalls(&bad).unwrap_err(), "items[0].name: missing");
         assert!(parse_firewalls(&json!({"kind": "x"})).unwrap().is_empty());
@@ -80,6 +86,9 @@ mod tests {
     fn proxies_name_their_certificates() {
         let list = json!({"items": [{"name": "p", "sslCertificates": [
             "https://www.googleapis.com/compute/v1/projects/x/global/sslCertificates/c1"]}]});
-        assert_eq!(parse_proxy_certificates(&list).unwrap(), vec![("c1".into(), "proxy p".into())]);
+        assert_eq!(
+            parse_proxy_certificates(&list).unwrap(),
+            vec![("c1".into(), "proxy p".into())]
+        );
     }
 }

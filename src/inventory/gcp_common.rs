@@ -9,7 +9,10 @@ use serde_json::{Map, Value};
 use super::kubernetes::{parse_time, type_name};
 
 /// The items of a list response under `key` (absent or null means none).
-pub fn items<'a>(body: &'a Value, key: &str) -> Result<Vec<(String, &'a Map<String, Value>)>, String> {
+pub fn items<'a>(
+    body: &'a Value,
+    key: &str,
+) -> Result<Vec<(String, &'a Map<String, Value>)>, String> {
     let obj = body
         .as_object()
         .ok_or_else(|| format!("expected a list response object, found {}", type_name(body)))?;
@@ -21,10 +24,15 @@ pub fn items<'a>(body: &'a Value, key: &str) -> Result<Vec<(String, &'a Map<Stri
             .map(|(i, item)| {
                 item.as_object()
                     .map(|o| (format!("{key}[{i}]"), o))
-                    .ok_or_else(|| format!("{key}[{i}]: expected an object, found {}", type_name(item)))
+                    .ok_or_else(|| {
+                        format!("{key}[{i}]: expected an object, found {}", type_name(item))
+                    })
             })
             .collect(),
-        Some(other) => Err(format!("{key}: expected a list, found {}", type_name(other))),
+        Some(other) => Err(format!(
+            "{key}: expected a list, found {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -47,13 +55,20 @@ pub fn text(o: &Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-pub fn time(o: &Map<String, Value>, path: &str, key: &str) -> Result<Option<DateTime<Utc>>, String> {
+pub fn time(
+    o: &Map<String, Value>,
+    path: &str,
+    key: &str,
+) -> Result<Option<DateTime<Utc>>, String> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => parse_time(s)
             .map(Some)
             .map_err(|e| format!("{path}.{key}: `{s}` is not an RFC 3339 time ({e})")),
-        Some(other) => Err(format!("{path}.{key}: expected a time, found {}", type_name(other))),
+        Some(other) => Err(format!(
+            "{path}.{key}: expected a time, found {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -69,7 +84,11 @@ pub fn labels(o: &Map<String, Value>) -> BTreeMap<String, String> {
 
 pub fn strings(o: &Map<String, Value>, key: &str) -> Vec<String> {
     match o.get(key) {
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     }

@@ -32,7 +32,11 @@ pub fn parse_buckets(body: &Value) -> Result<Vec<GcpResource>, String> {
 
 /// A `storage#objects` response for one bucket: true when it lists no object.
 pub fn objects_list_is_empty(body: &Value) -> Result<bool, String> {
-    Ok(items(body, "items")?.is_empty() && body.get("prefixes").and_then(Value::as_array).is_none_or(Vec::is_empty))
+    Ok(items(body, "items")?.is_empty()
+        && body
+            .get("prefixes")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty))
 }
 
 #[cfg(test)]

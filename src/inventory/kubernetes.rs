@@ -109,9 +109,7 @@ impl KubeObject {
             })?),
             None => None,
         };
-        let deleting = meta
-            .get("deletionTimestamp")
-            .is_some_and(|v| !v.is_null());
+        let deleting = meta.get("deletionTimestamp").is_some_and(|v| !v.is_null());
         let labels = string_map(meta.get("labels"), "metadata.labels")?;
         let annotations = string_map(meta.get("annotations"), "metadata.annotations")?;
         let owners = owner_refs(meta.get("ownerReferences"))?;
@@ -153,7 +151,14 @@ impl KubeObject {
 }
 
 /// Kinds whose whole content is data, never references.
-const DATA_KINDS: &[&str] = &["ConfigMap", "Secret", "Event", "Lease", "Endpoints", "EndpointSlice"];
+const DATA_KINDS: &[&str] = &[
+    "ConfigMap",
+    "Secret",
+    "Event",
+    "Lease",
+    "Endpoints",
+    "EndpointSlice",
+];
 
 /// Where a Pod spec lives, by kind; unknown kinds (custom resources such as Argo Rollouts) are
 /// probed at the same places.
@@ -169,7 +174,10 @@ fn analyse(record: &mut KubeObject, obj: &Map<String, Value>) -> Result<(), Stri
             && record.secret_type.as_deref() == Some("kubernetes.io/service-account-token")
             && let (Some(ns), Some(sa)) = (
                 record.namespace.clone(),
-                record.annotations.get("kubernetes.io/service-account.name").cloned(),
+                record
+                    .annotations
+                    .get("kubernetes.io/service-account.name")
+                    .cloned(),
             )
         {
             record.uses.push(ObjectRef {
@@ -237,7 +245,8 @@ fn analyse(record: &mut KubeObject, obj: &Map<String, Value>) -> Result<(), Stri
         _ => {
             if pod_specs.is_empty() {
                 for (key, value) in obj {
-                    if key != "metadata" && key != "status" && key != "apiVersion" && key != "kind" {
+                    if key != "metadata" && key != "status" && key != "apiVersion" && key != "kind"
+                    {
                         scan_references(value, key, &namespace, &mut record.uses);
                     }
                 }
@@ -250,7 +259,9 @@ fn analyse(record: &mut KubeObject, obj: &Map<String, Value>) -> Result<(), Stri
     {
         for t in templates {
             if let Some(name) = t.pointer("/metadata/name").and_then(Value::as_str) {
-                record.claim_prefixes.push(format!("{name}-{}-", record.name));
+                record
+                    .claim_prefixes
+                    .push(format!("{name}-{}-", record.name));
             }
         }
     }
@@ -260,7 +271,11 @@ fn analyse(record: &mut KubeObject, obj: &Map<String, Value>) -> Result<(), Stri
     if record.kind == "Pod"
         && let Some(status) = obj.get("status")
     {
-        for field in ["containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"] {
+        for field in [
+            "containerStatuses",
+            "initContainerStatuses",
+            "ephemeralContainerStatuses",
+        ] {
             if let Some(Value::Array(list)) = status.get(field) {
                 for s in list {
                     for key in ["imageID", "image"] {
@@ -286,7 +301,10 @@ fn read_pod_spec(
     namespace: &str,
 ) -> Result<(), String> {
     if !spec.is_object() {
-        return Err(format!("{path}: expected an object, found {}", type_name(spec)));
+        return Err(format!(
+            "{path}: expected an object, found {}",
+            type_name(spec)
+        ));
     }
     for field in ["containers", "initContainers", "ephemeralContainers"] {
         match spec.get(field) {
@@ -386,7 +404,9 @@ fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<Obje
             let name = o.get("name").and_then(Value::as_str);
             let ns = o.get("namespace").and_then(Value::as_str);
             if let Some(name) = name {
-                if lower == "secret" || lower.ends_with("secretref") || lower.ends_with("secretkeyref")
+                if lower == "secret"
+                    || lower.ends_with("secretref")
+                    || lower.ends_with("secretkeyref")
                 {
                     push(out, AuditedKind::Secret, ns, name);
                 } else if lower == "configmap"
@@ -407,7 +427,10 @@ fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<Obje
             for item in items {
                 if secret_list
                     && let Some(name) = item.get("name").and_then(Value::as_str)
-                    && item.get("kind").and_then(Value::as_str).is_none_or(|k| k == "Secret")
+                    && item
+                        .get("kind")
+                        .and_then(Value::as_str)
+                        .is_none_or(|k| k == "Secret")
                 {
                     push(
                         out,
@@ -448,7 +471,10 @@ fn required_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Resul
     match obj.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) => Err(format!("{path}: must not be empty")),
-        Some(other) => Err(format!("{path}: expected a string, found {}", type_name(other))),
+        Some(other) => Err(format!(
+            "{path}: expected a string, found {}",
+            type_name(other)
+        )),
         None => Err(format!("{path}: missing")),
     }
 }
@@ -461,7 +487,10 @@ fn optional_str<'a>(
     match obj.get(key) {
         Some(Value::String(s)) => Ok(Some(s)),
         None | Some(Value::Null) => Ok(None),
-        Some(other) => Err(format!("{path}: expected a string, found {}", type_name(other))),
+        Some(other) => Err(format!(
+            "{path}: expected a string, found {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -475,10 +504,16 @@ fn string_map(value: Option<&Value>, path: &str) -> Result<BTreeMap<String, Stri
                 Value::Bool(b) => Ok((k.clone(), b.to_string())),
                 Value::Number(n) => Ok((k.clone(), n.to_string())),
                 Value::Null => Ok((k.clone(), String::new())),
-                other => Err(format!("{path}.{k}: expected a string, found {}", type_name(other))),
+                other => Err(format!(
+                    "{path}.{k}: expected a string, found {}",
+                    type_name(other)
+                )),
             })
             .collect(),
-        Some(other) => Err(format!("{path}: expected an object, found {}", type_name(other))),
+        Some(other) => Err(format!(
+            "{path}: expected an object, found {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -489,12 +524,20 @@ fn owner_refs(value: Option<&Value>) -> Result<Vec<OwnerRef>, String> {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                let o = item.as_object().ok_or_else(|| {
-                    format!("metadata.ownerReferences[{i}]: expected an object")
-                })?;
+                let o = item
+                    .as_object()
+                    .ok_or_else(|| format!("metadata.ownerReferences[{i}]: expected an object"))?;
                 Ok(OwnerRef {
-                    kind: o.get("kind").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    name: o.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    kind: o
+                        .get("kind")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    name: o
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     uid: o.get("uid").and_then(Value::as_str).map(str::to_string),
                 })
             })
@@ -581,28 +624,41 @@ mod tests {
             "status": {"containerStatuses": [{"imageID": "h/r@sha256:abc", "image": "h/r:1"}]}
         }))
         .unwrap();
-        assert!(pod.uses.iter().any(|r| r.kind == AuditedKind::ServiceAccount && r.name == "default"));
+        assert!(
+            pod.uses
+                .iter()
+                .any(|r| r.kind == AuditedKind::ServiceAccount && r.name == "default")
+        );
         assert_eq!(pod.containers[0].image, "h/r:1");
         assert!(pod.image_ids.contains(&"h/r@sha256:abc".to_string()));
     }
 
     #[test]
     fn ingress_tls_service_account_and_custom_resources() {
-        let ing = refs(json!({"kind": "Ingress", "apiVersion": "networking.k8s.io/v1",
+        let ing = refs(
+            json!({"kind": "Ingress", "apiVersion": "networking.k8s.io/v1",
             "metadata": {"name": "i", "namespace": "n"},
-            "spec": {"tls": [{"hosts": ["a"], "secretName": "tls-a"}]}}));
+            "spec": {"tls": [{"hosts": ["a"], "secretName": "tls-a"}]}}),
+        );
         assert!(has(&ing, AuditedKind::Secret, "tls-a"));
         let sa = refs(json!({"kind": "ServiceAccount", "apiVersion": "v1",
             "metadata": {"name": "s", "namespace": "n"},
             "secrets": [{"name": "tok"}], "imagePullSecrets": [{"name": "pull"}]}));
         assert!(has(&sa, AuditedKind::Secret, "tok") && has(&sa, AuditedKind::Secret, "pull"));
-        let cert = refs(json!({"kind": "Certificate", "apiVersion": "cert-manager.io/v1",
-            "metadata": {"name": "c", "namespace": "n"}, "spec": {"secretName": "issued-tls"}}));
+        let cert = refs(
+            json!({"kind": "Certificate", "apiVersion": "cert-manager.io/v1",
+            "metadata": {"name": "c", "namespace": "n"}, "spec": {"secretName": "issued-tls"}}),
+        );
         assert!(has(&cert, AuditedKind::Secret, "issued-tls"));
-        let rb = refs(json!({"kind": "RoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1",
+        let rb = refs(
+            json!({"kind": "RoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1",
             "metadata": {"name": "rb", "namespace": "n"},
-            "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": "other"}]}));
-        assert_eq!(rb, vec![(AuditedKind::ServiceAccount, "other".into(), "ci".into())]);
+            "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": "other"}]}),
+        );
+        assert_eq!(
+            rb,
+            vec![(AuditedKind::ServiceAccount, "other".into(), "ci".into())]
+        );
     }
 
     #[test]
@@ -614,17 +670,21 @@ mod tests {
         .unwrap();
         assert_eq!(sts.claim_prefixes, vec!["data-db-".to_string()]);
         assert_eq!(sts.replicas, Some(0));
-        let rollout = refs(json!({"kind": "Rollout", "apiVersion": "argoproj.io/v1alpha1",
+        let rollout = refs(
+            json!({"kind": "Rollout", "apiVersion": "argoproj.io/v1alpha1",
             "metadata": {"name": "r", "namespace": "n"},
             "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x",
-                "envFrom": [{"configMapRef": {"name": "rollout-cm"}}]}]}}}}));
+                "envFrom": [{"configMapRef": {"name": "rollout-cm"}}]}]}}}}),
+        );
         assert!(has(&rollout, AuditedKind::ConfigMap, "rollout-cm"));
     }
 
     #[test]
     fn secret_data_is_dropped_and_configmap_data_is_not_a_reference() {
-        let s = KubeObject::from_value(json!({"kind": "Secret", "apiVersion": "v1", "type": "Opaque",
-            "metadata": {"name": "s", "namespace": "n"}, "data": {"k": "c2VjcmV0"}}))
+        let s = KubeObject::from_value(
+            json!({"kind": "Secret", "apiVersion": "v1", "type": "Opaque",
+            "metadata": {"name": "s", "namespace": "n"}, "data": {"k": "c2VjcmV0"}}),
+        )
         .unwrap();
         assert!(s.raw.unwrap().get("data").is_none());
         let cm = refs(json!({"kind": "ConfigMap", "apiVersion": "v1",
@@ -634,12 +694,20 @@ mod tests {
 
     #[test]
     fn malformed_objects_name_the_field() {
-        let e = KubeObject::from_value(json!({"kind": "ConfigMap", "metadata": {"name": 3}})).unwrap_err();
+        let e = KubeObject::from_value(json!({"kind": "ConfigMap", "metadata": {"name": 3}}))
+            .unwrap_err();
         assert_eq!(e, "metadata.name: expected a string, found a number");
-        let e = KubeObject::from_value(json!({"kind": "Pod", "metadata": {"name": "p", "creationTimestamp": "yesterday"}})).unwrap_err();
+        let e = KubeObject::from_value(
+            json!({"kind": "Pod", "metadata": {"name": "p", "creationTimestamp": "yesterday"}}),
+        )
+        .unwrap_err();
         assert!(e.starts_with("metadata.creationTimestamp"));
         let e = KubeObject::from_value(json!({"kind": "Deployment", "metadata": {"name": "d"},
-            "spec": {"template": {"spec": {"containers": {"name": "c"}}}}})).unwrap_err();
-        assert_eq!(e, "spec.template.spec.containers: expected a list, found an object");
+            "spec": {"template": {"spec": {"containers": {"name": "c"}}}}}))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "spec.template.spec.containers: expected a list, found an object"
+        );
     }
 }

@@ -119,13 +119,21 @@ pub enum Protects {
 }
 
 /// A list that failed or is incomplete.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gap {
     pub provider: Provider,
     /// What could not be read, e.g. `Pods in all namespaces`.
     pub what: String,
     pub error: String,
     pub protects: Protects,
+    /// An API call failed (the run exits 1). False when the data is only absent, as in a
+    /// snapshot that did not record it: protected all the same, but not a failure.
+    #[serde(default = "yes")]
+    pub failed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Everything a run saw.

@@ -71,7 +71,10 @@ fn millis(value: Option<&Value>, path: &str) -> Result<Option<DateTime<Utc>>, St
             ));
         }
     };
-    Ok(Utc.timestamp_millis_opt(ms).single().filter(|t| plausible(*t)))
+    Ok(Utc
+        .timestamp_millis_opt(ms)
+        .single()
+        .filter(|t| plausible(*t)))
 }
 
 /// Reads a `tags/list` body. `index_manifest` returns the stored index manifest of a digest,
@@ -91,7 +94,9 @@ pub fn parse_tag_list(
             for (digest, info) in manifests {
                 let path = format!("manifest[\"{digest}\"]");
                 if !is_digest(digest) {
-                    return Err(format!("{path}: `{digest}` is not a digest (`sha256:<64 hex>`)"));
+                    return Err(format!(
+                        "{path}: `{digest}` is not a digest (`sha256:<64 hex>`)"
+                    ));
                 }
                 let info = info
                     .as_object()
@@ -109,7 +114,10 @@ pub fn parse_tag_list(
                         .collect::<Result<_, _>>()?,
                     Some(_) => return Err(format!("{path}.tag: expected a list of tags")),
                 };
-                let media_type = info.get("mediaType").and_then(Value::as_str).map(str::to_string);
+                let media_type = info
+                    .get("mediaType")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 let stored = index_manifest(digest)?;
                 let declared_index = media_type
                     .as_deref()
@@ -137,7 +145,10 @@ pub fn parse_tag_list(
                     digest: digest.clone(),
                     tags,
                     media_type,
-                    uploaded: millis(info.get("timeUploadedMs"), &format!("{path}.timeUploadedMs"))?,
+                    uploaded: millis(
+                        info.get("timeUploadedMs"),
+                        &format!("{path}.timeUploadedMs"),
+                    )?,
                     created: millis(info.get("timeCreatedMs"), &format!("{path}.timeCreatedMs"))?,
                     size: match info.get("imageSizeBytes") {
                         Some(Value::String(s)) => s.parse().ok(),
@@ -166,7 +177,9 @@ pub fn is_digest(s: &str) -> bool {
         Some((algo, hex)) => {
             !algo.is_empty()
                 && hex.len() >= 32
-                && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         }
         None => false,
     }
@@ -220,7 +233,8 @@ impl ImageRef {
 
 pub fn normalise_repository(repo: &str) -> String {
     let first = repo.split('/').next().unwrap_or_default();
-    let has_host = repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_host =
+        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if has_host {
         repo.to_string()
     } else if repo.contains('/') {
@@ -243,9 +257,15 @@ mod tests {
         let r = ImageRef::parse("localhost:5000/app@sha256:abcd").unwrap();
         assert_eq!(r.repository, "localhost:5000/app");
         assert_eq!(r.digest.as_deref(), Some("sha256:abcd"));
-        assert_eq!(ImageRef::parse("nginx").unwrap().repository, "docker.io/library/nginx");
+        assert_eq!(
+            ImageRef::parse("nginx").unwrap().repository,
+            "docker.io/library/nginx"
+        );
         let r = ImageRef::parse("docker-pullable://h.io/a/b@sha256:ff").unwrap();
-        assert_eq!((r.repository.as_str(), r.digest.as_deref()), ("h.io/a/b", Some("sha256:ff")));
+        assert_eq!(
+            (r.repository.as_str(), r.digest.as_deref()),
+            ("h.io/a/b", Some("sha256:ff"))
+        );
     }
 
     #[test]
@@ -279,7 +299,11 @@ mod tests {
     #[test]
     fn malformed_entries_name_the_path() {
         let body = json!({"manifest": {"sha256:zz": {}}});
-        assert!(parse_tag_list("h/a", &body, &mut |_: &str| Ok(None)).unwrap_err().contains("not a digest"));
+        assert!(
+            parse_tag_list("h/a", &body, &mut |_: &str| Ok(None))
+                .unwrap_err()
+                .contains("not a digest")
+        );
         let d = format!("sha256:{}", "d".repeat(64));
         let body = json!({"manifest": {d: {"timeUploadedMs": "soon"}}});
         let e = parse_tag_list("h/a", &body, &mut |_: &str| Ok(None)).unwrap_err();

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::kubernetes::KubeObject;
 use super::{
-    GcpKind, GcpResource, Gap, Inventory, Protects, Provider, certificates, compute, gcs, iam,
+    Gap, GcpKind, GcpResource, Inventory, Protects, Provider, certificates, compute, gcs, iam,
     registry,
 };
 
@@ -67,9 +67,11 @@ pub fn read(dir: &Path) -> Result<Inventory, SnapshotError> {
             inventory.gaps.push(Gap {
                 provider: Provider::Kubernetes,
                 what: "Pods and workloads".to_string(),
-                error: "the snapshot holds no Pod and no workload, so nothing proves what is in use"
-                    .to_string(),
+                error:
+                    "the snapshot holds no Pod and no workload, so nothing proves what is in use"
+                        .to_string(),
                 protects: Protects::KubernetesReferences,
+                failed: false,
             });
         }
         inventory.kubernetes = Some(objects);
@@ -89,10 +91,12 @@ pub fn read(dir: &Path) -> Result<Inventory, SnapshotError> {
     Ok(inventory)
 }
 
-fn deserialize<T: serde::de::DeserializeOwned>(path: &Path, value: Value) -> Result<T, SnapshotError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        file_error(path, format!("at `{}`: {}", e.path(), e.inner()))
-    })
+fn deserialize<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    value: Value,
+) -> Result<T, SnapshotError> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| file_error(path, format!("at `{}`: {}", e.path(), e.inner())))
 }
 
 fn read_json(path: &Path) -> Result<Value, SnapshotError> {
@@ -146,7 +150,9 @@ pub fn read_kubernetes(dir: &Path) -> Result<Vec<KubeObject>, SnapshotError> {
             } else {
                 String::new()
             };
-            for (item_path, value) in unpack(doc).map_err(|m| file_error(&path, format!("{prefix}{m}")))? {
+            for (item_path, value) in
+                unpack(doc).map_err(|m| file_error(&path, format!("{prefix}{m}")))?
+            {
                 let object = KubeObject::from_value(value)
                     .map_err(|m| file_error(&path, format!("{prefix}{item_path}{m}")))?;
                 let key = (
@@ -166,7 +172,11 @@ pub fn read_kubernetes(dir: &Path) -> Result<Vec<KubeObject>, SnapshotError> {
 
 /// Unpacks a `List` (or a typed `ConfigMapList`, whose items may omit kind and apiVersion).
 fn unpack(doc: Value) -> Result<Vec<(String, Value)>, String> {
-    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let kind = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if !kind.ends_with("List") || doc.get("items").is_none() {
         return Ok(vec![(String::new(), doc)]);
     }
@@ -185,7 +195,8 @@ fn unpack(doc: Value) -> Result<Vec<(String, Value)>, String> {
             if let Some(o) = item.as_object_mut()
                 && !item_kind.is_empty()
             {
-                o.entry("kind").or_insert_with(|| Value::String(item_kind.clone()));
+                o.entry("kind")
+                    .or_insert_with(|| Value::String(item_kind.clone()));
                 if let Some(v) = &api_version {
                     o.entry("apiVersion").or_insert_with(|| v.clone());
                 }
@@ -240,11 +251,27 @@ type Parser = fn(&Value) -> Result<Vec<GcpResource>, String>;
 
 fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> {
     let lists: [(&str, GcpKind, Parser); 5] = [
-        ("firewalls.json", GcpKind::FirewallRule, compute::parse_firewalls),
-        ("sslCertificates.json", GcpKind::SslCertificate, compute::parse_ssl_certificates),
+        (
+            "firewalls.json",
+            GcpKind::FirewallRule,
+            compute::parse_firewalls,
+        ),
+        (
+            "sslCertificates.json",
+            GcpKind::SslCertificate,
+            compute::parse_ssl_certificates,
+        ),
         ("buckets.json", GcpKind::Bucket, gcs::parse_buckets),
-        ("serviceAccounts.json", GcpKind::IamServiceAccount, iam::parse_service_accounts),
-        ("certificates.json", GcpKind::Certificate, certificates::parse_certificates),
+        (
+            "serviceAccounts.json",
+            GcpKind::IamServiceAccount,
+            iam::parse_service_accounts,
+        ),
+        (
+            "certificates.json",
+            GcpKind::Certificate,
+            certificates::parse_certificates,
+        ),
     ];
     for (file, kind, parse) in lists {
         let path = dir.join(file);
@@ -262,7 +289,9 @@ fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> 
         let path = dir.join(file);
         if path.is_file() {
             let body = read_json(&path)?;
-            for (cert, user) in compute::parse_proxy_certificates(&body).map_err(|m| file_error(&path, m))? {
+            for (cert, user) in
+                compute::parse_proxy_certificates(&body).map_err(|m| file_error(&path, m))?
+            {
                 users.entry(cert).or_default().push(user);
             }
         }
@@ -270,7 +299,9 @@ fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> 
     let entries = dir.join("certificateMapEntries.json");
     if entries.is_file() {
         let body = read_json(&entries)?;
-        for (cert, user) in certificates::parse_map_entries(&body).map_err(|m| file_error(&entries, m))? {
+        for (cert, user) in
+            certificates::parse_map_entries(&body).map_err(|m| file_error(&entries, m))?
+        {
             users.entry(cert).or_default().push(user);
         }
     }

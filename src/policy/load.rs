@@ -64,7 +64,10 @@ pub enum PolicyError {
         source: std::io::Error,
     },
     #[error("{}", invalid_message(path, problems))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 fn invalid_message(path: &Path, problems: &[Problem]) -> String {
@@ -239,7 +242,9 @@ fn collect_schema_problem(
                 branch.len() == 1
                     && matches!(
                         branch[0].kind(),
-                        ValidationErrorKind::Type { kind: TypeKind::Single(jsonschema::JsonType::Null) }
+                        ValidationErrorKind::Type {
+                            kind: TypeKind::Single(jsonschema::JsonType::Null)
+                        }
                     )
             };
             let branches: Vec<_> = context.iter().filter(|b| !is_null_branch(b)).collect();
@@ -260,12 +265,16 @@ fn collect_schema_problem(
 fn rule_problems(doc: &Document) -> Vec<Problem> {
     let v = &doc.value;
     let mut problems = Vec::new();
-    let mut push = |pointer: &str, message: String| problems.push(problem_at(doc, pointer, message));
+    let mut push =
+        |pointer: &str, message: String| problems.push(problem_at(doc, pointer, message));
 
     if let Some(version) = v.get("version").and_then(Value::as_u64)
         && version != 1
     {
-        push("/version", format!("unsupported version {version}; this driftsweep reads version 1"));
+        push(
+            "/version",
+            format!("unsupported version {version}; this driftsweep reads version 1"),
+        );
     }
     if let Some(name) = v.get("name").and_then(Value::as_str)
         && name.trim().is_empty()
@@ -281,7 +290,12 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
             patterns.push(format!("/kubernetes/keep/{i}/namespace"));
         }
     }
-    for section in ["firewall_rules", "buckets", "service_accounts", "ssl_certificates"] {
+    for section in [
+        "firewall_rules",
+        "buckets",
+        "service_accounts",
+        "ssl_certificates",
+    ] {
         let base = format!("/gcp/{section}/allowed");
         if let Some(list) = v.pointer(&base).and_then(Value::as_array) {
             if list.is_empty() {
@@ -306,7 +320,9 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
         }
     }
 
-    if let Some(ns) = v.pointer("/kubernetes/namespaces").and_then(Value::as_array)
+    if let Some(ns) = v
+        .pointer("/kubernetes/namespaces")
+        .and_then(Value::as_array)
         && ns.is_empty()
     {
         push(
@@ -322,18 +338,24 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
                 {
                     push(
                         &format!("{field}/{i}"),
-                        format!("`{name}` is not a valid namespace name (lowercase letters, digits and `-`, at most 63)"),
+                        format!(
+                            "`{name}` is not a valid namespace name (lowercase letters, digits and `-`, at most 63)"
+                        ),
                     );
                 }
             }
         }
     }
 
-    if let Some(repos) = v.pointer("/registry/repositories").and_then(Value::as_array) {
+    if let Some(repos) = v
+        .pointer("/registry/repositories")
+        .and_then(Value::as_array)
+    {
         if repos.is_empty() {
             push(
                 "/registry/repositories",
-                "list at least one repository, or remove `registry` to leave images alone".to_string(),
+                "list at least one repository, or remove `registry` to leave images alone"
+                    .to_string(),
             );
         }
         check_references(&mut push, "/registry/repositories", repos);
@@ -346,10 +368,13 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
     if keep_recent == Some(0) && max_age == Some(0) {
         push(
             "/registry/keep_recent",
-            "`keep_recent: 0` with `max_age_days: 0` would delete every image version not in use".to_string(),
+            "`keep_recent: 0` with `max_age_days: 0` would delete every image version not in use"
+                .to_string(),
         );
     }
-    if let Some(annotation) = v.pointer("/safety/opt_out_annotation").and_then(Value::as_str)
+    if let Some(annotation) = v
+        .pointer("/safety/opt_out_annotation")
+        .and_then(Value::as_str)
         && (annotation.is_empty() || annotation.contains(char::is_whitespace))
     {
         push(
@@ -357,7 +382,10 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
             format!("`{annotation}` is not a valid annotation key"),
         );
     }
-    if let Some(0) = v.pointer("/safety/plan_max_age_hours").and_then(Value::as_u64) {
+    if let Some(0) = v
+        .pointer("/safety/plan_max_age_hours")
+        .and_then(Value::as_u64)
+    {
         push(
             "/safety/plan_max_age_hours",
             "must be at least 1, or every reviewed plan is refused".to_string(),
@@ -370,7 +398,12 @@ fn check_references(push: &mut impl FnMut(&str, String), base: &str, items: &[Va
     for (i, item) in items.iter().enumerate() {
         let Some(text) = item.as_str() else { continue };
         let pointer = format!("{base}/{i}");
-        if text.contains('@') || text.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+        if text.contains('@')
+            || text
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(':'))
+        {
             push(
                 &pointer,
                 format!("`{text}` must name a repository without tag or digest"),
@@ -378,7 +411,9 @@ fn check_references(push: &mut impl FnMut(&str, String), base: &str, items: &[Va
         } else if !text.contains('/') || text.starts_with('/') || text.ends_with('/') {
             push(
                 &pointer,
-                format!("`{text}` must be `host/path`, e.g. `us-docker.pkg.dev/project/repo/image`"),
+                format!(
+                    "`{text}` must be `host/path`, e.g. `us-docker.pkg.dev/project/repo/image`"
+                ),
             );
         }
     }
@@ -427,12 +462,30 @@ mod tests {
     fn reports_every_problem_at_once_with_lines() {
         let text = "version: 1\nname: aia\nkubernetes:\n  namespaces: [aia-production]\n  namespcaes: [x]\nregistry:\n  repositories: [example.com/a/b]\n  keep_recent: -1\n  max_age_days: soon\ngcp:\n  project: p\n  firewall_rules: {allowed: []}\n  buckets: {allowed: ['a-[']}\n";
         let problems = validate_source(text).unwrap_err();
-        let lines: Vec<_> = problems.iter().map(|p| (p.line, p.field.as_str())).collect();
-        assert!(lines.contains(&(Some(5), "kubernetes.namespcaes")), "{problems:#?}");
-        assert!(lines.contains(&(Some(8), "registry.keep_recent")), "{problems:#?}");
-        assert!(lines.contains(&(Some(9), "registry.max_age_days")), "{problems:#?}");
-        assert!(lines.contains(&(Some(12), "gcp.firewall_rules.allowed")), "{problems:#?}");
-        assert!(lines.contains(&(Some(13), "gcp.buckets.allowed[0]")), "{problems:#?}");
+        let lines: Vec<_> = problems
+            .iter()
+            .map(|p| (p.line, p.field.as_str()))
+            .collect();
+        assert!(
+            lines.contains(&(Some(5), "kubernetes.namespcaes")),
+            "{problems:#?}"
+        );
+        assert!(
+            lines.contains(&(Some(8), "registry.keep_recent")),
+            "{problems:#?}"
+        );
+        assert!(
+            lines.contains(&(Some(9), "registry.max_age_days")),
+            "{problems:#?}"
+        );
+        assert!(
+            lines.contains(&(Some(12), "gcp.firewall_rules.allowed")),
+            "{problems:#?}"
+        );
+        assert!(
+            lines.contains(&(Some(13), "gcp.buckets.allowed[0]")),
+            "{problems:#?}"
+        );
         assert_eq!(problems.len(), 5, "{problems:#?}");
     }
 
@@ -456,10 +509,9 @@ mod tests {
 
     #[test]
     fn rejects_tagged_repositories_and_unknown_versions() {
-        let problems = validate_source(
-            "version: 2\nname: a\nregistry:\n  repositories: [h/a:v1]\n",
-        )
-        .unwrap_err();
+        let problems =
+            validate_source("version: 2\nname: a\nregistry:\n  repositories: [h/a:v1]\n")
+                .unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:#?}");
         assert_eq!(problems[0].line, Some(1));
     }
@@ -474,7 +526,13 @@ mod tests {
     #[test]
     fn schema_documents_every_section() {
         let s = schema().to_string();
-        for field in ["keep_recent", "max_age_days", "opt_out_annotation", "delete_pvcs", "plain_http_hosts"] {
+        for field in [
+            "keep_recent",
+            "max_age_days",
+            "opt_out_annotation",
+            "delete_pvcs",
+            "plain_http_hosts",
+        ] {
             assert!(s.contains(field), "{field} missing from schema");
         }
     }

@@ -1,0 +1,110 @@
+//! Command-line types only; no logic. Every flag says what it does, with an example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const ABOUT: &str =
+    "Keeps a Kubernetes cluster and its Google Cloud project equal to what one repository defines.";
+
+const LONG_ABOUT: &str = "\
+Keeps a Kubernetes cluster and its Google Cloud project equal to what one repository defines.
+
+driftsweep audits namespaces, ConfigMaps, Secrets, ServiceAccounts, PVCs, container image
+versions, firewall rules, buckets, service accounts and certificates against the repository's
+policy and manifests, and reports what should go. It never deletes in a dry run (the default):
+anything in use, managed by Kubernetes/GKE/Google, opted out or too young is kept.";
+
+const EXAMPLES: &str = "\
+Examples:
+  driftsweep run --policy policies/aia.yaml --snapshot examples/snapshot --markdown report.md
+  driftsweep policy check policies/aia.yaml
+  driftsweep policy schema > policy.schema.json
+
+Exit codes: 0 success; 1 runtime failure (some lists failed; the report lists the rest);
+2 bad input (policy, flags, snapshot); 3 findings present and --fail-on-findings given.";
+
+#[derive(Debug, Parser)]
+#[command(name = "driftsweep", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit the cluster, registry and project against the policy and write the report.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Check a policy file, or print the policy's JSON Schema.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  # Audit the bundled example snapshot, with a Markdown and an HTML report:
+  driftsweep run --policy policies/aia.yaml --snapshot examples/snapshot \\
+      --report report.json --markdown report.md --html report.html
+
+  # Replay a snapshot as of a fixed time, JSON report on stdout, exit 3 on findings:
+  driftsweep run --policy policies/aia.yaml --snapshot snap/ --now 2026-11-29T07:30:00Z \\
+      --report - --fail-on-findings";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Report only; delete nothing. This is the default (enforce mode is not in this build).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The policy file, e.g. `policies/aia.yaml`. Relative paths inside it (manifests)
+    /// resolve against its folder.
+    #[arg(long, value_name = "FILE", env = "DRIFTSWEEP_POLICY")]
+    pub policy: PathBuf,
+
+    /// Read the inventory from a snapshot folder instead of live APIs, e.g.
+    /// `examples/snapshot` (holds kubernetes/, registry/ and gcp/ API responses).
+    #[arg(long, value_name = "DIR")]
+    pub snapshot: Option<PathBuf>,
+
+    /// Write the JSON report (schema `driftsweep.report/v1`) to FILE; `-` writes it to stdout.
+    /// Example: `--report reports/2026-11-29.json`.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Write the Markdown report to FILE, e.g. `--markdown report.md`.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+
+    /// Write the standalone HTML report to FILE, e.g. `--html report.html`.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Exit with code 3 when anything is to be deleted or has drifted (for CI gates).
+    #[arg(long)]
+    pub fail_on_findings: bool,
+
+    /// The release version `${VERSION}` in manifest image tags stands for, e.g.
+    /// `--version 1.14.2`. Without it, `${VERSION}` matches any tag when drift is checked.
+    #[arg(long = "version", value_name = "VERSION", env = "DRIFTSWEEP_VERSION")]
+    pub release_version: Option<String>,
+
+    /// Decide as of this time (RFC 3339), e.g. `--now 2026-11-29T07:30:00Z`. Defaults to the
+    /// snapshot's `recorded_at` (snapshot.json) when replaying one, else the current time.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file and its manifests; lists every problem with its line.
+    #[command(after_help = "Example:\n  driftsweep policy check policies/aia.yaml")]
+    Check {
+        /// The policy file, e.g. `policies/aia.yaml`.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the JSON Schema of the policy format (every field, its type and default).
+    #[command(after_help = "Example:\n  driftsweep policy schema > policy.schema.json")]
+    Schema,
+}

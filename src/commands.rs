@@ -1,0 +1,167 @@
+//! The commands: each turns resolved settings into output files and an exit status.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::Utc;
+
+use crate::cli::RunArgs;
+use crate::evaluate::{self, Action};
+use crate::inventory::snapshot::{self, SnapshotError};
+use crate::plan;
+use crate::report::{self, Mode, PolicyRef, Report, ReportInput};
+use crate::settings::{self, SettingsError};
+
+/// Exit codes of the CLI contract.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_INPUT: u8 = 2;
+pub const EXIT_FINDINGS: u8 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Settings(_) | CommandError::Snapshot(_) => EXIT_INPUT,
+            CommandError::Write { .. } => EXIT_RUNTIME,
+        }
+    }
+}
+
+/// `driftsweep run`: evaluate, plan, write the reports, print the summary.
+pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
+    let started_at = Utc::now();
+    let settings = settings::resolve_run(args)?;
+    let inventory = snapshot::read(&settings.snapshot)?;
+    tracing::info!(
+        kubernetes = inventory.kubernetes_objects().len(),
+        repositories = inventory.registry.len(),
+        gcp = inventory.gcp.len(),
+        "inventory read from snapshot"
+    );
+    let mut findings = evaluate::evaluate(
+        &settings.policy.policy,
+        &settings.desired,
+        &inventory,
+        settings.now,
+    );
+    let plan = plan::plan(&mut findings, &settings.policy.policy.safety, settings.now);
+    let failed = findings.gaps.iter().any(|g| g.failed);
+    let has_findings = findings.items.iter().any(|f| f.action != Action::Keep);
+    let report = Report::new(
+        ReportInput {
+            mode: Mode::DryRun,
+            started_at,
+            evaluated_at: settings.now,
+            policy: PolicyRef {
+                name: settings.policy.policy.name.clone(),
+                digest: settings.policy.digest.clone(),
+                path: settings.policy.path.display().to_string(),
+            },
+            source: format!("snapshot:{}", settings.snapshot.display()),
+        },
+        findings,
+        &plan,
+    );
+
+    let mut written = Vec::new();
+    if let Some(path) = &settings.report {
+        if path.as_os_str() == "-" {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(report.json().as_bytes())
+                .map_err(|source| CommandError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+        } else {
+            write_file(path, &report.json())?;
+            written.push(path.display().to_string());
+        }
+    }
+    if let Some(path) = &settings.markdown {
+        write_file(path, &report::markdown(&report))?;
+        written.push(path.display().to_string());
+    }
+    if let Some(path) = &settings.html {
+        write_file(path, &report::html(&report))?;
+        written.push(path.display().to_string());
+    }
+    let mut summary = report::terminal(&report);
+    if !written.is_empty() {
+        summary.push_str(&format!("  reports: {}\n", written.join(", ")));
+    }
+    eprint!("{summary}");
+
+    Ok(if failed {
+        EXIT_RUNTIME
+    } else if settings.fail_on_findings && has_findings {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Writes through a temporary file and a rename, so a report is either whole or absent.
+fn write_file(path: &Path, contents: &str) -> Result<(), CommandError> {
+    let err = |source| CommandError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    let tmp = path.with_extension("driftsweep-tmp");
+    std::fs::write(&tmp, contents).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// `driftsweep policy check FILE`.
+pub fn policy_check(file: &Path) -> Result<u8, CommandError> {
+    let (policy, desired) = settings::load_policy(file, None)?;
+    let p = &policy.policy;
+    let mut audited = Vec::new();
+    if let Some(k) = &p.kubernetes {
+        audited.push(format!(
+            "kubernetes ({} namespaces, {} manifest objects)",
+            k.namespaces.len(),
+            desired.objects.len()
+        ));
+    }
+    if let Some(r) = &p.registry {
+        audited.push(format!("registry ({} repositories)", r.repositories.len()));
+    }
+    if let Some(g) = &p.gcp {
+        audited.push(format!("gcp (project {})", g.project));
+    }
+    eprintln!(
+        "policy `{}` is valid: {}",
+        file.display(),
+        if audited.is_empty() {
+            "audits nothing".to_string()
+        } else {
+            audited.join(", ")
+        }
+    );
+    Ok(EXIT_OK)
+}
+
+/// `driftsweep policy schema`.
+pub fn policy_schema() -> Result<u8, CommandError> {
+    let text = serde_json::to_string_pretty(&crate::policy::schema()).unwrap_or_default();
+    println!("{text}");
+    Ok(EXIT_OK)
+}

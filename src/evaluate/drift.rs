@@ -1,0 +1,181 @@
+//! Drift: what the repository defines but the cluster lacks, and workloads running other
+//! images than their manifests name. Drift is reported, never acted on by `run`.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Action, Finding, ImageDrift, Reason};
+use crate::inventory::registry::ImageRef;
+use crate::inventory::snapshot::REFERENCE_KINDS;
+use crate::inventory::{Inventory, KubeObject, Provider};
+use crate::manifests::{Desired, VERSION_PLACEHOLDER};
+
+/// Kinds every read of the cluster lists, so their absence means "missing". Other kinds
+/// count as listed only when at least one object of the kind was seen.
+const ALWAYS_LISTED: &[&str] = &[
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "PersistentVolumeClaim",
+];
+
+pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<Finding>) {
+    let objects = inventory.kubernetes_objects();
+    let mut by_key: HashMap<(&str, &str), Vec<&KubeObject>> = HashMap::new();
+    let mut kinds: HashSet<&str> = HashSet::new();
+    for o in objects {
+        by_key.entry((&o.kind, &o.name)).or_default().push(o);
+        kinds.insert(&o.kind);
+    }
+    let digests = tag_digests(inventory);
+    for d in &desired.objects {
+        let want = &d.object;
+        let listed = ALWAYS_LISTED.contains(&want.kind.as_str())
+            || REFERENCE_KINDS.contains(&want.kind.as_str())
+            || kinds.contains(want.kind.as_str());
+        if !listed {
+            continue;
+        }
+        let candidates = by_key.get(&(want.kind.as_str(), want.name.as_str()));
+        let found = candidates.and_then(|c| {
+            c.iter()
+                .find(|o| want.namespace.is_none() || o.namespace == want.namespace)
+        });
+        let source = d.source.display().to_string();
+        let Some(live) = found else {
+            let mut f = Finding::new(
+                Provider::Kubernetes,
+                &want.kind,
+                want.namespace.as_deref(),
+                &want.name,
+            );
+            f.action = Action::Drift;
+            f.reasons = vec![Reason::Missing];
+            f.detail = Some(format!("defined in {source}"));
+            out.push(f);
+            continue;
+        };
+        let drift = compare_images(&want.containers, &live.containers, &digests);
+        if !drift.is_empty() {
+            let mut f = Finding::new(
+                Provider::Kubernetes,
+                &live.kind,
+                live.namespace.as_deref(),
+                &live.name,
+            );
+            f.action = Action::Drift;
+            f.reasons = vec![Reason::VersionDrift];
+            f.created_at = live.created;
+            f.detail = Some(format!("defined in {source}"));
+            f.drift = drift;
+            out.push(f);
+        }
+    }
+}
+
+/// (repository, tag) → digest, from what the registry listed.
+fn tag_digests(inventory: &Inventory) -> HashMap<(String, String), String> {
+    let mut map = HashMap::new();
+    for repo in &inventory.registry {
+        for v in &repo.versions {
+            for t in &v.tags {
+                map.insert((repo.name.clone(), t.clone()), v.digest.clone());
+            }
+        }
+    }
+    map
+}
+
+fn compare_images(
+    want: &[crate::inventory::Container],
+    live: &[crate::inventory::Container],
+    digests: &HashMap<(String, String), String>,
+) -> Vec<ImageDrift> {
+    let mut drift = Vec::new();
+    for w in want {
+        match live.iter().find(|l| l.name == w.name) {
+            None => drift.push(ImageDrift {
+                container: w.name.clone(),
+                expected: Some(w.image.clone()),
+                actual: None,
+            }),
+            Some(l) if !same_image(&w.image, &l.image, digests) => drift.push(ImageDrift {
+                container: w.name.clone(),
+                expected: Some(w.image.clone()),
+                actual: Some(l.image.clone()),
+            }),
+            Some(_) => {}
+        }
+    }
+    for l in live {
+        if !want.iter().any(|w| w.name == l.name) {
+            drift.push(ImageDrift {
+                container: l.name.clone(),
+                expected: None,
+                actual: Some(l.image.clone()),
+            });
+        }
+    }
+    drift
+}
+
+/// Whether the cluster's image is the one the manifest names. An unresolved `${VERSION}`
+/// matches any tag; a tag and a digest match when the registry maps the tag to that digest.
+/// When that cannot be decided, no drift is claimed.
+fn same_image(want: &str, live: &str, digests: &HashMap<(String, String), String>) -> bool {
+    if want == live {
+        return true;
+    }
+    let (Some(w), Some(l)) = (ImageRef::parse(want), ImageRef::parse(live)) else {
+        return false;
+    };
+    if w.repository != l.repository {
+        return false;
+    }
+    let resolve = |r: &ImageRef| {
+        r.digest.clone().or_else(|| {
+            r.tag
+                .as_ref()
+                .and_then(|t| digests.get(&(r.repository.clone(), t.clone())).cloned())
+        })
+    };
+    let want_tag = w.tag.as_deref();
+    if want_tag.is_some_and(|t| t.contains(VERSION_PLACEHOLDER)) {
+        return true;
+    }
+    if w.digest.is_none() && l.digest.is_none() {
+        return w.tag.as_deref().unwrap_or("latest") == l.tag.as_deref().unwrap_or("latest");
+    }
+    match (resolve(&w), resolve(&l)) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_and_digest_compare_through_the_registry() {
+        let mut digests = HashMap::new();
+        digests.insert(
+            ("h/p/api".to_string(), "1.2.0".to_string()),
+            "sha256:aa".to_string(),
+        );
+        assert!(same_image("h/p/api:1.2.0", "h/p/api@sha256:aa", &digests));
+        assert!(!same_image("h/p/api:1.2.0", "h/p/api@sha256:bb", &digests));
+        assert!(!same_image("h/p/api:1.2.0", "h/p/api:1.1.0", &digests));
+        assert!(same_image("h/p/api:${VERSION}", "h/p/api:1.1.0", &digests));
+        assert!(!same_image(
+            "h/p/api:${VERSION}",
+            "h/p/other:1.1.0",
+            &digests
+        ));
+        assert!(same_image(
+            "nginx",
+            "docker.io/library/nginx:latest",
+            &digests
+        ));
+    }
+}

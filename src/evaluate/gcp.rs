@@ -1,0 +1,131 @@
+//! GCP verdicts: allowlists, with a floor for what Google and GKE create.
+
+use super::{Clock, Finding, Identity, Reason};
+use crate::inventory::{GcpKind, GcpResource, Inventory, Protects, Provider};
+use crate::policy::{GcpPolicy, Glob, any_match};
+
+/// Names Google or GKE give the resources they create and depend on.
+fn floor_patterns(kind: GcpKind) -> &'static [&'static str] {
+    match kind {
+        GcpKind::FirewallRule => &["gke-*", "k8s-*", "k8s2-*"],
+        GcpKind::Bucket => &[
+            "*_cloudbuild",
+            "artifacts.*",
+            "*.appspot.com",
+            "gcf-*",
+            "run-sources-*",
+        ],
+        GcpKind::IamServiceAccount => &[
+            "*-compute@developer.gserviceaccount.com",
+            "*@appspot.gserviceaccount.com",
+            "*@cloudbuild.gserviceaccount.com",
+        ],
+        GcpKind::SslCertificate | GcpKind::Certificate => &["mcrt-*", "k8s-ssl-*", "k8s2-*"],
+    }
+}
+
+/// The label GCP resources carry to opt out (GCP label keys cannot hold `.` or `/`).
+pub const GCP_OPT_OUT_LABEL: &str = "driftsweep-keep";
+
+fn is_system_managed(r: &GcpResource) -> bool {
+    let kind = r.kind();
+    if floor_patterns(kind)
+        .iter()
+        .any(|p| Glob::new(p).is_ok_and(|g| g.is_match(&r.name)))
+    {
+        return true;
+    }
+    // Google-managed service agents live outside the project's `iam.gserviceaccount.com`.
+    if kind == GcpKind::IamServiceAccount && !r.name.ends_with(".iam.gserviceaccount.com") {
+        return true;
+    }
+    // GKE load balancers write their Service into the firewall rule's description.
+    if kind == GcpKind::FirewallRule
+        && r.description
+            .as_deref()
+            .is_some_and(|d| d.contains("kubernetes.io/"))
+    {
+        return true;
+    }
+    r.labels.keys().any(|k| k.starts_with("goog-"))
+}
+
+fn allowlist(policy: &GcpPolicy, kind: GcpKind) -> Option<&[Glob]> {
+    match kind {
+        GcpKind::FirewallRule => policy.firewall_rules.as_ref().map(|a| a.allowed.as_slice()),
+        GcpKind::Bucket => policy.buckets.as_ref().map(|b| b.allowed.as_slice()),
+        GcpKind::IamServiceAccount => policy
+            .service_accounts
+            .as_ref()
+            .map(|a| a.allowed.as_slice()),
+        GcpKind::SslCertificate | GcpKind::Certificate => policy
+            .ssl_certificates
+            .as_ref()
+            .map(|a| a.allowed.as_slice()),
+    }
+}
+
+pub(super) fn evaluate(
+    policy: &GcpPolicy,
+    inventory: &Inventory,
+    clock: Clock,
+    out: &mut Vec<Finding>,
+) {
+    let delete_non_empty = policy.buckets.as_ref().is_some_and(|b| b.delete_non_empty);
+    for r in &inventory.gcp {
+        let kind = r.kind();
+        let Some(allowed) = allowlist(policy, kind) else {
+            continue;
+        };
+        let mut keep = Vec::new();
+        if any_match(allowed, &r.name) {
+            keep.push(Reason::InAllowlist);
+        }
+        if is_system_managed(r) {
+            keep.push(Reason::SystemManaged);
+        }
+        if super::opts_out(r.labels.get(GCP_OPT_OUT_LABEL)) {
+            keep.push(Reason::OptOut);
+        }
+        if !r.used_by.is_empty() {
+            keep.push(Reason::InUse);
+        }
+        if inventory.has_gap(&Protects::Gcp(kind)) {
+            keep.push(Reason::ListingIncomplete);
+        }
+        if kind == GcpKind::Bucket {
+            if r.retention_locked {
+                keep.push(Reason::RetentionLocked);
+            }
+            if r.empty == Some(false) && !delete_non_empty {
+                keep.push(Reason::NotEmpty);
+            }
+        }
+        // The IAM API reports no creation time; service accounts are disabled before they
+        // are deleted instead.
+        if kind != GcpKind::IamServiceAccount
+            && let Some(reason) = clock.age_reason(r.created)
+        {
+            keep.push(reason);
+        }
+        let mut f = Finding::new(Provider::Gcp, kind.as_str(), None, &r.name);
+        f.created_at = r.created;
+        f.identity = Identity {
+            id: r.id.clone(),
+            self_link: r.self_link.clone(),
+            etag: r.etag.clone(),
+            resource_name: r.resource_name.clone(),
+            ..Identity::default()
+        };
+        if !r.used_by.is_empty() {
+            f.detail = Some(format!("used by {}", r.used_by.join(", ")));
+        } else if kind == GcpKind::Bucket && r.empty.is_none() {
+            f.detail =
+                Some("contents not read; enforce deletes it only if it is empty".to_string());
+        }
+        out.push(f.decide(keep, Reason::NotInAllowlist));
+    }
+}
+
+#[cfg(test)]
+mod tests;

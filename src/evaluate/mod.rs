@@ -1,0 +1,295 @@
+//! Decisions: `(Policy, Desired, Inventory, now) -> Findings`, pure and replayable.
+//!
+//! Keep always wins over delete: every rule that can keep a record is asked, every reason it
+//! gives is recorded, and a record is deleted only when no rule keeps it. Nothing here does
+//! I/O or reads the clock; `now` is an argument so that any run can be replayed.
+
+mod drift;
+mod gcp;
+mod kubernetes;
+mod registry;
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{Gap, Inventory, Provider};
+use crate::manifests::Desired;
+use crate::policy::Policy;
+
+/// What a run proposes for one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Delete,
+    Drift,
+    Keep,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Delete => "delete",
+            Action::Drift => "drift",
+            Action::Keep => "keep",
+        })
+    }
+}
+
+/// Why. Stable codes: the report's `reasons[]`. Codes are only ever added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    // Keep.
+    SystemManaged,
+    ProtectedNamespace,
+    OptOut,
+    InUse,
+    Owned,
+    DefinedInRepository,
+    KeepRule,
+    RecentVersion,
+    WithinMaxAge,
+    TooYoung,
+    AgeUnknown,
+    InAllowlist,
+    IndexChild,
+    PossibleIndexChild,
+    PvcDeletionDisabled,
+    NotEmpty,
+    RetentionLocked,
+    ReferencesUnknown,
+    ListingIncomplete,
+    Terminating,
+    // Delete.
+    NotInRepository,
+    NotInAllowlist,
+    Expired,
+    ForeignImage,
+    IndexDeleted,
+    // Drift.
+    Missing,
+    VersionDrift,
+}
+
+impl Reason {
+    /// The reason in words, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::SystemManaged => "created and managed by Kubernetes, GKE or Google",
+            Reason::ProtectedNamespace => "in a protected namespace",
+            Reason::OptOut => "carries the opt-out annotation",
+            Reason::InUse => "in use by a workload, Pod or other object",
+            Reason::Owned => "owned by an existing object",
+            Reason::DefinedInRepository => "defined by the repository",
+            Reason::KeepRule => "matches a keep rule of the policy",
+            Reason::RecentVersion => "one of the newest versions kept",
+            Reason::WithinMaxAge => "younger than the maximum age",
+            Reason::TooYoung => "younger than the minimum age for deletion",
+            Reason::AgeUnknown => "its age is not known",
+            Reason::InAllowlist => "in the policy's allowlist",
+            Reason::IndexChild => "platform image of a kept multi-arch index",
+            Reason::PossibleIndexChild => {
+                "may belong to a multi-arch index whose manifest was not read"
+            }
+            Reason::PvcDeletionDisabled => "PVC deletion is off (`delete_pvcs: false`)",
+            Reason::NotEmpty => "the bucket still holds objects",
+            Reason::RetentionLocked => "the bucket has a locked retention policy",
+            Reason::ReferencesUnknown => "what uses it could not be read completely",
+            Reason::ListingIncomplete => "its listing failed or is incomplete",
+            Reason::Terminating => "already being deleted",
+            Reason::NotInRepository => "not defined by the repository",
+            Reason::NotInAllowlist => "not in the policy's allowlist",
+            Reason::Expired => "older than the maximum age and not among the newest versions",
+            Reason::ForeignImage => "not one of the repository's images",
+            Reason::IndexDeleted => "platform image of a multi-arch index that is deleted",
+            Reason::Missing => "defined by the repository but missing",
+            Reason::VersionDrift => "runs other images than the repository defines",
+        }
+    }
+
+    pub fn code(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// What enforce needs to delete exactly this record, and what the report shows of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_at: Option<DateTime<Utc>>,
+    /// Child manifests: the index they belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+}
+
+/// One container whose image differs from the repository's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageDrift {
+    pub container: String,
+    /// What the repository's manifest names (`None`: the container is not in the manifest).
+    pub expected: Option<String>,
+    /// What the cluster runs (`None`: the container is missing from the cluster).
+    pub actual: Option<String>,
+}
+
+/// One verdict on one record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub provider: Provider,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    pub action: Action,
+    pub reasons: Vec<Reason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub identity: Identity,
+    /// Human detail: why, in numbers (`12 newer versions`, `defined in k8s/aia/api.yaml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<ImageDrift>,
+    /// Deletions: the position in the plan (1-based), in the order enforce deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_order: Option<usize>,
+}
+
+impl Finding {
+    fn new(provider: Provider, kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        Finding {
+            provider,
+            kind: kind.to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+            action: Action::Keep,
+            reasons: Vec::new(),
+            created_at: None,
+            identity: Identity::default(),
+            detail: None,
+            drift: Vec::new(),
+            plan_order: None,
+        }
+    }
+
+    /// Sets the action from the reasons gathered: keep if any keep reason, else `delete_reason`.
+    fn decide(mut self, keep: Vec<Reason>, delete_reason: Reason) -> Self {
+        if keep.is_empty() {
+            self.action = Action::Delete;
+            self.reasons = vec![delete_reason];
+        } else {
+            self.action = Action::Keep;
+            self.reasons = keep;
+            self.reasons.sort();
+            self.reasons.dedup();
+        }
+        self
+    }
+}
+
+/// Every verdict of one run, and the lists that could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    pub items: Vec<Finding>,
+    pub gaps: Vec<Gap>,
+}
+
+impl Findings {
+    pub fn count(&self, action: Action) -> usize {
+        self.items.iter().filter(|f| f.action == action).count()
+    }
+}
+
+/// Age rules shared by every provider.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    pub now: DateTime<Utc>,
+    pub min_age: Duration,
+}
+
+impl Clock {
+    /// `TooYoung` when younger than the minimum age, `AgeUnknown` when the age is not known.
+    pub fn age_reason(&self, created: Option<DateTime<Utc>>) -> Option<Reason> {
+        match created {
+            None => Some(Reason::AgeUnknown),
+            Some(t) if self.now - t < self.min_age => Some(Reason::TooYoung),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Decides every record of `inventory`.
+pub fn evaluate(
+    policy: &Policy,
+    desired: &Desired,
+    inventory: &Inventory,
+    now: DateTime<Utc>,
+) -> Findings {
+    let clock = Clock {
+        now,
+        min_age: Duration::hours(i64::from(policy.safety.min_age_hours)),
+    };
+    let mut items = Vec::new();
+    if let Some(k) = &policy.kubernetes {
+        kubernetes::evaluate(k, policy, desired, inventory, clock, &mut items);
+    }
+    if inventory.kubernetes.is_some() {
+        drift::evaluate(desired, inventory, &mut items);
+    }
+    if let Some(r) = &policy.registry {
+        registry::evaluate(r, inventory, clock, &mut items);
+    }
+    if let Some(g) = &policy.gcp {
+        gcp::evaluate(g, inventory, clock, &mut items);
+    }
+    items.sort_by(|a, b| {
+        (a.provider, &a.kind, &a.namespace, &a.name).cmp(&(
+            b.provider,
+            &b.kind,
+            &b.namespace,
+            &b.name,
+        ))
+    });
+    Findings {
+        items,
+        gaps: inventory.gaps.clone(),
+    }
+}
+
+/// True when an annotation (or label) value opts out: anything but an explicit no.
+pub(crate) fn opts_out(value: Option<&String>) -> bool {
+    value.is_some_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "false" | "no" | "0" | "off"
+        )
+    })
+}

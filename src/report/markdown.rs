@@ -1,0 +1,181 @@
+//! The Markdown report: summary first, then deletions grouped by provider and namespace or
+//! repository, then drift, then what was kept and why (collapsed).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::{Report, display_name, group_of, mode_words, reasons_in_words};
+use crate::evaluate::{Action, Finding};
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn age(report: &Report, f: &Finding) -> String {
+    match f.created_at {
+        Some(t) => format!("{}d", (report.evaluated_at - t).num_days()),
+        None => "?".to_string(),
+    }
+}
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = write_report(report, &mut out);
+    out
+}
+
+fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
+    writeln!(
+        out,
+        "# driftsweep report: {} ({})",
+        r.policy.name,
+        mode_words(r.mode)
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Evaluated at {} from `{}` with policy `{}` ({}).",
+        r.evaluated_at.format("%Y-%m-%d %H:%M UTC"),
+        r.source,
+        r.policy.path,
+        &r.policy.digest
+    )?;
+    writeln!(out)?;
+    writeln!(out, "## Summary")?;
+    writeln!(out)?;
+    match &r.blocked {
+        Some(b) => writeln!(out, "**Blocked ({}):** {}", b.gate, b.message)?,
+        None => writeln!(
+            out,
+            "**{} to delete, {} drifted, {} kept.** {}",
+            r.summary.total.delete,
+            r.summary.total.drift,
+            r.summary.total.keep,
+            match r.mode {
+                super::Mode::DryRun => "Nothing was deleted: this is a dry run.",
+                super::Mode::Enforce => "",
+            }
+        )?,
+    }
+    writeln!(out)?;
+    writeln!(out, "| provider | kind | delete | drift | keep |")?;
+    writeln!(out, "| --- | --- | ---: | ---: | ---: |")?;
+    for k in &r.summary.by_kind {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            k.provider, k.kind, k.counts.delete, k.counts.drift, k.counts.keep
+        )?;
+    }
+    writeln!(out)?;
+    if !r.errors.is_empty() {
+        writeln!(out, "### Lists that could not be read")?;
+        writeln!(out)?;
+        writeln!(out, "Nothing these lists could protect is deleted.")?;
+        writeln!(out)?;
+        for g in &r.errors {
+            writeln!(out, "- **{}** {}: {}", g.provider, g.what, g.error)?;
+        }
+        writeln!(out)?;
+    }
+
+    let deletions = r.deletions();
+    writeln!(out, "## To delete ({})", deletions.len())?;
+    writeln!(out)?;
+    if deletions.is_empty() {
+        writeln!(out, "Nothing.")?;
+        writeln!(out)?;
+    }
+    let mut groups: BTreeMap<(String, String), Vec<&Finding>> = BTreeMap::new();
+    for f in &deletions {
+        groups
+            .entry((f.provider.to_string(), group_of(f)))
+            .or_default()
+            .push(f);
+    }
+    for ((provider, group), items) in &groups {
+        writeln!(out, "### {provider}: {group}")?;
+        writeln!(out)?;
+        writeln!(out, "| # | kind | name | age | why |")?;
+        writeln!(out, "| ---: | --- | --- | ---: | --- |")?;
+        for f in items {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                f.plan_order.unwrap_or_default(),
+                f.kind,
+                cell(&display_name(f)),
+                age(r, f),
+                cell(&reasons_in_words(f))
+            )?;
+        }
+        writeln!(out)?;
+    }
+
+    let drift: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.action == Action::Drift)
+        .collect();
+    writeln!(out, "## Drift ({})", drift.len())?;
+    writeln!(out)?;
+    if drift.is_empty() {
+        writeln!(out, "None: the cluster matches the repository's manifests.")?;
+    } else {
+        writeln!(out, "| kind | namespace | name | what |")?;
+        writeln!(out, "| --- | --- | --- | --- |")?;
+        for f in &drift {
+            let what = if f.drift.is_empty() {
+                reasons_in_words(f)
+            } else {
+                f.drift
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "`{}`: repository `{}`, cluster `{}`",
+                            d.container,
+                            d.expected.as_deref().unwrap_or("(none)"),
+                            d.actual.as_deref().unwrap_or("(none)")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                f.kind,
+                f.namespace.as_deref().unwrap_or(""),
+                cell(&f.name),
+                cell(&what)
+            )?;
+        }
+    }
+    writeln!(out)?;
+
+    let kept: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.action == Action::Keep)
+        .collect();
+    writeln!(out, "## Kept ({})", kept.len())?;
+    writeln!(out)?;
+    writeln!(out, "<details><summary>What was kept, and why</summary>")?;
+    writeln!(out)?;
+    writeln!(out, "| provider | kind | namespace | name | why |")?;
+    writeln!(out, "| --- | --- | --- | --- | --- |")?;
+    for f in &kept {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            f.provider,
+            f.kind,
+            f.namespace.as_deref().unwrap_or(""),
+            cell(&display_name(f)),
+            cell(&reasons_in_words(f))
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "</details>")?;
+    Ok(())
+}

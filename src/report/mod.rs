@@ -1,0 +1,208 @@
+//! The report: one set of findings rendered as JSON (the machine contract), Markdown, HTML
+//! and a terminal summary. A dry-run report is also the plan a person reviews.
+
+mod html;
+mod markdown;
+mod terminal;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::evaluate::{Action, Finding, Findings};
+use crate::inventory::{Gap, Provider};
+use crate::plan::{Blocked, Plan};
+
+pub use html::render as html;
+pub use markdown::render as markdown;
+pub use terminal::render as terminal;
+
+pub const SCHEMA: &str = "driftsweep.report/v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    DryRun,
+    Enforce,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyRef {
+    pub name: String,
+    pub digest: String,
+    pub path: String,
+}
+
+/// Counts of one group of findings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub delete: usize,
+    pub drift: usize,
+    pub keep: usize,
+}
+
+impl Counts {
+    fn add(&mut self, action: Action) {
+        match action {
+            Action::Delete => self.delete += 1,
+            Action::Drift => self.drift += 1,
+            Action::Keep => self.keep += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindCounts {
+    pub provider: Provider,
+    pub kind: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub total: Counts,
+    pub by_provider: BTreeMap<Provider, Counts>,
+    pub by_kind: Vec<KindCounts>,
+    /// Lists that failed or were incomplete.
+    pub errors: usize,
+}
+
+/// The report JSON (`driftsweep.report/v1`). Fields are only ever added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub mode: Mode,
+    pub driftsweep_version: String,
+    pub started_at: DateTime<Utc>,
+    /// The time decisions were made against (ages are measured from it).
+    pub evaluated_at: DateTime<Utc>,
+    pub policy: PolicyRef,
+    /// Where the inventory came from: `snapshot:<dir>` or `live`.
+    pub source: String,
+    pub summary: Summary,
+    pub blocked: Option<Blocked>,
+    /// Lists that failed or were incomplete, and what they protect.
+    pub errors: Vec<Gap>,
+    pub findings: Vec<Finding>,
+}
+
+pub struct ReportInput {
+    pub mode: Mode,
+    pub started_at: DateTime<Utc>,
+    pub evaluated_at: DateTime<Utc>,
+    pub policy: PolicyRef,
+    pub source: String,
+}
+
+impl Report {
+    pub fn new(input: ReportInput, findings: Findings, plan: &Plan) -> Report {
+        let mut summary = Summary::default();
+        let mut by_kind: BTreeMap<(Provider, String), Counts> = BTreeMap::new();
+        for f in &findings.items {
+            summary.total.add(f.action);
+            summary
+                .by_provider
+                .entry(f.provider)
+                .or_default()
+                .add(f.action);
+            by_kind
+                .entry((f.provider, f.kind.clone()))
+                .or_default()
+                .add(f.action);
+        }
+        summary.by_kind = by_kind
+            .into_iter()
+            .map(|((provider, kind), counts)| KindCounts {
+                provider,
+                kind,
+                counts,
+            })
+            .collect();
+        summary.errors = findings.gaps.len();
+        Report {
+            schema: SCHEMA.to_string(),
+            mode: input.mode,
+            driftsweep_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: input.started_at,
+            evaluated_at: input.evaluated_at,
+            policy: input.policy,
+            source: input.source,
+            summary,
+            blocked: plan.blocked.clone(),
+            errors: findings.gaps,
+            findings: findings.items,
+        }
+    }
+
+    /// Deletions in plan order.
+    pub fn deletions(&self) -> Vec<&Finding> {
+        let mut d: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.action == Action::Delete)
+            .collect();
+        d.sort_by_key(|f| f.plan_order);
+        d
+    }
+
+    pub fn json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+/// How a deletion's group is titled: a namespace, a registry repository, or a GCP kind.
+pub(crate) fn group_of(f: &Finding) -> String {
+    match f.provider {
+        Provider::Kubernetes => match &f.namespace {
+            Some(ns) => format!("namespace {ns}"),
+            None => "cluster".to_string(),
+        },
+        Provider::Registry => f
+            .identity
+            .repository
+            .clone()
+            .unwrap_or_else(|| f.name.split('@').next().unwrap_or_default().to_string()),
+        Provider::Gcp => f.kind.clone(),
+    }
+}
+
+/// The short name shown in tables: images by digest prefix and tags.
+pub(crate) fn display_name(f: &Finding) -> String {
+    match (&f.identity.digest, &f.identity.tags) {
+        (Some(d), tags) => {
+            let short = d
+                .strip_prefix("sha256:")
+                .map(|h| &h[..h.len().min(12)])
+                .unwrap_or(d);
+            match tags.as_deref() {
+                Some(t) if !t.is_empty() => format!("{} ({short})", t.join(", ")),
+                _ => format!("untagged ({short})"),
+            }
+        }
+        _ => f.name.clone(),
+    }
+}
+
+pub(crate) fn reasons_in_words(f: &Finding) -> String {
+    let words: Vec<&str> = f.reasons.iter().map(|r| r.describe()).collect();
+    let mut text = words.join("; ");
+    if let Some(d) = &f.detail {
+        text.push_str(&format!(" ({d})"));
+    }
+    text
+}
+
+pub(crate) fn mode_words(mode: Mode) -> &'static str {
+    match mode {
+        Mode::DryRun => "dry run",
+        Mode::Enforce => "enforce",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,58 @@
+//! The one-screen summary printed on stderr after a run.
+
+use std::fmt::Write;
+
+use super::{Report, mode_words};
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = write_summary(report, &mut out);
+    out
+}
+
+fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
+    writeln!(
+        out,
+        "driftsweep {} of `{}` at {}",
+        mode_words(r.mode),
+        r.policy.name,
+        r.evaluated_at.format("%Y-%m-%d %H:%M UTC")
+    )?;
+    writeln!(
+        out,
+        "  {:<12} {:>7} {:>7} {:>7}",
+        "", "delete", "drift", "keep"
+    )?;
+    for (provider, c) in &r.summary.by_provider {
+        writeln!(
+            out,
+            "  {:<12} {:>7} {:>7} {:>7}",
+            provider.to_string(),
+            c.delete,
+            c.drift,
+            c.keep
+        )?;
+    }
+    for g in &r.errors {
+        writeln!(
+            out,
+            "  error: {} {}: {} (nothing it protects is deleted)",
+            g.provider, g.what, g.error
+        )?;
+    }
+    match &r.blocked {
+        Some(b) => writeln!(out, "  BLOCKED: {}", b.message)?,
+        None => writeln!(
+            out,
+            "  plan: {} deletion{}{}",
+            r.summary.total.delete,
+            if r.summary.total.delete == 1 { "" } else { "s" },
+            if r.mode == super::Mode::DryRun {
+                " (dry run: nothing deleted)"
+            } else {
+                ""
+            }
+        )?,
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Parsed flags + environment + policy file → resolved, validated settings for a run.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::cli::RunArgs;
+use crate::manifests::{self, Desired, ManifestError};
+use crate::policy::{self, LoadedPolicy, PolicyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Manifests(#[from] ManifestError),
+    #[error("`--now {0}` is not an RFC 3339 time\nhint: write it like `2026-11-29T07:30:00Z`")]
+    Now(String),
+    #[error("snapshot metadata `{}`: {message}", path.display())]
+    SnapshotMeta { path: PathBuf, message: String },
+    #[error("live sources are not available in this build: pass `--snapshot DIR`\nhint: `driftsweep run --policy {} --snapshot examples/snapshot` audits the bundled example", .0.display())]
+    NoSource(PathBuf),
+}
+
+/// Everything a run needs, resolved.
+#[derive(Debug)]
+pub struct RunSettings {
+    pub policy: LoadedPolicy,
+    pub desired: Desired,
+    pub snapshot: PathBuf,
+    pub now: DateTime<Utc>,
+    pub report: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub fail_on_findings: bool,
+}
+
+/// Loads the policy and its manifests.
+pub fn load_policy(
+    path: &Path,
+    version: Option<&str>,
+) -> Result<(LoadedPolicy, Desired), SettingsError> {
+    let policy = policy::load(path)?;
+    let desired = match &policy.policy.kubernetes {
+        Some(k) => manifests::load(&k.manifests, policy.dir(), version)?,
+        None => Desired::default(),
+    };
+    Ok((policy, desired))
+}
+
+pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
+    let (policy, desired) = load_policy(&args.policy, args.release_version.as_deref())?;
+    let snapshot = args
+        .snapshot
+        .clone()
+        .ok_or_else(|| SettingsError::NoSource(args.policy.clone()))?;
+    let now = match &args.now {
+        Some(text) => crate::inventory::kubernetes::parse_time(text)
+            .map_err(|_| SettingsError::Now(text.clone()))?,
+        None => recorded_at(&snapshot)?.unwrap_or_else(Utc::now),
+    };
+    Ok(RunSettings {
+        policy,
+        desired,
+        snapshot,
+        now,
+        report: args.report.clone(),
+        markdown: args.markdown.clone(),
+        html: args.html.clone(),
+        fail_on_findings: args.fail_on_findings,
+    })
+}
+
+/// `snapshot.json`'s `recorded_at`: a replay decides as of when the snapshot was taken.
+fn recorded_at(snapshot: &Path) -> Result<Option<DateTime<Utc>>, SettingsError> {
+    let path = snapshot.join("snapshot.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let err = |message: String| SettingsError::SnapshotMeta {
+        path: path.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+    match value.get("recorded_at") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => crate::inventory::kubernetes::parse_time(s)
+            .map(Some)
+            .map_err(|e| err(format!("recorded_at: `{s}` is not an RFC 3339 time ({e})"))),
+        Some(_) => Err(err(
+            "recorded_at: expected an RFC 3339 time string".to_string()
+        )),
+    }
+}
