@@ -155,21 +155,80 @@ fn same_image(want: &str, live: &str, digests: &HashMap<(String, String), String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evaluate::testkit::{cluster, desired, policy, verdict};
+    use serde_json::json;
+
+    fn deploy(ns: &str, image: &str) -> serde_json::Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": ns, "creationTimestamp": "2025-01-01T00:00:00Z"},
+            "spec": {"template": {"spec": {"containers": [{"name": "api", "image": image}]}}}})
+    }
+
+    #[test]
+    fn reports_missing_objects_and_version_drift() {
+        let p = policy("version: 1\nname: t\nkubernetes:\n  namespaces: [prod]\n");
+        let mut want = desired(vec![
+            deploy("prod", "reg.io/p/api:${VERSION}"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "api-config", "namespace": "prod"}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "prod"}}),
+        ]);
+        for o in &mut want.objects {
+            for c in &mut o.object.containers {
+                c.image = c.image.replace(VERSION_PLACEHOLDER, "1.2.0");
+            }
+        }
+        let live = cluster(vec![deploy("prod", "reg.io/p/api:1.1.0")]);
+        let f = crate::evaluate::testkit::evaluate(&p, &want, &live);
+        assert_eq!(
+            verdict(&f, "ConfigMap", Some("prod"), "api-config"),
+            (Action::Drift, vec![Reason::Missing])
+        );
+        let d = f.items.iter().find(|x| x.kind == "Deployment").unwrap();
+        assert_eq!(d.reasons, vec![Reason::VersionDrift]);
+        assert_eq!(d.drift[0].expected.as_deref(), Some("reg.io/p/api:1.2.0"));
+        assert_eq!(d.drift[0].actual.as_deref(), Some("reg.io/p/api:1.1.0"));
+        // No Service was listed at all: its absence proves nothing.
+        assert!(!f.items.iter().any(|x| x.kind == "Service"));
+    }
+
+    #[test]
+    fn nothing_is_missing_when_the_cluster_was_not_read() {
+        let p = policy("version: 1\nname: t\nkubernetes:\n  namespaces: [prod]\n");
+        let want = desired(vec![deploy("prod", "reg.io/p/api:1")]);
+        let f = crate::evaluate::testkit::evaluate(&p, &want, &Inventory::default());
+        assert!(f.items.is_empty());
+    }
 
     #[test]
     fn tag_and_digest_compare_through_the_registry() {
         let mut digests = HashMap::new();
         digests.insert(
-            ("h/p/api".to_string(), "1.2.0".to_string()),
+            ("reg.io/p/api".to_string(), "1.2.0".to_string()),
             "sha256:aa".to_string(),
         );
-        assert!(same_image("h/p/api:1.2.0", "h/p/api@sha256:aa", &digests));
-        assert!(!same_image("h/p/api:1.2.0", "h/p/api@sha256:bb", &digests));
-        assert!(!same_image("h/p/api:1.2.0", "h/p/api:1.1.0", &digests));
-        assert!(same_image("h/p/api:${VERSION}", "h/p/api:1.1.0", &digests));
+        assert!(same_image(
+            "reg.io/p/api:1.2.0",
+            "reg.io/p/api@sha256:aa",
+            &digests
+        ));
         assert!(!same_image(
-            "h/p/api:${VERSION}",
-            "h/p/other:1.1.0",
+            "reg.io/p/api:1.2.0",
+            "reg.io/p/api@sha256:bb",
+            &digests
+        ));
+        assert!(!same_image(
+            "reg.io/p/api:1.2.0",
+            "reg.io/p/api:1.1.0",
+            &digests
+        ));
+        assert!(same_image(
+            "reg.io/p/api:${VERSION}",
+            "reg.io/p/api:1.1.0",
+            &digests
+        ));
+        assert!(!same_image(
+            "reg.io/p/api:${VERSION}",
+            "reg.io/p/other:1.1.0",
             &digests
         ));
         assert!(same_image(

@@ -27,7 +27,7 @@ fn floor_patterns(kind: GcpKind) -> &'static [&'static str] {
 /// The label GCP resources carry to opt out (GCP label keys cannot hold `.` or `/`).
 pub const GCP_OPT_OUT_LABEL: &str = "driftsweep-keep";
 
-fn is_system_managed(r: &GcpResource) -> bool {
+fn is_system_managed(r: &GcpResource, project: &str) -> bool {
     let kind = r.kind();
     if floor_patterns(kind)
         .iter()
@@ -35,8 +35,14 @@ fn is_system_managed(r: &GcpResource) -> bool {
     {
         return true;
     }
-    // Google-managed service agents live outside the project's `iam.gserviceaccount.com`.
-    if kind == GcpKind::IamServiceAccount && !r.name.ends_with(".iam.gserviceaccount.com") {
+    // Accounts the project's users create are `NAME@PROJECT.iam.gserviceaccount.com`; every
+    // other domain (`gcp-sa-*`, `*-robot`, `developer.`, ...) belongs to a Google service agent.
+    if kind == GcpKind::IamServiceAccount
+        && !r
+            .name
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| domain == format!("{project}.iam.gserviceaccount.com"))
+    {
         return true;
     }
     // GKE load balancers write their Service into the firewall rule's description.
@@ -81,7 +87,7 @@ pub(super) fn evaluate(
         if any_match(allowed, &r.name) {
             keep.push(Reason::InAllowlist);
         }
-        if is_system_managed(r) {
+        if is_system_managed(r, &policy.project) {
             keep.push(Reason::SystemManaged);
         }
         if super::opts_out(r.labels.get(GCP_OPT_OUT_LABEL)) {

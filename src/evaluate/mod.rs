@@ -293,3 +293,81 @@ pub(crate) fn opts_out(value: Option<&String>) -> bool {
         )
     })
 }
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! Small builders so each rule's test reads like the case it pins.
+
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::Value;
+
+    use super::{Action, Findings, Reason};
+    use crate::inventory::{Inventory, KubeObject};
+    use crate::manifests::{Desired, DesiredObject};
+    use crate::policy::{Policy, validate_source};
+
+    pub fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    pub fn policy(yaml: &str) -> Policy {
+        validate_source(yaml).unwrap_or_else(|p| panic!("test policy invalid: {p:#?}"))
+    }
+
+    pub fn objects(values: Vec<Value>) -> Vec<KubeObject> {
+        values
+            .into_iter()
+            .map(|v| {
+                KubeObject::from_value(v).unwrap_or_else(|e| panic!("test object invalid: {e}"))
+            })
+            .collect()
+    }
+
+    pub fn desired(values: Vec<Value>) -> Desired {
+        Desired {
+            objects: objects(values)
+                .into_iter()
+                .map(|object| DesiredObject {
+                    object,
+                    source: "manifests/app.yaml".into(),
+                })
+                .collect(),
+            version: None,
+        }
+    }
+
+    pub fn cluster(values: Vec<Value>) -> Inventory {
+        Inventory {
+            kubernetes: Some(objects(values)),
+            ..Inventory::default()
+        }
+    }
+
+    pub fn evaluate(policy: &Policy, desired: &Desired, inventory: &Inventory) -> Findings {
+        super::evaluate(policy, desired, inventory, now())
+    }
+
+    /// The verdict on one record; panics when it was not reported.
+    pub fn verdict(
+        findings: &Findings,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> (Action, Vec<Reason>) {
+        let f = findings
+            .items
+            .iter()
+            .find(|f| f.kind == kind && f.namespace.as_deref() == namespace && f.name == name)
+            .unwrap_or_else(|| panic!("no finding for {kind} {namespace:?}/{name}"));
+        (f.action, f.reasons.clone())
+    }
+
+    pub fn reported(findings: &Findings, kind: &str, namespace: Option<&str>, name: &str) -> bool {
+        findings
+            .items
+            .iter()
+            .any(|f| f.kind == kind && f.namespace.as_deref() == namespace && f.name == name)
+    }
+}
