@@ -19,7 +19,7 @@ pub struct Location {
 }
 
 /// One YAML document converted to JSON, with the location of every node, keyed by JSON
-/// pointer (`/kubernetes/namespaces/0`).
+/// pointer (`/kubernetes/namespaces/0`). A mapping value is located at its key.
 #[derive(Debug, Clone)]
 pub struct Document {
     pub value: Value,
@@ -206,7 +206,7 @@ impl MarkedEventReceiver for Builder {
                     }
                     self.locations.insert(pointer, location);
                 } else {
-                    self.locations.insert(self.pointer(), location);
+                    self.locations.entry(self.pointer()).or_insert(location);
                     let value = scalar(text, style, tag.as_ref());
                     self.push_value(value, anchor);
                 }
@@ -216,7 +216,7 @@ impl MarkedEventReceiver for Builder {
                     self.fail(mark, "a sequence cannot be a mapping key".to_string());
                     return;
                 }
-                self.locations.insert(self.pointer(), location);
+                self.locations.entry(self.pointer()).or_insert(location);
                 self.stack.push(Frame::Seq(Vec::new(), anchor));
             }
             Event::MappingStart(anchor, _) => {
@@ -224,7 +224,7 @@ impl MarkedEventReceiver for Builder {
                     self.fail(mark, "a mapping cannot be a mapping key".to_string());
                     return;
                 }
-                self.locations.insert(self.pointer(), location);
+                self.locations.entry(self.pointer()).or_insert(location);
                 self.stack.push(Frame::Map(Map::new(), None, anchor));
             }
             Event::SequenceEnd => {
@@ -245,7 +245,7 @@ impl MarkedEventReceiver for Builder {
                             self.fail(mark, "an alias cannot be a mapping key".to_string());
                             return;
                         }
-                        self.locations.insert(self.pointer(), location);
+                        self.locations.entry(self.pointer()).or_insert(location);
                         self.push_value(v, 0);
                     }
                     None => self.fail(mark, "alias to an unknown anchor".to_string()),

@@ -38,10 +38,9 @@ fn is_system_managed(r: &GcpResource, project: &str) -> bool {
     // Accounts the project's users create are `NAME@PROJECT.iam.gserviceaccount.com`; every
     // other domain (`gcp-sa-*`, `*-robot`, `developer.`, ...) belongs to a Google service agent.
     if kind == GcpKind::IamServiceAccount
-        && !r
-            .name
+        && r.name
             .rsplit_once('@')
-            .is_some_and(|(_, domain)| domain == format!("{project}.iam.gserviceaccount.com"))
+            .is_none_or(|(_, domain)| domain != format!("{project}.iam.gserviceaccount.com"))
     {
         return true;
     }

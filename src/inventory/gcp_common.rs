@@ -8,11 +8,11 @@ use serde_json::{Map, Value};
 
 use super::kubernetes::{parse_time, type_name};
 
+/// One item of a list response, with its path (`items[3]`) for error messages.
+pub type Item<'a> = (String, &'a Map<String, Value>);
+
 /// The items of a list response under `key` (absent or null means none).
-pub fn items<'a>(
-    body: &'a Value,
-    key: &str,
-) -> Result<Vec<(String, &'a Map<String, Value>)>, String> {
+pub fn items<'a>(body: &'a Value, key: &str) -> Result<Vec<Item<'a>>, String> {
     let obj = body
         .as_object()
         .ok_or_else(|| format!("expected a list response object, found {}", type_name(body)))?;

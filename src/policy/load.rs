@@ -43,9 +43,9 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.line, self.column) {
-            (Some(l), Some(c)) => write!(f, "line {l}, column {c}: ")?,
-            (Some(l), None) => write!(f, "line {l}: ")?,
-            _ => {}
+            (Some(l), Some(c)) => write!(f, "{l}:{c}: ")?,
+            (Some(l), None) => write!(f, "{l}: ")?,
+            _ => write!(f, " ")?,
         }
         if self.field.is_empty() {
             write!(f, "{}", self.message)
@@ -78,7 +78,7 @@ fn invalid_message(path: &Path, problems: &[Problem]) -> String {
         if count == 1 { "" } else { "s" }
     );
     for p in problems {
-        out.push_str(&format!("\n  {}:{}", path.display(), p));
+        out.push_str(&format!("\n  {}:{p}", path.display()));
     }
     out.push_str("\nhint: `driftsweep policy schema` prints every field with its type and default");
     out

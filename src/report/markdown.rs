@@ -86,12 +86,9 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
         writeln!(out, "Nothing.")?;
         writeln!(out)?;
     }
-    let mut groups: BTreeMap<(String, String), Vec<&Finding>> = BTreeMap::new();
+    let mut groups: BTreeMap<(crate::inventory::Provider, String), Vec<&Finding>> = BTreeMap::new();
     for f in &deletions {
-        groups
-            .entry((f.provider.to_string(), group_of(f)))
-            .or_default()
-            .push(f);
+        groups.entry((f.provider, group_of(f))).or_default().push(f);
     }
     for ((provider, group), items) in &groups {
         writeln!(out, "### {provider}: {group}")?;

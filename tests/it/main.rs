@@ -1,0 +1,36 @@
+//! The one integration binary: the real `driftsweep` executable, run as a user runs it.
+
+mod cli;
+mod reports;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn driftsweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_driftsweep"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("DRIFTSWEEP_POLICY")
+        .env_remove("DRIFTSWEEP_VERSION")
+        .output()
+        .expect("driftsweep runs")
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+    std::fs::write(&path, text).expect("write");
+    path
+}
