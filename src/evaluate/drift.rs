@@ -1,7 +1,7 @@
 //! Drift: what the repository defines but the cluster lacks, and workloads running other
 //! images than their manifests name. Drift is reported, never acted on by `run`.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{Action, Finding, ImageDrift, Reason};
 use crate::inventory::registry::ImageRef;
@@ -20,9 +20,12 @@ const ALWAYS_LISTED: &[&str] = &[
 ];
 
 pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<Finding>) {
+    if desired.objects.is_empty() {
+        return;
+    }
     let objects = inventory.kubernetes_objects();
-    let mut by_key: HashMap<(&str, &str), Vec<&KubeObject>> = HashMap::new();
-    let mut kinds: HashSet<&str> = HashSet::new();
+    let mut by_key: HashMap<(&str, &str), Vec<&KubeObject>> = HashMap::default();
+    let mut kinds: HashSet<&str> = HashSet::default();
     for o in objects {
         by_key.entry((&o.kind, &o.name)).or_default().push(o);
         kinds.insert(&o.kind);
@@ -75,7 +78,7 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
 
 /// (repository, tag) → digest, from what the registry listed.
 fn tag_digests(inventory: &Inventory) -> HashMap<(String, String), String> {
-    let mut map = HashMap::new();
+    let mut map = HashMap::default();
     for repo in &inventory.registry {
         for v in &repo.versions {
             for t in &v.tags {
@@ -201,7 +204,7 @@ mod tests {
 
     #[test]
     fn tag_and_digest_compare_through_the_registry() {
-        let mut digests = HashMap::new();
+        let mut digests = HashMap::default();
         digests.insert(
             ("reg.io/p/api".to_string(), "1.2.0".to_string()),
             "sha256:aa".to_string(),

@@ -1,6 +1,6 @@
 //! Kubernetes verdicts: namespaces, and the audited kinds inside the repository's namespaces.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{Clock, Finding, Reason, opts_out};
 use crate::inventory::{Inventory, KubeObject, Protects, Provider};
@@ -34,13 +34,13 @@ impl<'a> Index<'a> {
         opt_out: &str,
     ) -> Self {
         let mut index = Index {
-            uids: HashSet::new(),
-            kinds_listed: HashSet::new(),
-            used: HashSet::new(),
-            claim_prefixes: HashMap::new(),
-            desired: HashSet::new(),
+            uids: HashSet::default(),
+            kinds_listed: HashSet::default(),
+            used: HashSet::default(),
+            claim_prefixes: HashMap::default(),
+            desired: HashSet::default(),
             repository_namespaces: k.namespaces.iter().map(String::as_str).collect(),
-            opted_out_namespaces: HashSet::new(),
+            opted_out_namespaces: HashSet::default(),
         };
         for o in objects {
             if let Some(uid) = &o.uid {
@@ -167,6 +167,14 @@ pub(super) fn evaluate(
     let index = Index::build(k, desired, objects, opt_out);
     let protected: HashSet<&str> = k.protected_namespaces.iter().map(String::as_str).collect();
     let references_incomplete = inventory.has_gap(&Protects::KubernetesReferences);
+    let unlisted_kinds: HashSet<&str> = inventory
+        .gaps
+        .iter()
+        .filter_map(|g| match &g.protects {
+            Protects::KubernetesKind(kind) => Some(kind.as_str()),
+            _ => None,
+        })
+        .collect();
     let audited: HashMap<&str, AuditedKind> =
         k.kinds.iter().map(|kind| (kind.as_str(), *kind)).collect();
 
@@ -230,7 +238,7 @@ pub(super) fn evaluate(
         if o.deleting {
             keep.push(Reason::Terminating);
         }
-        if inventory.has_gap(&Protects::KubernetesKind(o.kind.clone())) {
+        if unlisted_kinds.contains(o.kind.as_str()) {
             keep.push(Reason::ListingIncomplete);
         }
         if let Some(r) = clock.age_reason(o.created) {

@@ -2,7 +2,7 @@
 //! younger than `max_age_days`; keep what the cluster runs; delete foreign images under the
 //! scan roots. A child manifest of a multi-arch index is not a version of its own.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -17,8 +17,8 @@ pub(crate) struct InUse {
     /// Digests referenced anywhere (by digest, or running as a Pod's imageID). A digest is
     /// content: the same digest under another name (a mirror) is the same image.
     digests: HashSet<String>,
-    /// (repository, tag) referenced by tag.
-    tags: HashSet<(String, String)>,
+    /// Tags referenced, by repository.
+    tags: HashMap<String, HashSet<String>>,
 }
 
 impl InUse {
@@ -38,7 +38,7 @@ impl InUse {
                     in_use.digests.insert(d);
                 } else {
                     let tag = r.tag.unwrap_or_else(|| "latest".to_string());
-                    in_use.tags.insert((r.repository, tag));
+                    in_use.tags.entry(r.repository).or_default().insert(tag);
                 }
             }
         }
@@ -47,9 +47,10 @@ impl InUse {
 
     fn uses(&self, repository: &str, v: &ImageVersion) -> bool {
         self.digests.contains(&v.digest)
-            || v.tags
-                .iter()
-                .any(|t| self.tags.contains(&(repository.to_string(), t.clone())))
+            || self
+                .tags
+                .get(repository)
+                .is_some_and(|tags| v.tags.iter().any(|t| tags.contains(t)))
     }
 }
 
@@ -108,7 +109,7 @@ struct RepoContext<'a> {
 impl RepoContext<'_> {
     fn evaluate(&self, repo: &Repository, out: &mut Vec<Finding>) {
         // Children of indexes: they live and die with their parents.
-        let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut parents: HashMap<&str, Vec<&str>> = HashMap::default();
         let mut children_unknown = false;
         for v in &repo.versions {
             match &v.children {
@@ -142,7 +143,7 @@ impl RepoContext<'_> {
         let max_age = Duration::days(i64::from(self.policy.max_age_days));
         let keep_recent = self.policy.keep_recent as usize;
 
-        let mut kept_parents: HashSet<&str> = HashSet::new();
+        let mut kept_parents: HashSet<&str> = HashSet::default();
         let mut decided: Vec<Finding> = Vec::with_capacity(repo.versions.len());
         for v in &versions {
             let time = image_time(v);
