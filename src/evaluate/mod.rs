@@ -265,7 +265,7 @@ pub fn evaluate(
         drift::evaluate(desired, inventory, &mut items);
     }
     if let Some(r) = &policy.registry {
-        registry::evaluate(r, inventory, clock, &mut items);
+        registry::evaluate(r, desired, inventory, clock, &mut items);
     }
     if let Some(g) = &policy.gcp {
         gcp::evaluate(g, inventory, clock, &mut items);

@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{Clock, Finding, Identity, Reason};
 use crate::inventory::registry::{Children, ImageRef, ImageVersion, Repository};
-use crate::inventory::{Inventory, Protects, Provider};
+use crate::inventory::{Inventory, KubeObject, Protects, Provider};
+use crate::manifests::{Desired, VERSION_PLACEHOLDER};
 use crate::policy::RegistryPolicy;
 
 /// What the cluster's workloads and Pods reference, indexed once.
@@ -22,9 +23,9 @@ pub(crate) struct InUse {
 }
 
 impl InUse {
-    pub(crate) fn from_inventory(inventory: &Inventory) -> Self {
+    pub(crate) fn from_objects<'a>(objects: impl Iterator<Item = &'a KubeObject>) -> Self {
         let mut in_use = InUse::default();
-        for o in inventory.kubernetes_objects() {
+        for o in objects {
             let references = o
                 .containers
                 .iter()
@@ -34,6 +35,9 @@ impl InUse {
                 let Some(r) = ImageRef::parse(reference) else {
                     continue;
                 };
+                if reference.contains(VERSION_PLACEHOLDER) {
+                    continue;
+                }
                 if let Some(d) = r.digest {
                     in_use.digests.insert(d);
                 } else {
@@ -68,6 +72,7 @@ pub fn image_time(v: &ImageVersion) -> Option<DateTime<Utc>> {
 
 pub(super) fn evaluate(
     policy: &RegistryPolicy,
+    desired: &Desired,
     inventory: &Inventory,
     clock: Clock,
     out: &mut Vec<Finding>,
@@ -75,10 +80,12 @@ pub(super) fn evaluate(
     let workloads_unknown = policy.protect_in_use
         && (inventory.kubernetes.is_none() || inventory.has_gap(&Protects::KubernetesReferences));
     let in_use = if policy.protect_in_use {
-        InUse::from_inventory(inventory)
+        InUse::from_objects(inventory.kubernetes_objects().iter())
     } else {
         InUse::default()
     };
+    // Versions the repository's manifests pin are the next deploy's images.
+    let wanted = InUse::from_objects(desired.objects.iter().map(|d| &d.object));
     for repo in &inventory.registry {
         let own = policy.repositories.iter().any(|r| r == &repo.name);
         let foreign = !own && policy.scan.iter().any(|root| under_root(&repo.name, root));
@@ -89,6 +96,7 @@ pub(super) fn evaluate(
             policy,
             clock,
             in_use: &in_use,
+            wanted: &wanted,
             workloads_unknown,
             foreign,
             incomplete: inventory.has_gap(&Protects::Repository(repo.name.clone())),
@@ -101,6 +109,7 @@ struct RepoContext<'a> {
     policy: &'a RegistryPolicy,
     clock: Clock,
     in_use: &'a InUse,
+    wanted: &'a InUse,
     workloads_unknown: bool,
     foreign: bool,
     incomplete: bool,
@@ -156,6 +165,9 @@ impl RepoContext<'_> {
             };
             if self.in_use.uses(&repo.name, v) || child_in_use {
                 keep.push(Reason::InUse);
+            }
+            if self.wanted.uses(&repo.name, v) {
+                keep.push(Reason::DefinedInRepository);
             }
             if self.workloads_unknown {
                 keep.push(Reason::ReferencesUnknown);

@@ -308,3 +308,26 @@ proptest! {
         prop_assert_eq!(again.count(Action::Delete), 0, "re-evaluation proposed new deletions");
     }
 }
+
+#[test]
+fn a_version_pinned_by_the_repository_manifests_is_kept() {
+    let versions: Vec<_> = (1..=6)
+        .map(|n| version(n, 100 + i64::from(n), &[&format!("v{n}")]))
+        .collect();
+    let want = crate::evaluate::testkit::desired(vec![
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "app", "namespace": "app"},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": format!("{REPO}:v6")},
+            {"name": "side", "image": format!("{REPO}:${{VERSION}}")}]}}}}),
+    ]);
+    let yaml = format!(
+        "version: 1\nname: t\nregistry:\n  repositories: [{REPO}]\n  keep_recent: 3\n  max_age_days: 30\n"
+    );
+    let f = evaluate(&policy(&yaml), &want, &inventory(versions, vec![]));
+    assert_eq!(
+        action(&f, 6),
+        (Action::Keep, vec![Reason::DefinedInRepository])
+    );
+    assert_eq!(action(&f, 5).0, Action::Delete);
+}
