@@ -80,6 +80,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
+    /// Email the report to the policy's `report.email` recipients (plain text + HTML, the JSON
+    /// report attached). SMTP user and password come from `DRIFTSWEEP_SMTP_USERNAME` and
+    /// `DRIFTSWEEP_SMTP_PASSWORD` (or `*_FILE`). The report files are written first; a
+    /// failed send is retried, then the run exits 1.
+    #[arg(long)]
+    pub email: bool,
+
+    /// Archive the JSON report at `PREFIX/YYYY/MM/DD/<run-id>.json` in Cloud Storage, e.g.
+    /// `--archive gs://aia-prod-reports/driftsweep` (default: the policy's `report.archive`).
+    /// `STORAGE_EMULATOR_HOST` points it at an emulator.
+    #[arg(long, value_name = "gs://BUCKET/PREFIX", env = "DRIFTSWEEP_ARCHIVE")]
+    pub archive: Option<String>,
+
     /// Exit with code 3 when anything is to be deleted or has drifted (for CI gates).
     #[arg(long)]
     pub fail_on_findings: bool,

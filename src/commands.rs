@@ -63,6 +63,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
     let has_findings = findings.items.iter().any(|f| f.action != Action::Keep);
     let report = Report::new(
         ReportInput {
+            run_id: run_id(started_at),
             mode: Mode::DryRun,
             started_at,
             evaluated_at: settings.now,
@@ -106,13 +107,93 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
     }
     eprint!("{summary}");
 
-    Ok(if failed {
+    // Delivery comes last: the files above are written whatever happens to it.
+    let delivered = deliver(&settings, &report);
+
+    Ok(if failed || !delivered {
         EXIT_RUNTIME
     } else if settings.fail_on_findings && has_findings {
         EXIT_FINDINGS
     } else {
         EXIT_OK
     })
+}
+
+/// Archives and emails the report as asked. Failures are printed, never lost: the report is
+/// already on disk. Returns false when any delivery failed.
+fn deliver(settings: &settings::RunSettings, report: &Report) -> bool {
+    if settings.archive.is_none() && settings.email.is_none() {
+        return true;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return false;
+        }
+    };
+    let mut ok = true;
+    runtime.block_on(async {
+        if let Some(prefix) = &settings.archive {
+            let stored = match report::archive::client().await {
+                Ok(client) => report::archive::store(&client, prefix, report).await,
+                Err(e) => Err(e),
+            };
+            match stored {
+                Ok(location) => eprintln!("  archived: {location}"),
+                Err(e) => {
+                    ok = false;
+                    eprintln!("error: {:#}", anyhow::Error::new(e));
+                }
+            }
+        }
+        if let Some(email) = &settings.email {
+            let policy = &settings.policy.policy;
+            let target = policy
+                .gcp
+                .as_ref()
+                .map_or(policy.name.as_str(), |g| g.project.as_str());
+            let sent = match report::email::compose(report, target, email) {
+                Ok(message) => report::email::send(email, &message).await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(()) => eprintln!(
+                    "  emailed: {}",
+                    email
+                        .to
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Err(e) => {
+                    ok = false;
+                    eprintln!(
+                        "error: the report was not emailed: {:#}",
+                        anyhow::Error::new(e)
+                    );
+                }
+            }
+        }
+    });
+    ok
+}
+
+/// `20261129T073000Z-1a2b3c`: sortable by time, unique per process.
+fn run_id(started_at: chrono::DateTime<Utc>) -> String {
+    use sha2::{Digest, Sha256};
+    let seed = format!(
+        "{}-{}-{:?}",
+        started_at.timestamp_nanos_opt().unwrap_or_default(),
+        std::process::id(),
+        std::thread::current().id()
+    );
+    let hash = format!("{:x}", Sha256::digest(seed.as_bytes()));
+    format!("{}-{}", started_at.format("%Y%m%dT%H%M%SZ"), &hash[..6])
 }
 
 /// Writes through a temporary file and a rename, so a report is either whole or absent.

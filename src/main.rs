@@ -11,6 +11,9 @@ use driftsweep::commands;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // kube links rustls with ring and the Google crates with aws-lc-rs; with both present no
+    // provider is chosen automatically, so choose one before the first TLS connection.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match &cli.command {
         Command::Run(args) => commands::run(args),
         Command::Policy(PolicyCommand::Check { file }) => commands::policy_check(file),
@@ -30,17 +33,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Human logs on a terminal, JSON lines otherwise (a CronJob's logs go to Cloud Logging).
-/// `DRIFTSWEEP_LOG` sets the filter (default `warn`).
+/// Human logs on a terminal; otherwise JSON lines with the fields Google Cloud Logging reads
+/// (`severity`, `message`), since a CronJob's stderr goes there. `DRIFTSWEEP_LOG` sets the
+/// filter (default `warn`).
 fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRIFTSWEEP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     if std::io::stderr().is_terminal() {
-        builder.init();
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init();
     } else {
-        builder.json().with_current_span(false).init();
+        registry
+            .with(tracing_stackdriver::layer().with_writer(std::io::stderr))
+            .init();
     }
 }

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::cli::RunArgs;
 use crate::manifests::{self, Desired, ManifestError};
 use crate::policy::{self, LoadedPolicy, PolicyError};
+use crate::report::archive::GcsLocation;
+use crate::report::email::EmailSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -18,6 +20,14 @@ pub enum SettingsError {
     Now(String),
     #[error("snapshot metadata `{}`: {message}", path.display())]
     SnapshotMeta { path: PathBuf, message: String },
+    #[error(transparent)]
+    Email(#[from] crate::report::email::EmailError),
+    #[error(transparent)]
+    Archive(#[from] crate::report::archive::ArchiveError),
+    #[error(
+        "`--email` needs a `report.email` section in the policy (recipients, sender, SMTP relay)\nhint: `driftsweep policy schema` shows its fields"
+    )]
+    NoEmailSection,
     #[error("live sources are not available in this build: pass `--snapshot DIR`\nhint: `driftsweep run --policy {} --snapshot examples/snapshot` audits the bundled example", .0.display())]
     NoSource(PathBuf),
 }
@@ -33,6 +43,8 @@ pub struct RunSettings {
     pub markdown: Option<PathBuf>,
     pub html: Option<PathBuf>,
     pub fail_on_findings: bool,
+    pub email: Option<EmailSettings>,
+    pub archive: Option<GcsLocation>,
 }
 
 /// Loads the policy and its manifests.
@@ -59,7 +71,28 @@ pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
             .map_err(|_| SettingsError::Now(text.clone()))?,
         None => recorded_at(&snapshot)?.unwrap_or_else(Utc::now),
     };
+    let email = if args.email {
+        let section = policy
+            .policy
+            .report
+            .email
+            .as_ref()
+            .ok_or(SettingsError::NoEmailSection)?;
+        Some(EmailSettings::resolve(section)?)
+    } else {
+        None
+    };
+    let archive = match args
+        .archive
+        .as_ref()
+        .or(policy.policy.report.archive.as_ref())
+    {
+        Some(text) => Some(text.parse::<GcsLocation>()?),
+        None => None,
+    };
     Ok(RunSettings {
+        email,
+        archive,
         policy,
         desired,
         snapshot,

@@ -229,9 +229,13 @@ impl Default for Safety {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportPolicy {
-    /// Email delivery of the report.
+    /// Email delivery of the report (sent when `run --email` is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailPolicy>,
+    /// Archive every run's JSON report under this Cloud Storage prefix, e.g.
+    /// `gs://aia-prod-reports/driftsweep` (`run --archive` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

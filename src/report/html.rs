@@ -14,10 +14,33 @@ const TH: &str = "text-align:left;border-bottom:2px solid #ccc;padding:4px 8px;b
 const TD: &str = "border-bottom:1px solid #eee;padding:4px 8px;vertical-align:top";
 const NUM: &str = "border-bottom:1px solid #eee;padding:4px 8px;text-align:right";
 
+/// How much the HTML shows: the file shows everything; an email cuts long lists (the JSON
+/// attachment always has everything) and lists kept objects by reason, since mail clients
+/// cannot collapse a section.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HtmlOptions {
+    pub limit: Option<usize>,
+    pub email: bool,
+}
+
 pub fn render(report: &Report) -> String {
+    render_with(report, HtmlOptions::default())
+}
+
+pub fn render_with(report: &Report, options: HtmlOptions) -> String {
     let mut out = String::new();
-    let _ = write_report(report, &mut out);
+    let _ = write_report(report, options, &mut out);
     out
+}
+
+fn more_row(out: &mut String, columns: usize, hidden: usize) -> std::fmt::Result {
+    if hidden > 0 {
+        writeln!(
+            out,
+            "<tr><td colspan=\"{columns}\" style=\"{TD};color:#555;font-style:italic\">and {hidden} more (see the attached JSON report)</td></tr>"
+        )?;
+    }
+    Ok(())
 }
 
 fn header_row(out: &mut String, columns: &[&str]) -> std::fmt::Result {
@@ -36,7 +59,8 @@ fn row(out: &mut String, cells: &[String]) -> std::fmt::Result {
     writeln!(out, "</tr>")
 }
 
-fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
+fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt::Result {
+    let limit = options.limit.unwrap_or(usize::MAX);
     let title = format!(
         "driftsweep report: {} ({})",
         r.policy.name,
@@ -133,7 +157,7 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
         )?;
         writeln!(out, "<table style=\"{TABLE}\">")?;
         header_row(out, &["#", "kind", "name", "age", "why"])?;
-        for f in items {
+        for f in items.iter().take(limit) {
             row(
                 out,
                 &[
@@ -147,6 +171,7 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
                 ],
             )?;
         }
+        more_row(out, 5, items.len().saturating_sub(limit))?;
         writeln!(out, "</table>")?;
     }
 
@@ -168,7 +193,7 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
     } else {
         writeln!(out, "<table style=\"{TABLE}\">")?;
         header_row(out, &["kind", "namespace", "name", "repository", "cluster"])?;
-        for f in &drift {
+        for f in drift.iter().take(limit) {
             let (expected, actual) = if f.drift.is_empty() {
                 (reasons_in_words(f), "missing".to_string())
             } else {
@@ -208,6 +233,7 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
                 ],
             )?;
         }
+        more_row(out, 5, drift.len().saturating_sub(limit))?;
         writeln!(out, "</table>")?;
     }
 

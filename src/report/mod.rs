@@ -1,6 +1,8 @@
 //! The report: one set of findings rendered as JSON (the machine contract), Markdown, HTML
 //! and a terminal summary. A dry-run report is also the plan a person reviews.
 
+pub mod archive;
+pub mod email;
 mod html;
 mod markdown;
 mod terminal;
@@ -14,7 +16,7 @@ use crate::evaluate::{Action, Finding, Findings};
 use crate::inventory::{Gap, Provider};
 use crate::plan::{Blocked, Plan};
 
-pub use html::render as html;
+pub use html::{HtmlOptions, render as html, render_with as html_with};
 pub use markdown::render as markdown;
 pub use terminal::render as terminal;
 
@@ -76,6 +78,8 @@ pub struct Report {
     pub schema: String,
     pub mode: Mode,
     pub driftsweep_version: String,
+    /// Unique per run: `20261129T073000Z-1a2b3c`; names the archived report.
+    pub run_id: String,
     pub started_at: DateTime<Utc>,
     /// The time decisions were made against (ages are measured from it).
     pub evaluated_at: DateTime<Utc>,
@@ -90,6 +94,7 @@ pub struct Report {
 }
 
 pub struct ReportInput {
+    pub run_id: String,
     pub mode: Mode,
     pub started_at: DateTime<Utc>,
     pub evaluated_at: DateTime<Utc>,
@@ -126,6 +131,7 @@ impl Report {
             schema: SCHEMA.to_string(),
             mode: input.mode,
             driftsweep_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: input.run_id,
             started_at: input.started_at,
             evaluated_at: input.evaluated_at,
             policy: input.policy,

@@ -1,7 +1,9 @@
 //! The one integration binary: the real `driftsweep` executable, run as a user runs it.
 
 mod cli;
+mod delivery;
 mod reports;
+mod services;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

