@@ -24,6 +24,7 @@ fn render(flag: &str) -> String {
 fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.add_filter(r#""started_at": "[^"]+""#, r#""started_at": "[time]""#);
+    s.add_filter(r#""run_id": "[^"]+""#, r#""run_id": "[run-id]""#);
     s.add_filter(
         r#""driftsweep_version": "[^"]+""#,
         r#""driftsweep_version": "[version]""#,
