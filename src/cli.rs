@@ -87,6 +87,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub email: bool,
 
+    /// Write the HTML body `--email` sends (long lists cut, kept objects counted by reason) to
+    /// FILE without sending anything, e.g. `--email-preview mail.html`.
+    #[arg(long, value_name = "FILE")]
+    pub email_preview: Option<PathBuf>,
+
     /// Archive the JSON report at `PREFIX/YYYY/MM/DD/<run-id>.json` in Cloud Storage, e.g.
     /// `--archive gs://aia-prod-reports/driftsweep` (default: the policy's `report.archive`).
     /// `STORAGE_EMULATOR_HOST` points it at an emulator.

@@ -101,6 +101,10 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         write_file(path, &report::html(&report))?;
         written.push(path.display().to_string());
     }
+    if let Some(path) = &settings.email_preview {
+        write_file(path, &report::email::html_body(&report))?;
+        written.push(path.display().to_string());
+    }
     let mut summary = report::terminal(&report);
     if !written.is_empty() {
         summary.push_str(&format!("  reports: {}\n", written.join(", ")));

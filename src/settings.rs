@@ -42,6 +42,7 @@ pub struct RunSettings {
     pub report: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
     pub html: Option<PathBuf>,
+    pub email_preview: Option<PathBuf>,
     pub fail_on_findings: bool,
     pub email: Option<EmailSettings>,
     pub archive: Option<GcsLocation>,
@@ -100,6 +101,7 @@ pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
         report: args.report.clone(),
         markdown: args.markdown.clone(),
         html: args.html.clone(),
+        email_preview: args.email_preview.clone(),
         fail_on_findings: args.fail_on_findings,
     })
 }

@@ -238,18 +238,23 @@ pub fn attachment(report: &Report) -> (String, ContentType, Vec<u8>) {
     )
 }
 
-pub fn compose(
-    report: &Report,
-    target: &str,
-    settings: &EmailSettings,
-) -> Result<Message, EmailError> {
-    let html = render_with(
+/// The HTML alternative: the HTML report with long lists cut.
+pub fn html_body(report: &Report) -> String {
+    render_with(
         report,
         HtmlOptions {
             limit: Some(EMAIL_LIST_LIMIT),
             email: true,
         },
-    );
+    )
+}
+
+pub fn compose(
+    report: &Report,
+    target: &str,
+    settings: &EmailSettings,
+) -> Result<Message, EmailError> {
+    let html = html_body(report);
     let (name, content_type, bytes) = attachment(report);
     let mut builder = Message::builder()
         .from(settings.from.clone())

@@ -105,7 +105,10 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
         )?,
     }
     writeln!(out, "<table style=\"{TABLE}\">")?;
-    header_row(out, &["provider", "kind", "delete", "drift", "keep"])?;
+    writeln!(
+        out,
+        "<tr><th style=\"{TH}\">provider</th><th style=\"{TH}\">kind</th><th style=\"{TH};text-align:right\">delete</th><th style=\"{TH};text-align:right\">drift</th><th style=\"{TH};text-align:right\">keep</th></tr>"
+    )?;
     for k in &r.summary.by_kind {
         writeln!(
             out,
@@ -242,6 +245,35 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
         .iter()
         .filter(|f| f.action == Action::Keep)
         .collect();
+    if options.email {
+        let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+        for f in &kept {
+            for reason in &f.reasons {
+                *by_reason.entry(reason.describe()).or_default() += 1;
+            }
+        }
+        writeln!(
+            out,
+            "<h2 style=\"font-size:18px\">Kept ({})</h2>",
+            kept.len()
+        )?;
+        writeln!(out, "<table style=\"{TABLE}\">")?;
+        header_row(out, &["why", "objects"])?;
+        for (reason, count) in by_reason {
+            writeln!(
+                out,
+                "<tr><td style=\"{TD}\">{}</td><td style=\"{NUM}\">{count}</td></tr>",
+                esc(reason)
+            )?;
+        }
+        writeln!(out, "</table>")?;
+        writeln!(
+            out,
+            "<p style=\"color:#555\">Every kept object, with its reasons, is in the attached JSON report.</p>"
+        )?;
+        writeln!(out, "</body></html>")?;
+        return Ok(());
+    }
     writeln!(
         out,
         "<details><summary style=\"font-size:18px;font-weight:bold;cursor:pointer\">Kept ({}), and why</summary>",

@@ -1,1 +1,92 @@
+//! Rendering rules that matter to the reader: long lists are cut in email only, with the
+//! count of what was cut, and the subject carries the state of the run.
 
+use chrono::{TimeZone, Utc};
+
+use super::*;
+use crate::evaluate::{Identity, Reason};
+use crate::plan::Blocked;
+
+fn report(deletions: usize, blocked: bool, failed: bool) -> Report {
+    let items = (0..deletions)
+        .map(|i| Finding {
+            provider: Provider::Gcp,
+            kind: "FirewallRule".into(),
+            namespace: None,
+            name: format!("rule-{i:03}"),
+            action: Action::Delete,
+            reasons: vec![Reason::NotInAllowlist],
+            created_at: None,
+            identity: Identity::default(),
+            detail: None,
+            drift: Vec::new(),
+            plan_order: Some(i + 1),
+        })
+        .collect();
+    let gaps = if failed {
+        vec![Gap {
+            provider: Provider::Gcp,
+            what: "firewalls".into(),
+            error: "403".into(),
+            protects: crate::inventory::Protects::Gcp(crate::inventory::GcpKind::FirewallRule),
+            failed: true,
+        }]
+    } else {
+        vec![]
+    };
+    let plan = Plan {
+        deletions: (0..deletions).collect(),
+        blocked: blocked.then(|| Blocked {
+            gate: "max-deletions".into(),
+            limit: 1,
+            count: deletions as u64,
+            message: "over".into(),
+        }),
+    };
+    let t = Utc.with_ymd_and_hms(2026, 11, 29, 7, 30, 0).single().unwrap();
+    Report::new(
+        ReportInput {
+            run_id: "r".into(),
+            mode: Mode::DryRun,
+            started_at: t,
+            evaluated_at: t,
+            policy: PolicyRef { name: "aia".into(), digest: "sha256:x".into(), path: "p.yaml".into() },
+            source: "snapshot:s".into(),
+        },
+        Findings { items, gaps },
+        &plan,
+    )
+}
+
+#[test]
+fn email_cuts_long_lists_and_says_how_many_are_left_out() {
+    let r = report(60, false, false);
+    let email = email::html_body(&r);
+    assert!(email.contains("rule-049") && !email.contains("rule-050"));
+    assert!(email.contains("and 10 more (see the attached JSON report)"));
+    let file = html(&r);
+    assert!(file.contains("rule-059"), "the HTML file has everything");
+    let text = email::plain_text(&r);
+    assert!(text.contains("and 10 more"));
+}
+
+#[test]
+fn subject_names_target_mode_counts_and_state() {
+    assert_eq!(
+        email::subject(&report(12, false, false), "aia-prod"),
+        "[driftsweep] aia-prod dry-run: 12 to delete, 0 drifted, 0 errors"
+    );
+    assert!(email::subject(&report(12, true, false), "p").contains("dry-run BLOCKED: 12 to delete"));
+    assert!(email::subject(&report(1, false, true), "p").contains("dry-run FAILED: 1 to delete, 0 drifted, 1 error"));
+}
+
+#[test]
+fn large_attachments_are_gzipped() {
+    let small = email::attachment(&report(3, false, false));
+    assert!(small.0.ends_with(".json"));
+    let big = email::attachment(&report(3000, false, false));
+    assert!(big.0.ends_with(".json.gz"), "{}", big.0);
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&big.2[..]), &mut json).unwrap();
+    assert_eq!(serde_json::from_str::<Report>(&json).unwrap().summary.total.delete, 3000);
+}
