@@ -31,10 +31,12 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
         kinds.insert(&o.kind);
     }
     let digests = tag_digests(inventory);
+    // Workloads count as listed unless the snapshot or the API failed to give them.
+    let references_unknown = inventory.has_gap(&crate::inventory::Protects::KubernetesReferences);
     for d in &desired.objects {
         let want = &d.object;
         let listed = ALWAYS_LISTED.contains(&want.kind.as_str())
-            || REFERENCE_KINDS.contains(&want.kind.as_str())
+            || (REFERENCE_KINDS.contains(&want.kind.as_str()) && !references_unknown)
             || kinds.contains(want.kind.as_str());
         if !listed {
             continue;

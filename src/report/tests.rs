@@ -43,14 +43,21 @@ fn report(deletions: usize, blocked: bool, failed: bool) -> Report {
             message: "over".into(),
         }),
     };
-    let t = Utc.with_ymd_and_hms(2026, 11, 29, 7, 30, 0).single().unwrap();
+    let t = Utc
+        .with_ymd_and_hms(2026, 11, 29, 7, 30, 0)
+        .single()
+        .unwrap();
     Report::new(
         ReportInput {
             run_id: "r".into(),
             mode: Mode::DryRun,
             started_at: t,
             evaluated_at: t,
-            policy: PolicyRef { name: "aia".into(), digest: "sha256:x".into(), path: "p.yaml".into() },
+            policy: PolicyRef {
+                name: "aia".into(),
+                digest: "sha256:x".into(),
+                path: "p.yaml".into(),
+            },
             source: "snapshot:s".into(),
         },
         Findings { items, gaps },
@@ -76,8 +83,13 @@ fn subject_names_target_mode_counts_and_state() {
         email::subject(&report(12, false, false), "aia-prod"),
         "[driftsweep] aia-prod dry-run: 12 to delete, 0 drifted, 0 errors"
     );
-    assert!(email::subject(&report(12, true, false), "p").contains("dry-run BLOCKED: 12 to delete"));
-    assert!(email::subject(&report(1, false, true), "p").contains("dry-run FAILED: 1 to delete, 0 drifted, 1 error"));
+    assert!(
+        email::subject(&report(12, true, false), "p").contains("dry-run BLOCKED: 12 to delete")
+    );
+    assert!(
+        email::subject(&report(1, false, true), "p")
+            .contains("dry-run FAILED: 1 to delete, 0 drifted, 1 error")
+    );
 }
 
 #[test]
@@ -87,6 +99,14 @@ fn large_attachments_are_gzipped() {
     let big = email::attachment(&report(3000, false, false));
     assert!(big.0.ends_with(".json.gz"), "{}", big.0);
     let mut json = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&big.2[..]), &mut json).unwrap();
-    assert_eq!(serde_json::from_str::<Report>(&json).unwrap().summary.total.delete, 3000);
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&big.2[..]), &mut json)
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Report>(&json)
+            .unwrap()
+            .summary
+            .total
+            .delete,
+        3000
+    );
 }
