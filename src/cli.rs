@@ -36,9 +36,32 @@ pub enum Command {
     /// Audit the cluster, registry and project against the policy and write the report.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
-    /// Check a policy file, or print the policy's JSON Schema.
+    /// Check a policy file, or print the policy's JSON Schema or reference.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Record the live inventory in the snapshot folder format, to replay with `run --snapshot`.
+    #[command(after_help = SNAPSHOT_EXAMPLES)]
+    Snapshot(SnapshotArgs),
+}
+
+const SNAPSHOT_EXAMPLES: &str = "\
+Examples:
+  driftsweep snapshot --policy policies/aia.yaml --out snapshots/2026-11-29
+  driftsweep run --policy policies/aia.yaml --snapshot snapshots/2026-11-29
+
+This build records the container registries (tags/list bodies with Google's extension,
+synthesised when the registry lacks it, and index manifests); the Kubernetes and GCP parts
+come with their live sources.";
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The policy file: it names the registries, repositories and scan roots to record.
+    #[arg(long, value_name = "FILE", env = "DRIFTSWEEP_POLICY")]
+    pub policy: PathBuf,
+
+    /// An empty or new folder to write the snapshot into, e.g. `--out snapshots/today`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 const RUN_EXAMPLES: &str = "\
@@ -63,7 +86,10 @@ pub struct RunArgs {
     pub policy: PathBuf,
 
     /// Read the inventory from a snapshot folder instead of live APIs, e.g.
-    /// `examples/snapshot` (holds kubernetes/, registry/ and gcp/ API responses).
+    /// `examples/snapshot` (holds kubernetes/, registry/ and gcp/ API responses). Without it
+    /// the registries are read live (`registry.plain_http_hosts` for HTTP registries,
+    /// `DRIFTSWEEP_REGISTRY_USERNAME`/`_PASSWORD` for basic or token auth); this build has no
+    /// live Kubernetes or GCP source yet, so a live run deletes no image that could be in use.
     #[arg(long, value_name = "DIR")]
     pub snapshot: Option<PathBuf>,
 
@@ -125,4 +151,8 @@ pub enum PolicyCommand {
     /// Print the JSON Schema of the policy format (every field, its type and default).
     #[command(after_help = "Example:\n  driftsweep policy schema > policy.schema.json")]
     Schema,
+    /// Print the policy reference in Markdown (every field, its type, default and meaning),
+    /// generated from the same types as the schema.
+    #[command(after_help = "Example:\n  driftsweep policy reference > docs/policy-reference.md")]
+    Reference,
 }

@@ -24,6 +24,10 @@ pub enum CommandError {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("`{}` is not empty\nhint: write a snapshot into a new or empty folder", .0.display())]
+    OutNotEmpty(std::path::PathBuf),
     #[error("cannot write `{}`", path.display())]
     Write {
         path: std::path::PathBuf,
@@ -35,8 +39,10 @@ pub enum CommandError {
 impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CommandError::Settings(_) | CommandError::Snapshot(_) => EXIT_INPUT,
-            CommandError::Write { .. } => EXIT_RUNTIME,
+            CommandError::Settings(_)
+            | CommandError::Snapshot(_)
+            | CommandError::OutNotEmpty(_) => EXIT_INPUT,
+            CommandError::Write { .. } | CommandError::Runtime(_) => EXIT_RUNTIME,
         }
     }
 }
@@ -45,12 +51,20 @@ impl CommandError {
 pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
     let started_at = Utc::now();
     let settings = settings::resolve_run(args)?;
-    let inventory = snapshot::read(&settings.snapshot)?;
+    let (inventory, source) = match &settings.snapshot {
+        Some(dir) => (snapshot::read(dir)?, format!("snapshot:{}", dir.display())),
+        None => {
+            let runtime = runtime()?;
+            let live = runtime.block_on(crate::inventory::live::read(&settings.policy.policy));
+            (live.inventory, "live".to_string())
+        }
+    };
     tracing::info!(
         kubernetes = inventory.kubernetes_objects().len(),
         repositories = inventory.registry.len(),
         gcp = inventory.gcp.len(),
-        "inventory read from snapshot"
+        source = %source,
+        "inventory read"
     );
     let mut findings = evaluate::evaluate(
         &settings.policy.policy,
@@ -72,7 +86,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
                 digest: settings.policy.digest.clone(),
                 path: settings.policy.path.display().to_string(),
             },
-            source: format!("snapshot:{}", settings.snapshot.display()),
+            source,
         },
         findings,
         &plan,
@@ -187,6 +201,57 @@ fn deliver(settings: &settings::RunSettings, report: &Report) -> bool {
     ok
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CommandError::Runtime)
+}
+
+/// `driftsweep snapshot`: records what the live sources read.
+pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
+    let (policy, _) = settings::load_policy(&args.policy, None)?;
+    if args.out.exists()
+        && std::fs::read_dir(&args.out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(CommandError::OutNotEmpty(args.out.clone()));
+    }
+    let recorded_at = Utc::now();
+    let live = runtime()?.block_on(crate::inventory::live::read(&policy.policy));
+    crate::inventory::live::write_snapshot(&args.out, &live, recorded_at).map_err(|source| {
+        CommandError::Write {
+            path: args.out.clone(),
+            source,
+        }
+    })?;
+    let versions: usize = live
+        .inventory
+        .registry
+        .iter()
+        .map(|r| r.versions.len())
+        .sum();
+    eprintln!(
+        "snapshot `{}`: {} repositories, {versions} image versions",
+        args.out.display(),
+        live.listings.len()
+    );
+    let mut failed = false;
+    for g in &live.inventory.gaps {
+        failed |= g.failed;
+        eprintln!(
+            "  {}: {} {}: {}",
+            if g.failed { "error" } else { "note" },
+            g.provider,
+            g.what,
+            g.error
+        );
+    }
+    Ok(if failed { EXIT_RUNTIME } else { EXIT_OK })
+}
+
 /// `20261129T073000Z-1a2b3c`: sortable by time, unique per process.
 fn run_id(started_at: chrono::DateTime<Utc>) -> String {
     use sha2::{Digest, Sha256};
@@ -248,5 +313,11 @@ pub fn policy_check(file: &Path) -> Result<u8, CommandError> {
 pub fn policy_schema() -> Result<u8, CommandError> {
     let text = serde_json::to_string_pretty(&crate::policy::schema()).unwrap_or_default();
     println!("{text}");
+    Ok(EXIT_OK)
+}
+
+/// `driftsweep policy reference`: the Markdown policy reference (`docs/policy-reference.md`).
+pub fn policy_reference() -> Result<u8, CommandError> {
+    print!("{}", crate::policy::reference_markdown());
     Ok(EXIT_OK)
 }

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run(args),
         Command::Policy(PolicyCommand::Check { file }) => commands::policy_check(file),
         Command::Policy(PolicyCommand::Schema) => commands::policy_schema(),
+        Command::Policy(PolicyCommand::Reference) => commands::policy_reference(),
+        Command::Snapshot(args) => commands::snapshot(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -28,8 +28,6 @@ pub enum SettingsError {
         "`--email` needs a `report.email` section in the policy (recipients, sender, SMTP relay)\nhint: `driftsweep policy schema` shows its fields"
     )]
     NoEmailSection,
-    #[error("live sources are not available in this build: pass `--snapshot DIR`\nhint: `driftsweep run --policy {} --snapshot examples/snapshot` audits the bundled example", .0.display())]
-    NoSource(PathBuf),
 }
 
 /// Everything a run needs, resolved.
@@ -37,7 +35,8 @@ pub enum SettingsError {
 pub struct RunSettings {
     pub policy: LoadedPolicy,
     pub desired: Desired,
-    pub snapshot: PathBuf,
+    /// `None`: read the live APIs.
+    pub snapshot: Option<PathBuf>,
     pub now: DateTime<Utc>,
     pub report: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
@@ -63,14 +62,12 @@ pub fn load_policy(
 
 pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
     let (policy, desired) = load_policy(&args.policy, args.release_version.as_deref())?;
-    let snapshot = args
-        .snapshot
-        .clone()
-        .ok_or_else(|| SettingsError::NoSource(args.policy.clone()))?;
-    let now = match &args.now {
-        Some(text) => crate::inventory::kubernetes::parse_time(text)
+    let snapshot = args.snapshot.clone();
+    let now = match (&args.now, &snapshot) {
+        (Some(text), _) => crate::inventory::kubernetes::parse_time(text)
             .map_err(|_| SettingsError::Now(text.clone()))?,
-        None => recorded_at(&snapshot)?.unwrap_or_else(Utc::now),
+        (None, Some(dir)) => recorded_at(dir)?.unwrap_or_else(Utc::now),
+        (None, None) => Utc::now(),
     };
     let email = if args.email {
         let section = policy

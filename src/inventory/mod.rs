@@ -11,6 +11,7 @@ mod gcp_common;
 pub mod gcs;
 pub mod iam;
 pub mod kubernetes;
+pub mod live;
 pub mod registry;
 pub mod snapshot;
 

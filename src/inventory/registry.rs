@@ -310,3 +310,5 @@ mod tests {
         assert!(e.contains("timeUploadedMs"), "{e}");
     }
 }
+
+pub mod client;

@@ -4,6 +4,7 @@
 
 mod glob;
 mod load;
+mod reference;
 
 use std::path::PathBuf;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use glob::{Glob, any_match};
 pub use load::{LoadedPolicy, PolicyError, Problem, load, schema, validate_source};
+pub use reference::{REGENERATE as REFERENCE_REGENERATE, reference_markdown};
 
 /// A driftsweep policy (`policies/*.yaml`). Sections that are absent are not audited:
 /// driftsweep never deletes a kind of resource the policy does not mention.
@@ -253,9 +255,13 @@ pub struct EmailPolicy {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpPolicy {
+    /// The SMTP relay's host name, e.g. `smtp.example.com`.
     pub host: String,
+    /// The relay's port: usually 587 with `starttls`, 465 with `implicit`.
     #[serde(default = "default_smtp_port")]
     pub port: u16,
+    /// How the connection is encrypted: `starttls` upgrades a plain connection, `implicit`
+    /// speaks TLS from the start, `none` sends in the clear (local relays and tests only).
     #[serde(default)]
     pub tls: SmtpTls,
 }

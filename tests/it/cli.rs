@@ -183,9 +183,6 @@ fn missing_inputs_are_explained() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("does not exist"));
-    let out = driftsweep(&["run", "--policy", "policies/aia.yaml"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--snapshot DIR"), "{}", stderr(&out));
     let out = driftsweep(&[
         "run",
         "--policy",

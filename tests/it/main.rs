@@ -2,6 +2,7 @@
 
 mod cli;
 mod delivery;
+mod registry;
 mod reports;
 mod services;
 

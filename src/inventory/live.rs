@@ -1,0 +1,163 @@
+//! The live inventory: what the APIs say now. Today that is the container registries; the
+//! Kubernetes and GCP sources are separate work, and until they land a live run records
+//! them as not read, so nothing they could protect is deleted.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::registry::client::{Credentials, RegistryClient, RepositoryListing};
+use super::registry::parse_tag_list;
+use super::{Gap, Inventory, Protects, Provider};
+use crate::policy::Policy;
+
+/// An inventory with the raw listings it came from (what `snapshot` writes).
+pub struct LiveInventory {
+    pub inventory: Inventory,
+    pub listings: Vec<RepositoryListing>,
+}
+
+fn gap(provider: Provider, what: String, error: String, protects: Protects, failed: bool) -> Gap {
+    Gap {
+        provider,
+        what,
+        error,
+        protects,
+        failed,
+    }
+}
+
+/// Reads every source this build has.
+pub async fn read(policy: &Policy) -> LiveInventory {
+    let mut inventory = Inventory::default();
+    let mut listings = Vec::new();
+    if policy.kubernetes.is_some() || policy.registry.as_ref().is_some_and(|r| r.protect_in_use) {
+        inventory.gaps.push(gap(
+            Provider::Kubernetes,
+            "the cluster".to_string(),
+            "the live Kubernetes source is not in this build; use --snapshot to audit a recorded cluster".to_string(),
+            Protects::KubernetesReferences,
+            false,
+        ));
+    }
+    if let Some(r) = &policy.registry {
+        match RegistryClient::new(&r.plain_http_hosts, Credentials::from_env()) {
+            Ok(client) => read_registry(&client, r, &mut inventory, &mut listings).await,
+            Err(e) => inventory.gaps.push(gap(
+                Provider::Registry,
+                "all registries".to_string(),
+                e.to_string(),
+                Protects::Repository("*".to_string()),
+                true,
+            )),
+        }
+    }
+    LiveInventory {
+        inventory,
+        listings,
+    }
+}
+
+pub async fn read_registry(
+    client: &RegistryClient,
+    policy: &crate::policy::RegistryPolicy,
+    inventory: &mut Inventory,
+    listings: &mut Vec<RepositoryListing>,
+) {
+    let mut repositories: Vec<String> = policy.repositories.clone();
+    for root in &policy.scan {
+        match client.catalog(root).await {
+            Ok(found) => repositories.extend(found),
+            Err(e) => inventory.gaps.push(gap(
+                Provider::Registry,
+                format!("repositories under `{root}`"),
+                e.to_string(),
+                Protects::Repository(root.clone()),
+                true,
+            )),
+        }
+    }
+    repositories.sort();
+    repositories.dedup();
+    for name in repositories {
+        match client.read_repository(&name).await {
+            Ok(listing) => match to_repository(&listing) {
+                Ok(repo) => {
+                    inventory.registry.push(repo);
+                    listings.push(listing);
+                }
+                Err(e) => inventory.gaps.push(gap(
+                    Provider::Registry,
+                    format!("repository `{name}`"),
+                    e,
+                    Protects::Repository(name.clone()),
+                    true,
+                )),
+            },
+            Err(e) => inventory.gaps.push(gap(
+                Provider::Registry,
+                format!("repository `{name}`"),
+                e.to_string(),
+                Protects::Repository(name.clone()),
+                true,
+            )),
+        }
+    }
+}
+
+/// The same parser a snapshot replay uses, so that live and replayed verdicts agree.
+pub fn to_repository(listing: &RepositoryListing) -> Result<super::Repository, String> {
+    parse_tag_list(&listing.name, &listing.tag_list, &mut |digest: &str| {
+        Ok(listing.index_manifests.get(digest).cloned())
+    })
+}
+
+/// Writes the registry part of a snapshot folder, `snapshot.json` and `errors.json`.
+pub fn write_snapshot(
+    dir: &Path,
+    live: &LiveInventory,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for listing in &live.listings {
+        let file = dir.join("registry").join(format!("{}.json", listing.name));
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&file, pretty(&listing.tag_list))?;
+        let manifests = dir.join("registry").join(&listing.name).join("manifests");
+        for (digest, body) in &listing.index_manifests {
+            std::fs::create_dir_all(&manifests)?;
+            std::fs::write(manifests.join(format!("{digest}.json")), pretty(body))?;
+        }
+    }
+    let meta: BTreeMap<&str, Value> = BTreeMap::from([
+        (
+            "recorded_at",
+            Value::String(recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ),
+        (
+            "driftsweep_version",
+            Value::String(env!("CARGO_PKG_VERSION").to_string()),
+        ),
+    ]);
+    std::fs::write(
+        dir.join("snapshot.json"),
+        pretty(&serde_json::to_value(meta).unwrap_or_default()),
+    )?;
+    let failed: Vec<&Gap> = live.inventory.gaps.iter().filter(|g| g.failed).collect();
+    if !failed.is_empty() {
+        std::fs::write(
+            dir.join("errors.json"),
+            pretty(&serde_json::to_value(failed).unwrap_or_default()),
+        )?;
+    }
+    Ok(())
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
