@@ -41,6 +41,13 @@ install_test_tools() {
         "${pip[@]}" "${missing[@]}" >/dev/null 2>&1 \
             || quiet "${pip[@]}" --break-system-packages "${missing[@]}"
     fi
+    # Debian's CNCF distribution server. RUNLEVEL=1 keeps the package from starting its own
+    # service, which would listen on all interfaces; the tests start theirs on 127.0.0.1.
+    if ! command -v docker-registry >/dev/null 2>&1; then
+        step "installing test tools: docker-registry (Debian)"
+        quiet apt-get update -qq
+        quiet env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq docker-registry
+    fi
 }
 
 # Services this script itself starts (none yet; the tests start theirs) go here, with their
