@@ -7,7 +7,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::registry::client::{Credentials, RegistryClient, RepositoryListing};
+use super::registry::client::{
+    Credentials, RegistryClient, RepositoryListing, google_access_token, is_google_host,
+    split_repository,
+};
 use super::registry::parse_tag_list;
 use super::{Gap, Inventory, Protects, Provider};
 use crate::policy::Policy;
@@ -42,7 +45,21 @@ pub async fn read(policy: &Policy) -> LiveInventory {
         ));
     }
     if let Some(r) = &policy.registry {
-        match RegistryClient::new(&r.plain_http_hosts, Credentials::from_env()) {
+        let mut credentials = Credentials::from_env();
+        let google = r
+            .repositories
+            .iter()
+            .chain(&r.scan)
+            .any(|repo| is_google_host(split_repository(repo).0));
+        let anonymous = std::env::var("DRIFTSWEEP_GCP_CREDENTIALS").is_ok_and(|v| v == "anonymous");
+        if google && !anonymous {
+            match google_access_token().await {
+                Ok(token) => credentials.google_token = Some(token),
+                // Without a token, public images still read; private ones fail per repository.
+                Err(e) => tracing::warn!(error = %e, "no Google credentials for the registries"),
+            }
+        }
+        match RegistryClient::new(&r.plain_http_hosts, credentials) {
             Ok(client) => read_registry(&client, r, &mut inventory, &mut listings).await,
             Err(e) => inventory.gaps.push(gap(
                 Provider::Registry,

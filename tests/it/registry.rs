@@ -439,3 +439,73 @@ fn google_extended_tag_lists_are_read_in_one_request_per_page_with_upload_time_w
     assert_eq!(report["summary"]["delete"], 5_000 - 90);
     let _ = root();
 }
+
+/// Google registries get an access token from application default credentials; here the
+/// metadata server is a local stand-in (`GCE_METADATA_HOST`), as on GKE with Workload Identity.
+#[test]
+fn google_registries_get_a_token_from_application_default_credentials() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let paths = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = paths.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut flavor = false;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+                flavor |= h
+                    .to_ascii_lowercase()
+                    .starts_with("metadata-flavor: google");
+            }
+            seen.lock()
+                .unwrap()
+                .push(line.split_whitespace().nth(1).unwrap_or("").to_string());
+            let body = if flavor {
+                r#"{"access_token": "ya29.test-token", "expires_in": 3599, "token_type": "Bearer"}"#
+            } else {
+                "missing Metadata-Flavor"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    // SAFETY: no other test in this binary reads these variables.
+    unsafe {
+        std::env::set_var("GCE_METADATA_HOST", format!("127.0.0.1:{port}"));
+        std::env::remove_var("GOOGLE_APPLICATION_CREDENTIALS");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let token = rt
+        .block_on(driftsweep::inventory::registry::client::google_access_token())
+        .unwrap();
+    assert_eq!(token, "ya29.test-token");
+    assert!(
+        paths
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("/service-accounts/default/token"))
+    );
+    assert!(driftsweep::inventory::registry::client::is_google_host(
+        "us-docker.pkg.dev"
+    ));
+    assert!(driftsweep::inventory::registry::client::is_google_host(
+        "gcr.io"
+    ));
+    assert!(!driftsweep::inventory::registry::client::is_google_host(
+        "registry.example.com"
+    ));
+}

@@ -37,12 +37,14 @@ pub enum RegistryError {
     Body { url: String, message: String },
 }
 
-/// How to authenticate: basic credentials (also used to get bearer tokens), or none.
+/// How to authenticate: basic credentials (also used to get bearer tokens), an OAuth access
+/// token for Google registries, or none.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub basic: Option<(String, String)>,
-    /// A ready OAuth access token (Google registries).
-    pub bearer: Option<String>,
+    /// An OAuth access token, sent as `Bearer` to Google registries only (Artifact Registry,
+    /// `gcr.io`); never to any other host.
+    pub google_token: Option<String>,
 }
 
 impl Credentials {
@@ -52,7 +54,7 @@ impl Credentials {
         let password = std::env::var("DRIFTSWEEP_REGISTRY_PASSWORD").ok();
         Credentials {
             basic: user.zip(password),
-            bearer: None,
+            google_token: None,
         }
     }
 }
@@ -191,8 +193,9 @@ impl RegistryClient {
         };
         let initial = cached.map(|t| format!("Bearer {t}")).or_else(|| {
             self.credentials
-                .bearer
+                .google_token
                 .as_ref()
+                .filter(|_| is_google_host(host))
                 .map(|t| format!("Bearer {t}"))
         });
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -595,6 +598,21 @@ pub enum DeleteOutcome {
     Deleted,
     AlreadyGone,
     Skipped(String),
+}
+
+/// An access token from application default credentials (a key file, gcloud's user
+/// credentials, Workload Identity or the metadata server; `GCE_METADATA_HOST` points at
+/// another one), for Google registries.
+pub async fn google_access_token() -> Result<String, String> {
+    let credentials = google_cloud_auth::credentials::Builder::default()
+        .with_scopes(["https://www.googleapis.com/auth/cloud-platform"])
+        .build_access_token_credentials()
+        .map_err(|e| format!("application default credentials: {e}"))?;
+    credentials
+        .access_token()
+        .await
+        .map(|t| t.token)
+        .map_err(|e| format!("application default credentials: {e}"))
 }
 
 pub fn is_google_host(host: &str) -> bool {
