@@ -53,6 +53,8 @@ fn serve(google: bool) -> u16 {
 }
 
 fn handle(mut stream: std::net::TcpStream, list: &str) {
+    // Small writes without Nagle: otherwise delayed ACKs, not the client, set the pace.
+    let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
     loop {
         let mut line = String::new();

@@ -13,14 +13,12 @@ pub fn parse_certificates(body: &Value) -> Result<Vec<GcpResource>, String> {
         .map(|(path, o)| {
             let full = required(o, &path, "name")?;
             Ok(GcpResource {
-                kind: Some(GcpKind::Certificate),
-                name: short_name(full).to_string(),
                 resource_name: Some(full.to_string()),
                 etag: text(o, "etag"),
                 created: time(o, &path, "createTime")?,
                 description: text(o, "description"),
                 labels: labels(o),
-                ..GcpResource::default()
+                ..GcpResource::of(GcpKind::Certificate, short_name(full))
             })
         })
         .collect()

@@ -12,14 +12,12 @@ pub fn parse_firewalls(body: &Value) -> Result<Vec<GcpResource>, String> {
         .into_iter()
         .map(|(path, o)| {
             Ok(GcpResource {
-                kind: Some(GcpKind::FirewallRule),
-                name: required(o, &path, "name")?.to_string(),
                 id: text(o, "id"),
                 self_link: text(o, "selfLink"),
                 created: time(o, &path, "creationTimestamp")?,
                 description: text(o, "description"),
                 labels: labels(o),
-                ..GcpResource::default()
+                ..GcpResource::of(GcpKind::FirewallRule, required(o, &path, "name")?)
             })
         })
         .collect()
@@ -31,13 +29,11 @@ pub fn parse_ssl_certificates(body: &Value) -> Result<Vec<GcpResource>, String> 
         .into_iter()
         .map(|(path, o)| {
             Ok(GcpResource {
-                kind: Some(GcpKind::SslCertificate),
-                name: required(o, &path, "name")?.to_string(),
                 id: text(o, "id"),
                 self_link: text(o, "selfLink"),
                 created: time(o, &path, "creationTimestamp")?,
                 description: text(o, "description"),
-                ..GcpResource::default()
+                ..GcpResource::of(GcpKind::SslCertificate, required(o, &path, "name")?)
             })
         })
         .collect()

@@ -12,8 +12,6 @@ pub fn parse_buckets(body: &Value) -> Result<Vec<GcpResource>, String> {
         .into_iter()
         .map(|(path, o)| {
             Ok(GcpResource {
-                kind: Some(GcpKind::Bucket),
-                name: required(o, &path, "name")?.to_string(),
                 id: text(o, "id"),
                 self_link: text(o, "selfLink"),
                 etag: text(o, "etag").or_else(|| text(o, "metageneration")),
@@ -24,7 +22,7 @@ pub fn parse_buckets(body: &Value) -> Result<Vec<GcpResource>, String> {
                     .and_then(|r| r.get("isLocked"))
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
-                ..GcpResource::default()
+                ..GcpResource::of(GcpKind::Bucket, required(o, &path, "name")?)
             })
         })
         .collect()

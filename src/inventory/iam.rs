@@ -11,14 +11,12 @@ pub fn parse_service_accounts(body: &Value) -> Result<Vec<GcpResource>, String> 
         .into_iter()
         .map(|(path, o)| {
             Ok(GcpResource {
-                kind: Some(GcpKind::IamServiceAccount),
-                name: required(o, &path, "email")?.to_string(),
                 resource_name: text(o, "name"),
                 id: text(o, "uniqueId"),
                 etag: text(o, "etag"),
                 description: text(o, "description"),
                 disabled: o.get("disabled").and_then(Value::as_bool),
-                ..GcpResource::default()
+                ..GcpResource::of(GcpKind::IamServiceAccount, required(o, &path, "email")?)
             })
         })
         .collect()

@@ -64,9 +64,9 @@ impl GcpKind {
 }
 
 /// One GCP resource.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GcpResource {
-    pub kind: Option<GcpKind>,
+    pub kind: GcpKind,
     /// Short name; the email for service accounts.
     pub name: String,
     /// Full resource name where the API has one (`projects/p/locations/l/certificates/c`).
@@ -99,8 +99,27 @@ pub struct GcpResource {
 }
 
 impl GcpResource {
+    /// A resource of `kind` with nothing else known yet.
+    pub fn of(kind: GcpKind, name: &str) -> Self {
+        GcpResource {
+            kind,
+            name: name.to_string(),
+            resource_name: None,
+            id: None,
+            self_link: None,
+            etag: None,
+            created: None,
+            labels: Default::default(),
+            description: None,
+            disabled: None,
+            empty: None,
+            retention_locked: false,
+            used_by: Vec::new(),
+        }
+    }
+
     pub fn kind(&self) -> GcpKind {
-        self.kind.unwrap_or(GcpKind::FirewallRule)
+        self.kind
     }
 }
 

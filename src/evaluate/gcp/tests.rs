@@ -11,10 +11,8 @@ const POLICY: &str = "version: 1\nname: t\ngcp:\n  project: p\n  firewall_rules:
 
 fn res(kind: GcpKind, name: &str) -> GcpResource {
     GcpResource {
-        kind: Some(kind),
-        name: name.to_string(),
         created: Some(now() - Duration::days(200)),
-        ..GcpResource::default()
+        ..GcpResource::of(kind, name)
     }
 }
 
