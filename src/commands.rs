@@ -173,7 +173,8 @@ fn deliver(settings: &settings::RunSettings, report: &Report) -> bool {
             let target = policy
                 .gcp
                 .as_ref()
-                .map_or(policy.name.as_str(), |g| g.project.as_str());
+                .and_then(|g| g.project.as_deref())
+                .unwrap_or(policy.name.as_str());
             let sent = match report::email::compose(report, target, email) {
                 Ok(message) => report::email::send(email, &message).await,
                 Err(e) => Err(e),
@@ -295,7 +296,10 @@ pub fn policy_check(file: &Path) -> Result<u8, CommandError> {
         audited.push(format!("registry ({} repositories)", r.repositories.len()));
     }
     if let Some(g) = &p.gcp {
-        audited.push(format!("gcp (project {})", g.project));
+        audited.push(match &g.project {
+            Some(p) => format!("gcp (project {p})"),
+            None => "gcp".to_string(),
+        });
     }
     eprintln!(
         "policy `{}` is valid: {}",

@@ -27,7 +27,7 @@ fn floor_patterns(kind: GcpKind) -> &'static [&'static str] {
 /// The label GCP resources carry to opt out (GCP label keys cannot hold `.` or `/`).
 pub const GCP_OPT_OUT_LABEL: &str = "driftsweep-keep";
 
-fn is_system_managed(r: &GcpResource, project: &str) -> bool {
+fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
     let kind = r.kind();
     if floor_patterns(kind)
         .iter()
@@ -40,7 +40,14 @@ fn is_system_managed(r: &GcpResource, project: &str) -> bool {
     if kind == GcpKind::IamServiceAccount
         && r.name
             .rsplit_once('@')
-            .is_none_or(|(_, domain)| domain != format!("{project}.iam.gserviceaccount.com"))
+            .is_none_or(|(_, domain)| match project {
+                Some(p) => domain != format!("{p}.iam.gserviceaccount.com"),
+                // Without the project: Google's agents live in `gcp-sa-*` and similar
+                // domains; any other `*.iam.gserviceaccount.com` is a user's account.
+                None => {
+                    !domain.ends_with(".iam.gserviceaccount.com") || domain.starts_with("gcp-sa-")
+                }
+            })
     {
         return true;
     }
@@ -86,7 +93,7 @@ pub(super) fn evaluate(
         if any_match(allowed, &r.name) {
             keep.push(Reason::InAllowlist);
         }
-        if is_system_managed(r, &policy.project) {
+        if is_system_managed(r, policy.project.as_deref()) {
             keep.push(Reason::SystemManaged);
         }
         if super::opts_out(r.labels.get(GCP_OPT_OUT_LABEL)) {

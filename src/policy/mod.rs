@@ -151,8 +151,11 @@ pub struct RegistryPolicy {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GcpPolicy {
-    /// The project ID. Example: `aia-prod`.
-    pub project: String,
+    /// The project ID, e.g. `aia-prod`. Names the target in email subjects and tells the
+    /// project's own service accounts (`NAME@PROJECT.iam.gserviceaccount.com`) from Google's
+    /// service agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// Compute firewall rules. Absent: firewall rules are not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firewall_rules: Option<Allowlist>,

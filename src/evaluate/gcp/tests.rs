@@ -225,3 +225,28 @@ fn kinds_without_a_policy_section_are_not_audited() {
     assert!(!reported(&f, "Bucket", None, "anything"));
     deleted(&f, GcpKind::FirewallRule, "stray");
 }
+
+#[test]
+fn without_a_project_service_agents_are_still_recognised() {
+    let f = run_policy(
+        "version: 1\nname: t\ngcp:\n  service_accounts: {allowed: ['app-*']}\n",
+        vec![
+            res(
+                GcpKind::IamServiceAccount,
+                "service-1@gcp-sa-pubsub.iam.gserviceaccount.com",
+            ),
+            res(GcpKind::IamServiceAccount, "old@p.iam.gserviceaccount.com"),
+        ],
+    );
+    kept(
+        &f,
+        GcpKind::IamServiceAccount,
+        "service-1@gcp-sa-pubsub.iam.gserviceaccount.com",
+        Reason::SystemManaged,
+    );
+    deleted(
+        &f,
+        GcpKind::IamServiceAccount,
+        "old@p.iam.gserviceaccount.com",
+    );
+}
