@@ -166,6 +166,24 @@ fn with_the_smtp_server_down_the_report_is_still_written_and_the_run_exits_1() {
         "{}",
         stderr(&out)
     );
+    // Off a terminal, logs are JSON lines Cloud Logging reads: `severity` and `message`.
+    let retry_logs: Vec<Value> = stderr(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["severity"] == "WARNING")
+        .collect();
+    assert_eq!(
+        retry_logs.len(),
+        2,
+        "one log line per retry: {}",
+        stderr(&out)
+    );
+    assert!(
+        retry_logs[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retrying")
+    );
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
     assert_eq!(report["summary"]["delete"], 29);
