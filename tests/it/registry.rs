@@ -509,3 +509,53 @@ fn google_registries_get_a_token_from_application_default_credentials() {
         "registry.example.com"
     ));
 }
+
+/// Artifact Registry refuses a child manifest while its index is still going; the delete
+/// waits and tries again instead of failing.
+#[test]
+fn a_dangling_parent_answer_is_retried() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let deletes = Arc::new(AtomicUsize::new(0));
+    let counter = deletes.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = if n == 0 {
+                (
+                    "400 Bad Request",
+                    r#"{"errors":[{"code":"GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE","message":"parent index still exists"}]}"#,
+                )
+            } else {
+                ("202 Accepted", "")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let host = format!("127.0.0.1:{port}");
+    let client = RegistryClient::new(std::slice::from_ref(&host), Credentials::default()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let digest = format!("sha256:{:064x}", 7);
+    let outcome = rt
+        .block_on(client.delete_version(&format!("{host}/p/app"), &digest, &[]))
+        .unwrap();
+    assert_eq!(outcome, DeleteOutcome::Deleted);
+    assert_eq!(deletes.load(Ordering::SeqCst), 2);
+}

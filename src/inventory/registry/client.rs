@@ -577,20 +577,38 @@ impl RegistryClient {
             }
         }
         let url = format!("{base}/v2/{path}/manifests/{digest}");
-        let response = self
-            .send(Method::DELETE, &url, host, &scope, MANIFEST_ACCEPT)
-            .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(DeleteOutcome::AlreadyGone),
-            s if s.is_success() => Ok(DeleteOutcome::Deleted),
-            s => Err(RegistryError::Status {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = self
+                .send(Method::DELETE, &url, host, &scope, MANIFEST_ACCEPT)
+                .await?;
+            let status = response.status();
+            if status == StatusCode::NOT_FOUND {
+                return Ok(DeleteOutcome::AlreadyGone);
+            }
+            if status.is_success() {
+                return Ok(DeleteOutcome::Deleted);
+            }
+            let body = response.text().await.unwrap_or_default();
+            // Artifact Registry refuses a child manifest while its index is still being
+            // deleted; the plan deletes the index first, so waiting lets it finish.
+            if body.contains(DANGLING_PARENT) && attempt < DANGLING_PARENT_ATTEMPTS {
+                tokio::time::sleep(std::time::Duration::from_secs(2 * attempt as u64)).await;
+                continue;
+            }
+            return Err(RegistryError::Status {
                 url,
-                status: s.as_u16(),
-                body: response.text().await.unwrap_or_default(),
-            }),
+                status: status.as_u16(),
+                body,
+            });
         }
     }
 }
+
+/// Artifact Registry's answer when a manifest is still referenced by an index.
+const DANGLING_PARENT: &str = "GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE";
+const DANGLING_PARENT_ATTEMPTS: usize = 4;
 
 /// What a delete did.
 #[derive(Debug, Clone, PartialEq, Eq)]
