@@ -83,13 +83,30 @@ pub async fn read_registry(
     listings: &mut Vec<RepositoryListing>,
 ) {
     let mut repositories: Vec<String> = policy.repositories.clone();
+    let mut artifact_registry = None;
     for root in &policy.scan {
-        match client.catalog(root).await {
+        let found = if super::artifact_registry::parent_of(root).is_some() {
+            if artifact_registry.is_none() {
+                let endpoint = std::env::var("DRIFTSWEEP_GCP_ARTIFACTREGISTRY_ENDPOINT").ok();
+                let anonymous =
+                    std::env::var("DRIFTSWEEP_GCP_CREDENTIALS").is_ok_and(|v| v == "anonymous");
+                artifact_registry =
+                    Some(super::artifact_registry::client(endpoint, anonymous).await);
+            }
+            match artifact_registry.as_ref() {
+                Some(Ok(ar)) => super::artifact_registry::repositories(ar, root).await,
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("no Artifact Registry client".to_string()),
+            }
+        } else {
+            client.catalog(root).await.map_err(|e| e.to_string())
+        };
+        match found {
             Ok(found) => repositories.extend(found),
             Err(e) => inventory.gaps.push(gap(
                 Provider::Registry,
                 format!("repositories under `{root}`"),
-                e.to_string(),
+                e,
                 Protects::Repository(root.clone()),
                 true,
             )),

@@ -5,6 +5,7 @@
 //! `Inventory`; a list that failed is recorded as a `Gap`, so that nothing it could have
 //! protected is deleted.
 
+pub mod artifact_registry;
 pub mod certificates;
 pub mod compute;
 mod gcp_common;

@@ -559,3 +559,74 @@ fn a_dangling_parent_answer_is_retried() {
     assert_eq!(outcome, DeleteOutcome::Deleted);
     assert_eq!(deletes.load(Ordering::SeqCst), 2);
 }
+
+/// Foreign images under an Artifact Registry root are found with `dockerImages.list`, every
+/// page of it; a local server replays the documented REST responses.
+#[test]
+fn artifact_registry_roots_are_enumerated_with_docker_images_list() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let paths = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = paths.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            seen.lock().unwrap().push(path.clone());
+            let image = |name: &str, n: u32| {
+                json!({"name": format!("projects/p/locations/us/repositories/r/dockerImages/{name}@sha256:{n:064x}"),
+                       "uri": format!("us-docker.pkg.dev/p/r/{name}@sha256:{n:064x}"),
+                       "tags": [format!("v{n}")], "uploadTime": "2026-01-01T00:00:00Z"})
+            };
+            let body = if path.contains("pageToken=page-2") {
+                json!({"dockerImages": [image("old-prototype", 3), image("team/tool", 4)]})
+            } else {
+                json!({"dockerImages": [image("aia-api", 1), image("aia-api", 2)], "nextPageToken": "page-2"})
+            }
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let found = rt.block_on(async {
+        let client = driftsweep::inventory::artifact_registry::client(
+            Some(format!("http://127.0.0.1:{port}")),
+            true,
+        )
+        .await
+        .unwrap();
+        driftsweep::inventory::artifact_registry::repositories(&client, "us-docker.pkg.dev/p/r")
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        found,
+        vec![
+            "us-docker.pkg.dev/p/r/aia-api".to_string(),
+            "us-docker.pkg.dev/p/r/old-prototype".to_string(),
+            "us-docker.pkg.dev/p/r/team/tool".to_string(),
+        ]
+    );
+    let paths = paths.lock().unwrap();
+    assert_eq!(paths.len(), 2, "both pages read: {paths:?}");
+    assert!(
+        paths[0].starts_with("/v1/projects/p/locations/us/repositories/r/dockerImages"),
+        "{paths:?}"
+    );
+}
