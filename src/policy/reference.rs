@@ -154,10 +154,9 @@ fn resolve<'a>(node: &'a Value, defs: Option<&'a Map<String, Value>>) -> &'a Val
         .get("$ref")
         .and_then(Value::as_str)
         .and_then(|r| r.strip_prefix("#/$defs/"))
+        && let Some(def) = defs.and_then(|d| d.get(name))
     {
-        if let Some(def) = defs.and_then(|d| d.get(name)) {
-            return resolve(def, defs);
-        }
+        return resolve(def, defs);
     }
     if let Some(any_of) = node.get("anyOf").and_then(Value::as_array) {
         let not_null: Vec<&Value> = any_of
