@@ -31,7 +31,8 @@ RUN mkdir -p /skeleton/scripts \
             tests/*.rs tests/*/main.rs examples/*.rs examples/*/main.rs \
             $(grep -oP '^\s*path\s*=\s*"\K[^"]+' Cargo.toml); do \
         if [[ -f "$f" ]]; then \
-            mkdir -p "/skeleton/$(dirname "$f")" && echo 'fn main() {}' > "/skeleton/$f"; \
+            mkdir -p "/skeleton/$(dirname "$f")"; \
+            if [[ "$f" == */lib.rs ]]; then : > "/skeleton/$f"; else echo 'fn main() {}' > "/skeleton/$f"; fi; \
         fi; \
     done
 
