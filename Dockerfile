@@ -44,8 +44,8 @@ RUN scripts/build-release.sh \
     && cargo clean --release --package driftsweep
 COPY . .
 # `cargo clean --package` above removed the stubs' artifacts, so the crate is rebuilt from the
-# real sources whatever their timestamps. Debug line tables are dropped from the shipped copy
-# (the symbols stay, so a panic's backtrace still names its functions).
+# real sources whatever their timestamps. The shipped copy drops what debug info remains (the
+# standard library's); the symbols stay, so a panic's backtrace still names its functions.
 RUN scripts/build-release.sh \
     && mkdir -p /out \
     && objcopy --strip-debug target/release/driftsweep /out/driftsweep \
