@@ -44,6 +44,15 @@ pub async fn read(policy: &Policy) -> LiveInventory {
             false,
         ));
     }
+    if policy.gcp.is_some() {
+        inventory.gaps.push(gap(
+            Provider::Gcp,
+            "the project".to_string(),
+            "the live GCP sources are not in this build; use --snapshot to audit a recorded project".to_string(),
+            Protects::Gcp(super::GcpKind::FirewallRule),
+            false,
+        ));
+    }
     if let Some(r) = &policy.registry {
         let mut credentials = Credentials::from_env();
         let google = r

@@ -80,7 +80,7 @@ fn invalid_message(path: &Path, problems: &[Problem]) -> String {
     for p in problems {
         out.push_str(&format!("\n  {}:{p}", path.display()));
     }
-    out.push_str("\nhint: `driftsweep policy schema` prints every field with its type and default");
+    out.push_str("\nhint: `driftsweep policy reference` lists every field with its type and default (`policy schema` prints the JSON Schema)");
     out
 }
 

@@ -37,20 +37,20 @@ pub enum EmailError {
     },
     #[error("cannot build the message")]
     Build(#[source] lettre::error::Error),
-    #[error("cannot reach SMTP server `{host}:{port}`")]
+    // lettre's errors print their own cause, so they are carried as text, not as a
+    // `#[source]` that would print the cause a second time.
+    #[error("cannot reach SMTP server `{host}:{port}`: {message}")]
     Transport {
         host: String,
         port: u16,
-        #[source]
-        source: lettre::transport::smtp::Error,
+        message: String,
     },
-    #[error("sending to `{host}:{port}` failed after {attempts} attempts")]
+    #[error("sending to `{host}:{port}` failed after {attempts} attempts: {message}")]
     Send {
         host: String,
         port: u16,
         attempts: usize,
-        #[source]
-        source: lettre::transport::smtp::Error,
+        message: String,
     },
 }
 
@@ -272,10 +272,10 @@ pub fn compose(
 }
 
 fn transport(settings: &EmailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, EmailError> {
-    let transport_err = |source| EmailError::Transport {
+    let transport_err = |e: lettre::transport::smtp::Error| EmailError::Transport {
         host: settings.host.clone(),
         port: settings.port,
-        source,
+        message: e.to_string(),
     };
     let builder = match settings.tls {
         SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
@@ -307,7 +307,7 @@ pub async fn send(settings: &EmailSettings, message: &Message) -> Result<(), Ema
                     host: settings.host.clone(),
                     port: settings.port,
                     attempts: attempt,
-                    source: e,
+                    message: e.to_string(),
                 });
             }
             Err(e) => {

@@ -316,3 +316,24 @@ fn help_explains_every_command_with_examples() {
         assert!(run_help.contains(flag), "{flag} missing from run --help");
     }
 }
+
+#[test]
+fn a_live_run_says_which_providers_it_could_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        "version: 1\nname: t\nkubernetes:\n  namespaces: [app]\ngcp:\n  project: p\n  firewall_rules: {allowed: [x]}\n",
+    );
+    let out = driftsweep(&["run", "--policy", policy.to_str().unwrap(), "--report", "-"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let providers: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(providers, vec!["kubernetes", "gcp"]);
+    assert_eq!(report["summary"]["delete"], 0);
+}
