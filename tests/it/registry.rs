@@ -349,10 +349,43 @@ fn a_live_audit_of_a_distribution_registry_replays_equal_and_deletes_exactly_one
     );
 }
 
-/// A registry that speaks Google's extended `tags/list`, in pages, counting requests.
-fn google_registry(versions: usize, page: usize) -> (u16, Arc<AtomicUsize>) {
+/// A local HTTP server, one connection per request: `respond(method and path, headers in
+/// lower case)` gives the status line, extra header lines and the body.
+fn local_server(respond: impl Fn(&str, &str) -> (String, String, String) + Send + 'static) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut headers = String::new();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+                headers.push_str(&h.to_ascii_lowercase());
+            }
+            let request: String = line
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let (status, extra, body) = respond(&request, &headers);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// A registry that speaks Google's extended `tags/list`, in pages, counting requests.
+fn google_registry(versions: usize, page: usize) -> (u16, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
     let counter = count.clone();
     let now = Utc::now().timestamp_millis();
@@ -367,43 +400,26 @@ fn google_registry(versions: usize, page: usize) -> (u16, Arc<AtomicUsize>) {
                 "timeCreatedMs": created.to_string(), "timeUploadedMs": uploaded.to_string(), "imageSizeBytes": "1000"}))
         })
         .collect();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut line = String::new();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            reader.read_line(&mut line).unwrap();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let start: usize = path
-                .split("last=")
-                .nth(1)
-                .and_then(|s| s.split('&').next())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let end = (start + page).min(entries.len());
-            let manifest: serde_json::Map<String, Value> =
-                entries[start..end].iter().cloned().collect();
-            let tags: Vec<String> = (start..end).map(|i| format!("v{i}")).collect();
-            let body = json!({"name": "p/app", "tags": tags, "manifest": manifest, "child": []})
-                .to_string();
-            let link = if end < entries.len() {
-                format!("Link: </v2/p/app/tags/list?n={page}&last={end}>; rel=\"next\"\r\n")
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{link}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+    let port = local_server(move |request, _| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let start: usize = request
+            .split("last=")
+            .nth(1)
+            .and_then(|s| s.split(['&', ' ']).next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let end = (start + page).min(entries.len());
+        let manifest: serde_json::Map<String, Value> =
+            entries[start..end].iter().cloned().collect();
+        let tags: Vec<String> = (start..end).map(|i| format!("v{i}")).collect();
+        let body =
+            json!({"name": "p/app", "tags": tags, "manifest": manifest, "child": []}).to_string();
+        let link = if end < entries.len() {
+            format!("Link: </v2/p/app/tags/list?n={page}&last={end}>; rel=\"next\"\r\n")
+        } else {
+            String::new()
+        };
+        ("200 OK".to_string(), link, body)
     });
     (port, count)
 }
@@ -444,40 +460,20 @@ fn google_extended_tag_lists_are_read_in_one_request_per_page_with_upload_time_w
 /// metadata server is a local stand-in (`GCE_METADATA_HOST`), as on GKE with Workload Identity.
 #[test]
 fn google_registries_get_a_token_from_application_default_credentials() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let paths = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = paths.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let mut flavor = false;
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                    break;
-                }
-                flavor |= h
-                    .to_ascii_lowercase()
-                    .starts_with("metadata-flavor: google");
-            }
-            seen.lock()
-                .unwrap()
-                .push(line.split_whitespace().nth(1).unwrap_or("").to_string());
-            let body = if flavor {
-                r#"{"access_token": "ya29.test-token", "expires_in": 3599, "token_type": "Bearer"}"#
-            } else {
-                "missing Metadata-Flavor"
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+    let port = local_server(move |request, headers| {
+        seen.lock().unwrap().push(request.to_string());
+        let body = if headers.contains("metadata-flavor: google") {
+            r#"{"access_token": "ya29.test-token", "expires_in": 3599, "token_type": "Bearer"}"#
+        } else {
+            "missing Metadata-Flavor"
+        };
+        (
+            "200 OK".to_string(),
+            "Metadata-Flavor: Google\r\n".to_string(),
+            body.to_string(),
+        )
     });
     // SAFETY: no other test in this binary reads these variables.
     unsafe {
@@ -514,36 +510,17 @@ fn google_registries_get_a_token_from_application_default_credentials() {
 /// waits and tries again instead of failing.
 #[test]
 fn a_dangling_parent_answer_is_retried() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let deletes = Arc::new(AtomicUsize::new(0));
     let counter = deletes.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let (status, body) = if n == 0 {
-                (
-                    "400 Bad Request",
-                    r#"{"errors":[{"code":"GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE","message":"parent index still exists"}]}"#,
-                )
-            } else {
-                ("202 Accepted", "")
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+    let port = local_server(move |_, _| {
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            (
+                "400 Bad Request".to_string(),
+                String::new(),
+                r#"{"errors":[{"code":"GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE","message":"parent index still exists"}]}"#.to_string(),
+            )
+        } else {
+            ("202 Accepted".to_string(), String::new(), String::new())
         }
     });
     let host = format!("127.0.0.1:{port}");
@@ -564,41 +541,21 @@ fn a_dangling_parent_answer_is_retried() {
 /// page of it; a local server replays the documented REST responses.
 #[test]
 fn artifact_registry_roots_are_enumerated_with_docker_images_list() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let paths = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = paths.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            seen.lock().unwrap().push(path.clone());
-            let image = |name: &str, n: u32| {
-                json!({"name": format!("projects/p/locations/us/repositories/r/dockerImages/{name}@sha256:{n:064x}"),
-                       "uri": format!("us-docker.pkg.dev/p/r/{name}@sha256:{n:064x}"),
-                       "tags": [format!("v{n}")], "uploadTime": "2026-01-01T00:00:00Z"})
-            };
-            let body = if path.contains("pageToken=page-2") {
-                json!({"dockerImages": [image("old-prototype", 3), image("team/tool", 4)]})
-            } else {
-                json!({"dockerImages": [image("aia-api", 1), image("aia-api", 2)], "nextPageToken": "page-2"})
-            }
-            .to_string();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+    let port = local_server(move |request, _| {
+        seen.lock().unwrap().push(request.to_string());
+        let image = |name: &str, n: u32| {
+            json!({"name": format!("projects/p/locations/us/repositories/r/dockerImages/{name}@sha256:{n:064x}"),
+                   "uri": format!("us-docker.pkg.dev/p/r/{name}@sha256:{n:064x}"),
+                   "tags": [format!("v{n}")], "uploadTime": "2026-01-01T00:00:00Z"})
+        };
+        let body = if request.contains("pageToken=page-2") {
+            json!({"dockerImages": [image("old-prototype", 3), image("team/tool", 4)]})
+        } else {
+            json!({"dockerImages": [image("aia-api", 1), image("aia-api", 2)], "nextPageToken": "page-2"})
+        };
+        ("200 OK".to_string(), String::new(), body.to_string())
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -626,7 +583,7 @@ fn artifact_registry_roots_are_enumerated_with_docker_images_list() {
     let paths = paths.lock().unwrap();
     assert_eq!(paths.len(), 2, "both pages read: {paths:?}");
     assert!(
-        paths[0].starts_with("/v1/projects/p/locations/us/repositories/r/dockerImages"),
+        paths[0].starts_with("GET /v1/projects/p/locations/us/repositories/r/dockerImages"),
         "{paths:?}"
     );
 }
