@@ -181,12 +181,12 @@ impl RepoContext<'_> {
             if let Some(r) = self.clock.age_reason(time) {
                 keep.push(r);
             }
-            if !self.foreign
-                && let Some(t) = time
-            {
-                // Ties count as newer than nothing: every version tied with the last kept
-                // one is kept too.
-                let newer = times.partition_point(|other| *other > t);
+            // How many versions are strictly newer; ties count as newer than nothing, so
+            // every version tied with the last kept one is kept too.
+            let rank = time
+                .filter(|_| !self.foreign)
+                .map(|t| (t, times.partition_point(|other| *other > t)));
+            if let Some((t, newer)) = rank {
                 if newer < keep_recent {
                     keep.push(Reason::RecentVersion);
                 }
@@ -204,10 +204,7 @@ impl RepoContext<'_> {
             if finding.action == super::Action::Keep {
                 kept_parents.insert(&v.digest);
             }
-            if !self.foreign
-                && let Some(t) = time
-            {
-                let newer = times.partition_point(|other| *other > t);
+            if let Some((t, newer)) = rank {
                 finding.detail = Some(format!(
                     "{} days old, {newer} newer version{}",
                     (self.clock.now - t).num_days(),
