@@ -49,9 +49,10 @@ Examples:
   driftsweep snapshot --policy policies/aia.yaml --out snapshots/2026-11-29
   driftsweep run --policy policies/aia.yaml --snapshot snapshots/2026-11-29
 
-This build records the container registries (tags/list bodies with Google's extension,
-synthesised when the registry lacks it, and index manifests); the Kubernetes and GCP parts
-come with their live sources.";
+This build records the cluster (every kind the audit reads, as `List`s of the API's objects;
+Secrets as metadata and type only, never their values) and the container registries (tags/list
+bodies with Google's extension, synthesised when the registry lacks it, and index manifests).
+The GCP part comes with its live source.";
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
@@ -62,6 +63,23 @@ pub struct SnapshotArgs {
     /// An empty or new folder to write the snapshot into, e.g. `--out snapshots/today`.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// The kubeconfig file, e.g. `--kubeconfig ~/.kube/config`. Default: `KUBECONFIG`, then
+    /// `~/.kube/config`, then the pod's service account when running in the cluster.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use, e.g. `--context gke_aia-prod_us-central1_aia`.
+    /// Default: the kubeconfig's current context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 const RUN_EXAMPLES: &str = "\
@@ -87,11 +105,15 @@ pub struct RunArgs {
 
     /// Read the inventory from a snapshot folder instead of live APIs, e.g.
     /// `examples/snapshot` (holds kubernetes/, registry/ and gcp/ API responses). Without it
-    /// the registries are read live (`registry.plain_http_hosts` for HTTP registries,
-    /// `DRIFTSWEEP_REGISTRY_USERNAME`/`_PASSWORD` for basic or token auth); this build has no
-    /// live Kubernetes or GCP source yet, so a live run deletes no image that could be in use.
+    /// the cluster (see `--kubeconfig`) and the registries are read live
+    /// (`registry.plain_http_hosts` for HTTP registries, `DRIFTSWEEP_REGISTRY_USERNAME`/
+    /// `_PASSWORD` for basic or token auth); this build has no live GCP source yet, so a live
+    /// run deletes nothing in the project.
     #[arg(long, value_name = "DIR")]
     pub snapshot: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Write the JSON report (schema `driftsweep.report/v1`) to FILE; `-` writes it to stdout.
     /// Example: `--report reports/2026-11-29.json`.

@@ -55,7 +55,11 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         Some(dir) => (snapshot::read(dir)?, format!("snapshot:{}", dir.display())),
         None => {
             let runtime = runtime()?;
-            let live = runtime.block_on(crate::inventory::live::read(&settings.policy.policy));
+            let live = runtime.block_on(crate::inventory::live::read(
+                &settings.policy.policy,
+                &settings.desired,
+                &settings.cluster,
+            ));
             (live.inventory, "live".to_string())
         }
     };
@@ -212,7 +216,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
 
 /// `driftsweep snapshot`: records what the live sources read.
 pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
-    let (policy, _) = settings::load_policy(&args.policy, None)?;
+    let (policy, desired) = settings::load_policy(&args.policy, None)?;
     if args.out.exists()
         && std::fs::read_dir(&args.out)
             .map(|mut d| d.next().is_some())
@@ -221,7 +225,12 @@ pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
         return Err(CommandError::OutNotEmpty(args.out.clone()));
     }
     let recorded_at = Utc::now();
-    let live = runtime()?.block_on(crate::inventory::live::read(&policy.policy));
+    let cluster = settings::cluster_options(&args.cluster);
+    let live = runtime()?.block_on(crate::inventory::live::read(
+        &policy.policy,
+        &desired,
+        &cluster,
+    ));
     crate::inventory::live::write_snapshot(&args.out, &live, recorded_at).map_err(|source| {
         CommandError::Write {
             path: args.out.clone(),
@@ -235,8 +244,9 @@ pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
         .map(|r| r.versions.len())
         .sum();
     eprintln!(
-        "snapshot `{}`: {} repositories, {versions} image versions",
+        "snapshot `{}`: {} Kubernetes objects, {} repositories, {versions} image versions",
         args.out.display(),
+        live.inventory.kubernetes_objects().len(),
         live.listings.len()
     );
     let mut failed = false;

@@ -45,6 +45,7 @@ pub struct RunSettings {
     pub fail_on_findings: bool,
     pub email: Option<EmailSettings>,
     pub archive: Option<GcsLocation>,
+    pub cluster: crate::inventory::cluster::ClusterOptions,
 }
 
 /// Loads the policy and its manifests.
@@ -100,7 +101,17 @@ pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
         html: args.html.clone(),
         email_preview: args.email_preview.clone(),
         fail_on_findings: args.fail_on_findings,
+        cluster: cluster_options(&args.cluster),
     })
+}
+
+pub fn cluster_options(
+    args: &crate::cli::ClusterArgs,
+) -> crate::inventory::cluster::ClusterOptions {
+    crate::inventory::cluster::ClusterOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    }
 }
 
 /// `snapshot.json`'s `recorded_at`: a replay decides as of when the snapshot was taken.

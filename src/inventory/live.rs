@@ -1,24 +1,30 @@
-//! The live inventory: what the APIs say now. Today that is the container registries; the
-//! Kubernetes and GCP sources are separate work, and until they land a live run records
-//! them as not read, so nothing they could protect is deleted.
+//! The live inventory: what the APIs say now. Today that is the cluster and the container
+//! registries; the GCP sources are separate work, and until they land a live run records the
+//! project as not read, so nothing there is deleted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
 
+use super::cluster::{Cluster, ClusterOptions, ReadPlan};
 use super::registry::client::{
     Credentials, RegistryClient, RepositoryListing, google_access_token, is_google_host,
     split_repository,
 };
 use super::registry::parse_tag_list;
 use super::{Gap, Inventory, Protects, Provider};
+use crate::manifests::Desired;
 use crate::policy::Policy;
 
 /// An inventory with the raw listings it came from (what `snapshot` writes).
 pub struct LiveInventory {
     pub inventory: Inventory,
     pub listings: Vec<RepositoryListing>,
+    /// `kubernetes/<resource>.json` bodies: `List`s of the objects as read.
+    pub kubernetes_lists: BTreeMap<String, Value>,
+    /// The Kubernetes kinds listed completely.
+    pub kubernetes_listed: Vec<String>,
 }
 
 fn gap(provider: Provider, what: String, error: String, protects: Protects, failed: bool) -> Gap {
@@ -32,17 +38,29 @@ fn gap(provider: Provider, what: String, error: String, protects: Protects, fail
 }
 
 /// Reads every source this build has.
-pub async fn read(policy: &Policy) -> LiveInventory {
+pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) -> LiveInventory {
     let mut inventory = Inventory::default();
     let mut listings = Vec::new();
+    let mut kubernetes_lists = BTreeMap::new();
+    let mut kubernetes_listed = Vec::new();
     if policy.kubernetes.is_some() || policy.registry.as_ref().is_some_and(|r| r.protect_in_use) {
-        inventory.gaps.push(gap(
-            Provider::Kubernetes,
-            "the cluster".to_string(),
-            "the live Kubernetes source is not in this build; use --snapshot to audit a recorded cluster".to_string(),
-            Protects::KubernetesReferences,
-            false,
-        ));
+        match Cluster::connect(cluster).await {
+            Ok(client) => {
+                let plan = read_plan(policy, desired);
+                let read = super::cluster::read(&client, &plan).await;
+                inventory.kubernetes = Some(read.objects);
+                inventory.gaps.extend(read.gaps);
+                kubernetes_lists = read.lists;
+                kubernetes_listed = read.listed;
+            }
+            Err(e) => inventory.gaps.push(gap(
+                Provider::Kubernetes,
+                "the cluster".to_string(),
+                e.to_string(),
+                Protects::KubernetesReferences,
+                true,
+            )),
+        }
     }
     if policy.gcp.is_some() {
         inventory.gaps.push(gap(
@@ -82,7 +100,27 @@ pub async fn read(policy: &Policy) -> LiveInventory {
     LiveInventory {
         inventory,
         listings,
+        kubernetes_lists,
+        kubernetes_listed,
     }
+}
+
+/// Namespaces and the audited kinds, everything that proves use, and the manifests' kinds.
+fn read_plan(policy: &Policy, desired: &Desired) -> ReadPlan {
+    let mut audited = Vec::new();
+    if let Some(k) = &policy.kubernetes {
+        audited.push("Namespace");
+        audited.extend(k.kinds.iter().map(|kind| kind.as_str()));
+    }
+    let mut manifest_kinds: Vec<(String, String)> = desired
+        .objects
+        .iter()
+        .filter(|d| !d.object.api_version.is_empty())
+        .map(|d| (d.object.api_version.clone(), d.object.kind.clone()))
+        .collect();
+    manifest_kinds.sort();
+    manifest_kinds.dedup();
+    ReadPlan::new(&audited, true, &manifest_kinds)
 }
 
 pub async fn read_registry(
@@ -163,6 +201,13 @@ pub fn write_snapshot(
     recorded_at: chrono::DateTime<chrono::Utc>,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    if live.inventory.kubernetes.is_some() {
+        let kube_dir = dir.join("kubernetes");
+        std::fs::create_dir_all(&kube_dir)?;
+        for (resource, list) in &live.kubernetes_lists {
+            std::fs::write(kube_dir.join(format!("{resource}.json")), pretty(list))?;
+        }
+    }
     for listing in &live.listings {
         let file = dir.join("registry").join(format!("{}.json", listing.name));
         if let Some(parent) = file.parent() {
@@ -183,6 +228,15 @@ pub fn write_snapshot(
         (
             "driftsweep_version",
             Value::String(env!("CARGO_PKG_VERSION").to_string()),
+        ),
+        (
+            "kubernetes_listed",
+            Value::Array(
+                live.kubernetes_listed
+                    .iter()
+                    .map(|k| Value::String(k.clone()))
+                    .collect(),
+            ),
         ),
     ]);
     std::fs::write(

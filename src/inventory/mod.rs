@@ -7,6 +7,7 @@
 
 pub mod artifact_registry;
 pub mod certificates;
+pub mod cluster;
 pub mod compute;
 mod gcp_common;
 pub mod gcs;

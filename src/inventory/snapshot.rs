@@ -45,6 +45,16 @@ pub const REFERENCE_KINDS: &[&str] = &[
     "ReplicationController",
 ];
 
+/// Whether `snapshot.json` records that Pods were listed completely.
+fn listed_pods(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("snapshot.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|meta| meta.get("kubernetes_listed").cloned())
+        .and_then(|listed| listed.as_array().cloned())
+        .is_some_and(|listed| listed.iter().any(|k| k.as_str() == Some("Pod")))
+}
+
 /// Reads a snapshot folder into an inventory.
 pub fn read(dir: &Path) -> Result<Inventory, SnapshotError> {
     if !dir.is_dir() {
@@ -63,7 +73,9 @@ pub fn read(dir: &Path) -> Result<Inventory, SnapshotError> {
             .iter()
             .any(|o| REFERENCE_KINDS.contains(&o.kind.as_str()));
         let has_namespaced = objects.iter().any(|o| o.namespace.is_some());
-        if has_namespaced && !has_references {
+        // A snapshot written by `driftsweep snapshot` says which kinds it listed: a cluster
+        // with no Pod at all is then known to have none.
+        if has_namespaced && !has_references && !listed_pods(dir) {
             inventory.gaps.push(Gap {
                 provider: Provider::Kubernetes,
                 what: "Pods and workloads".to_string(),

@@ -1,0 +1,1046 @@
+//! The live Kubernetes source: lists what an audit needs from the API server, and deletes one
+//! object exactly as reviewed.
+//!
+//! `kube` provides the configuration (kubeconfig or in-cluster), authentication, TLS and the
+//! request builders; status handling is ours, because safety depends on it: every list is
+//! followed to its last page or reported as incomplete, 429 and 5xx are retried honouring
+//! `Retry-After`, and no other 4xx is ever retried. Secret values are never read by an audit:
+//! Secrets are listed as metadata, their `type` learned through `type=` field selectors.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use kube::core::params::{DeleteParams, GetParams, ListParams, Preconditions, PropagationPolicy};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::{Gap, KubeObject, Protects, Provider};
+
+/// Page size of every list (`limit`).
+pub const PAGE_SIZE: u32 = 500;
+/// Lists in flight at once.
+const CONCURRENT_LISTS: usize = 4;
+/// Requests per second, at most, unless `DRIFTSWEEP_KUBE_QPS` says otherwise.
+const DEFAULT_QPS: f64 = 50.0;
+/// Attempts per request when the server answers 429 or 5xx, or the connection fails.
+const ATTEMPTS: u32 = 5;
+/// The longest `Retry-After` honoured; a server asking for more is treated as failing.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The Secret types the decisions depend on, each learned with a `type=` field selector.
+pub const SECRET_TYPES: &[&str] = &[
+    "Opaque",
+    "kubernetes.io/service-account-token",
+    "kubernetes.io/dockercfg",
+    "kubernetes.io/dockerconfigjson",
+    "kubernetes.io/basic-auth",
+    "kubernetes.io/ssh-auth",
+    "kubernetes.io/tls",
+    "bootstrap.kubernetes.io/token",
+    "helm.sh/release.v1",
+];
+
+/// Where to find the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// A kubeconfig file; default: `KUBECONFIG`, `~/.kube/config`, then the in-cluster
+    /// service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig; default: its current context.
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot configure the Kubernetes client{}: {message}", source_hint(.kubeconfig))]
+    Config {
+        kubeconfig: Option<PathBuf>,
+        message: String,
+    },
+    #[error("{method} {path}: {code} {reason}: {message}")]
+    Api {
+        method: String,
+        path: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("{method} {path}: {message}")]
+    Transport {
+        method: String,
+        path: String,
+        message: String,
+    },
+    #[error("the API server does not serve {what}")]
+    NotServed { what: String },
+}
+
+fn source_hint(kubeconfig: &Option<PathBuf>) -> String {
+    match kubeconfig {
+        Some(path) => format!(" from `{}`", path.display()),
+        None => String::new(),
+    }
+}
+
+impl ClusterError {
+    /// The HTTP status, when the server answered.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClusterError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// One kind of object and where the API serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindInfo {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub namespaced: bool,
+}
+
+impl KindInfo {
+    fn known(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
+        KindInfo {
+            group: group.to_string(),
+            version: version.to_string(),
+            kind: kind.to_string(),
+            plural: plural.to_string(),
+            namespaced,
+        }
+    }
+
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    fn prefix(&self) -> String {
+        if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The collection path: all namespaces when `namespace` is `None`.
+    pub fn collection(&self, namespace: Option<&str>) -> String {
+        match namespace.filter(|_| self.namespaced) {
+            Some(ns) => format!("{}/namespaces/{ns}/{}", self.prefix(), self.plural),
+            None => format!("{}/{}", self.prefix(), self.plural),
+        }
+    }
+
+    /// `plural.group`, as RBAC and file names spell a resource.
+    pub fn resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+/// The kinds driftsweep knows without asking discovery.
+pub fn known_kind(api_version: &str, kind: &str) -> Option<KindInfo> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    KNOWN
+        .iter()
+        .find(|k| k.2 == kind && k.0 == group && k.1 == version)
+        .map(|k| KindInfo::known(k.0, k.1, k.2, k.3, k.4))
+}
+
+/// Kinds by the name driftsweep uses for them (the preferred version).
+pub fn kind_named(kind: &str) -> Option<KindInfo> {
+    KNOWN
+        .iter()
+        .find(|k| k.2 == kind)
+        .map(|k| KindInfo::known(k.0, k.1, k.2, k.3, k.4))
+}
+
+const KNOWN: &[(&str, &str, &str, &str, bool)] = &[
+    ("", "v1", "Namespace", "namespaces", false),
+    ("", "v1", "ConfigMap", "configmaps", true),
+    ("", "v1", "Secret", "secrets", true),
+    ("", "v1", "ServiceAccount", "serviceaccounts", true),
+    (
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+    ),
+    ("", "v1", "Pod", "pods", true),
+    (
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        true,
+    ),
+    ("", "v1", "Service", "services", true),
+    ("apps", "v1", "Deployment", "deployments", true),
+    ("apps", "v1", "StatefulSet", "statefulsets", true),
+    ("apps", "v1", "DaemonSet", "daemonsets", true),
+    ("apps", "v1", "ReplicaSet", "replicasets", true),
+    ("batch", "v1", "Job", "jobs", true),
+    ("batch", "v1", "CronJob", "cronjobs", true),
+    ("networking.k8s.io", "v1", "Ingress", "ingresses", true),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+    ),
+    ("coordination.k8s.io", "v1", "Lease", "leases", true),
+];
+
+/// Kinds whose objects prove another object is in use: Pods and what makes Pods (image and
+/// volume references), Ingresses (TLS Secrets), role bindings (ServiceAccounts).
+pub const REFERENCE_KINDS: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+    "Ingress",
+    "RoleBinding",
+    "ClusterRoleBinding",
+];
+
+/// Spaces requests out to at most `qps` per second.
+struct RateLimiter {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    fn new(qps: f64) -> Self {
+        let qps = if qps.is_finite() && qps > 0.0 {
+            qps
+        } else {
+            DEFAULT_QPS
+        };
+        RateLimiter {
+            interval: Duration::from_secs_f64(1.0 / qps),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// A connected cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    limiter: Arc<RateLimiter>,
+    /// Counts every request sent (retries included), for tests and benchmarks.
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    AlreadyGone,
+    /// Not deleted, and why (the object changed, is terminating, is protected).
+    Skipped(String),
+}
+
+/// The object a plan names, as the plan saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeTarget {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+impl KubeTarget {
+    pub fn display(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{ns}/{}", self.kind, self.name),
+            None => format!("{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// A target re-read and checked by a server-side dry run: safe to back up and delete.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub target: KubeTarget,
+    info: KindInfo,
+    /// The object as the API returns it now (a Secret's data included: for the backup only,
+    /// never for a log or a report).
+    pub object: Value,
+}
+
+impl Cluster {
+    /// Connects with the kubeconfig or the in-cluster service account.
+    pub async fn connect(options: &ClusterOptions) -> Result<Cluster, ClusterError> {
+        let err = |message: String| ClusterError::Config {
+            kubeconfig: options.kubeconfig.clone(),
+            message,
+        };
+        let kube_options = kube::config::KubeConfigOptions {
+            context: options.context.clone(),
+            ..Default::default()
+        };
+        let mut config = match &options.kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                    err(format!("{e}\nhint: check the path given to `--kubeconfig`"))
+                })?;
+                kube::Config::from_custom_kubeconfig(file, &kube_options)
+                    .await
+                    .map_err(|e| err(e.to_string()))?
+            }
+            None if options.context.is_some() => kube::Config::from_kubeconfig(&kube_options)
+                .await
+                .map_err(|e| err(e.to_string()))?,
+            None => kube::Config::infer().await.map_err(|e| {
+                err(format!(
+                    "{e}\nhint: pass `--kubeconfig`, set KUBECONFIG, or run in a pod with a service account"
+                ))
+            })?,
+        };
+        config.connect_timeout = Some(Duration::from_secs(10));
+        config.read_timeout = Some(Duration::from_secs(60));
+        let client = kube::Client::try_from(config).map_err(|e| err(e.to_string()))?;
+        let qps = std::env::var("DRIFTSWEEP_KUBE_QPS")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(DEFAULT_QPS);
+        Ok(Cluster {
+            client,
+            limiter: Arc::new(RateLimiter::new(qps)),
+            requests: Arc::default(),
+        })
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sends one request; retries 429, 5xx and connection failures with backoff (honouring
+    /// `Retry-After`), never another 4xx. Answers the JSON body of a 2xx.
+    async fn call(&self, request: http::Request<Vec<u8>>) -> Result<Value, ClusterError> {
+        let (parts, body) = request.into_parts();
+        let method = parts.method.to_string();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.path().to_string())
+            .unwrap_or_default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut builder = http::Request::builder()
+                .method(parts.method.clone())
+                .uri(parts.uri.clone());
+            for (name, value) in &parts.headers {
+                builder = builder.header(name, value);
+            }
+            let request = builder
+                .body(kube::client::Body::from(body.clone()))
+                .map_err(|e| ClusterError::Transport {
+                    method: method.clone(),
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            self.limiter.wait().await;
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (retry_after, error) = match self.client.send(request).await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let bytes = match response.into_body().collect().await {
+                        Ok(collected) => collected.to_bytes(),
+                        Err(e) => {
+                            let error = ClusterError::Transport {
+                                method: method.clone(),
+                                path: path.clone(),
+                                message: format!("reading the response: {e}"),
+                            };
+                            if attempt >= ATTEMPTS {
+                                return Err(error);
+                            }
+                            tokio::time::sleep(backoff(attempt)).await;
+                            continue;
+                        }
+                    };
+                    let json: Option<Value> = serde_json::from_slice(&bytes).ok();
+                    if status.is_success() {
+                        return json.ok_or_else(|| ClusterError::Transport {
+                            method: method.clone(),
+                            path: path.clone(),
+                            message: format!("the {status} answer is not JSON"),
+                        });
+                    }
+                    let error = api_error(&method, &path, status, json.as_ref());
+                    let retryable =
+                        status == http::StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    if !retryable {
+                        return Err(error);
+                    }
+                    let body_retry = json
+                        .as_ref()
+                        .and_then(|j| j.pointer("/details/retryAfterSeconds"))
+                        .and_then(Value::as_u64)
+                        .map(Duration::from_secs);
+                    (retry_after.or(body_retry), error)
+                }
+                Err(e) => (
+                    None,
+                    ClusterError::Transport {
+                        method: method.clone(),
+                        path: path.clone(),
+                        message: transport_message(&e),
+                    },
+                ),
+            };
+            if attempt >= ATTEMPTS || retry_after.is_some_and(|d| d > MAX_RETRY_AFTER) {
+                return Err(error);
+            }
+            let wait = retry_after.unwrap_or_else(|| backoff(attempt));
+            tracing::debug!(%method, %path, attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Every object of `info` in all namespaces, following `continue` to the last page.
+    /// `metadata_only` lists `PartialObjectMetadata` (no Secret data leaves the server).
+    pub async fn list(
+        &self,
+        info: &KindInfo,
+        metadata_only: bool,
+        field_selector: Option<&str>,
+    ) -> Result<Vec<Value>, ListFailure> {
+        let request = kube::core::Request::new(info.collection(None));
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut params = ListParams::default().limit(PAGE_SIZE);
+            if let Some(selector) = field_selector {
+                params = params.fields(selector);
+            }
+            if let Some(t) = &token {
+                params = params.continue_token(t);
+            }
+            let built = if metadata_only {
+                request.list_metadata(&params)
+            } else {
+                request.list(&params)
+            };
+            let built = built.map_err(|e| ListFailure {
+                seen: items.len(),
+                error: ClusterError::Transport {
+                    method: "GET".to_string(),
+                    path: info.collection(None),
+                    message: e.to_string(),
+                },
+            })?;
+            let page = self.call(built).await.map_err(|error| ListFailure {
+                seen: items.len(),
+                error,
+            })?;
+            match page.get("items") {
+                Some(Value::Array(page_items)) => items.extend(page_items.iter().cloned()),
+                Some(Value::Null) | None => {}
+                Some(_) => {
+                    return Err(ListFailure {
+                        seen: items.len(),
+                        error: ClusterError::Transport {
+                            method: "GET".to_string(),
+                            path: info.collection(None),
+                            message: "`items` is not an array".to_string(),
+                        },
+                    });
+                }
+            }
+            token = page
+                .pointer("/metadata/continue")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Where the API serves `api_version`/`kind`: the built-in table, else discovery.
+    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<KindInfo, ClusterError> {
+        if let Some(info) = known_kind(api_version, kind) {
+            return Ok(info);
+        }
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let path = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let request =
+            http::Request::get(&path)
+                .body(Vec::new())
+                .map_err(|e| ClusterError::Transport {
+                    method: "GET".to_string(),
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+        let list = match self.call(request).await {
+            Err(e) if e.code() == Some(404) => {
+                return Err(ClusterError::NotServed {
+                    what: api_version.to_string(),
+                });
+            }
+            other => other?,
+        };
+        list.get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|r| {
+                r.get("kind").and_then(Value::as_str) == Some(kind)
+                    && r.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| !n.contains('/'))
+            })
+            .map(|r| KindInfo {
+                group: group.to_string(),
+                version: version.to_string(),
+                kind: kind.to_string(),
+                plural: r
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                namespaced: r.get("namespaced").and_then(Value::as_bool).unwrap_or(true),
+            })
+            .ok_or_else(|| ClusterError::NotServed {
+                what: format!("{kind} in {api_version}"),
+            })
+    }
+
+    /// Re-reads a planned object and checks, with a server-side dry run, that deleting it
+    /// exactly as reviewed would succeed. `Err(outcome)` when it must not be deleted.
+    pub async fn prepare_delete(
+        &self,
+        target: &KubeTarget,
+    ) -> Result<Result<Prepared, DeleteOutcome>, ClusterError> {
+        let info = self.resolve(&target.api_version, &target.kind).await?;
+        let (Some(uid), Some(resource_version)) = (&target.uid, &target.resource_version) else {
+            return Ok(Err(DeleteOutcome::Skipped(
+                "the plan does not record the object's uid and resourceVersion; review a new dry run"
+                    .to_string(),
+            )));
+        };
+        let request = kube::core::Request::new(info.collection(target.namespace.as_deref()));
+        let get = request
+            .get(&target.name, &GetParams::default())
+            .map_err(|e| build_error(&info, e))?;
+        let object = match self.call(get).await {
+            Err(e) if e.code() == Some(404) => return Ok(Err(DeleteOutcome::AlreadyGone)),
+            other => other?,
+        };
+        let now_uid = object.pointer("/metadata/uid").and_then(Value::as_str);
+        if now_uid != Some(uid.as_str()) {
+            return Ok(Err(DeleteOutcome::Skipped(format!(
+                "re-created since review: uid is now {} (was {uid})",
+                now_uid.unwrap_or("unknown")
+            ))));
+        }
+        let now_version = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str);
+        if now_version != Some(resource_version.as_str()) {
+            return Ok(Err(DeleteOutcome::Skipped(format!(
+                "changed since review: resourceVersion is now {} (was {resource_version})",
+                now_version.unwrap_or("unknown")
+            ))));
+        }
+        if object
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Ok(Err(DeleteOutcome::Skipped(
+                "already terminating".to_string(),
+            )));
+        }
+        let dry_run = delete_params(&info, uid, resource_version).dry_run();
+        let delete = request
+            .delete(&target.name, &dry_run)
+            .map_err(|e| build_error(&info, e))?;
+        match self.call(delete).await {
+            Ok(_) => Ok(Ok(Prepared {
+                target: target.clone(),
+                info,
+                object,
+            })),
+            Err(e) => match e.code() {
+                Some(404) => Ok(Err(DeleteOutcome::AlreadyGone)),
+                Some(409) => Ok(Err(DeleteOutcome::Skipped(format!(
+                    "the server's dry run refused: {}",
+                    message_of(&e)
+                )))),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Deletes a prepared object with preconditions on its uid and resourceVersion.
+    pub async fn delete(&self, prepared: &Prepared) -> Result<DeleteOutcome, ClusterError> {
+        let target = &prepared.target;
+        let (Some(uid), Some(resource_version)) = (&target.uid, &target.resource_version) else {
+            return Ok(DeleteOutcome::Skipped(
+                "the plan does not record the object's uid and resourceVersion".to_string(),
+            ));
+        };
+        let info = &prepared.info;
+        let request = kube::core::Request::new(info.collection(target.namespace.as_deref()));
+        let delete = request
+            .delete(&target.name, &delete_params(info, uid, resource_version))
+            .map_err(|e| build_error(info, e))?;
+        match self.call(delete).await {
+            Ok(_) => Ok(DeleteOutcome::Deleted),
+            Err(e) => match e.code() {
+                Some(404) => Ok(DeleteOutcome::AlreadyGone),
+                Some(409) => Ok(DeleteOutcome::Skipped(format!(
+                    "changed since review: {}",
+                    message_of(&e)
+                ))),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Re-reads, dry-runs and deletes one object: the whole primitive.
+    pub async fn delete_object(&self, target: &KubeTarget) -> Result<DeleteOutcome, ClusterError> {
+        match self.prepare_delete(target).await? {
+            Ok(prepared) => self.delete(&prepared).await,
+            Err(outcome) => Ok(outcome),
+        }
+    }
+
+    /// The raw client, for the Lease and for restore.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// Sends a request built elsewhere (restore, the Lease) through the same retry policy.
+    pub async fn send_json(&self, request: http::Request<Vec<u8>>) -> Result<Value, ClusterError> {
+        self.call(request).await
+    }
+}
+
+fn delete_params(info: &KindInfo, uid: &str, resource_version: &str) -> DeleteParams {
+    let propagation = if info.kind == "Namespace" && info.group.is_empty() {
+        PropagationPolicy::Foreground
+    } else {
+        PropagationPolicy::Background
+    };
+    DeleteParams {
+        propagation_policy: Some(propagation),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: Some(resource_version.to_string()),
+        }),
+        ..DeleteParams::default()
+    }
+}
+
+fn build_error(info: &KindInfo, e: kube::core::request::Error) -> ClusterError {
+    ClusterError::Transport {
+        method: "build".to_string(),
+        path: info.collection(None),
+        message: e.to_string(),
+    }
+}
+
+fn message_of(e: &ClusterError) -> String {
+    match e {
+        ClusterError::Api { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn api_error(
+    method: &str,
+    path: &str,
+    status: http::StatusCode,
+    body: Option<&Value>,
+) -> ClusterError {
+    let text = |key: &str| {
+        body.and_then(|b| b.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    ClusterError::Api {
+        method: method.to_string(),
+        path: path.to_string(),
+        code: status.as_u16(),
+        reason: text("reason")
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string()),
+        message: text("message").unwrap_or_else(|| "no message".to_string()),
+    }
+}
+
+fn transport_message(e: &kube::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(6)))
+}
+
+/// A list that stopped before its last page.
+#[derive(Debug, Clone)]
+pub struct ListFailure {
+    /// Items read before it failed (they are not used).
+    pub seen: usize,
+    pub error: ClusterError,
+}
+
+impl ListFailure {
+    fn describe(&self) -> String {
+        match self.error.code() {
+            Some(410) => format!(
+                "the list expired mid-pagination (410 Gone) after {} objects, so it is incomplete: {}",
+                self.seen, self.error
+            ),
+            _ if self.seen > 0 => format!(
+                "failed after {} objects, so the list is incomplete: {}",
+                self.seen, self.error
+            ),
+            _ => self.error.to_string(),
+        }
+    }
+}
+
+/// What a read of the cluster gave: objects, and the raw lists `snapshot` writes.
+#[derive(Debug, Default)]
+pub struct ClusterRead {
+    pub objects: Vec<KubeObject>,
+    /// `kubernetes/<resource>.json` → a `List` of the objects as read.
+    pub lists: BTreeMap<String, Value>,
+    /// The kinds listed completely.
+    pub listed: Vec<String>,
+    pub gaps: Vec<Gap>,
+}
+
+/// Which kinds a run lists, and what a failed list of each could protect.
+pub struct ReadPlan {
+    pub kinds: Vec<(String, String, Protects)>,
+}
+
+impl ReadPlan {
+    /// Namespaces and the audited kinds (`audited`), every kind that proves use, and the kinds
+    /// the repository's manifests define (`manifest_kinds`: apiVersion and kind).
+    pub fn new(audited: &[&str], references: bool, manifest_kinds: &[(String, String)]) -> Self {
+        let mut kinds: Vec<(String, String, Protects)> = Vec::new();
+        let mut push = |api_version: String, kind: String, protects: Protects| {
+            if !kinds
+                .iter()
+                .any(|(a, k, _)| a == &api_version && k == &kind)
+            {
+                kinds.push((api_version, kind, protects));
+            }
+        };
+        for kind in audited {
+            if let Some(info) = kind_named(kind) {
+                push(
+                    info.api_version(),
+                    info.kind.clone(),
+                    Protects::KubernetesKind(info.kind.clone()),
+                );
+            }
+        }
+        if references {
+            for kind in REFERENCE_KINDS.iter().chain(["ServiceAccount"].iter()) {
+                if let Some(info) = kind_named(kind) {
+                    let protects = if REFERENCE_KINDS.contains(kind) {
+                        Protects::KubernetesReferences
+                    } else {
+                        Protects::KubernetesKind(info.kind.clone())
+                    };
+                    push(info.api_version(), info.kind.clone(), protects);
+                }
+            }
+        }
+        for (api_version, kind) in manifest_kinds {
+            push(
+                api_version.clone(),
+                kind.clone(),
+                Protects::KubernetesKind(kind.clone()),
+            );
+        }
+        ReadPlan { kinds }
+    }
+}
+
+/// Lists every kind of the plan, a few at a time. A kind that fails is recorded as a gap
+/// protecting what it could have protected; its partial items are dropped.
+pub async fn read(cluster: &Cluster, plan: &ReadPlan) -> ClusterRead {
+    let results: Vec<_> = futures::stream::iter(plan.kinds.iter())
+        .map(|(api_version, kind, protects)| async move {
+            let result = read_kind(cluster, api_version, kind).await;
+            (api_version, kind, protects, result)
+        })
+        .buffered(CONCURRENT_LISTS)
+        .collect()
+        .await;
+    let mut read = ClusterRead::default();
+    for (api_version, kind, protects, result) in results {
+        match result {
+            Ok((info, values)) => {
+                let mut objects = Vec::with_capacity(values.len());
+                let mut bad = None;
+                for value in &values {
+                    match KubeObject::from_value(value.clone()) {
+                        Ok(o) => objects.push(o),
+                        Err(e) => {
+                            let name = value
+                                .pointer("/metadata/name")
+                                .and_then(Value::as_str)
+                                .unwrap_or("?");
+                            bad = Some(format!(
+                                "the API returned an unreadable {kind} `{name}`: {e}"
+                            ));
+                            break;
+                        }
+                    }
+                }
+                if let Some(error) = bad {
+                    read.gaps.push(gap(kind, error, protects.clone()));
+                    continue;
+                }
+                read.objects.extend(objects);
+                read.listed.push(kind.clone());
+                read.lists.insert(
+                    info.resource(),
+                    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values}),
+                );
+            }
+            Err(ReadError::NotServed(e)) => read.gaps.push(Gap {
+                provider: Provider::Kubernetes,
+                what: format!("{kind} ({api_version})"),
+                error: e.to_string(),
+                protects: protects.clone(),
+                failed: false,
+            }),
+            Err(ReadError::Failed(e)) => read.gaps.push(gap(kind, e, protects.clone())),
+        }
+    }
+    read
+}
+
+fn gap(kind: &str, error: String, protects: Protects) -> Gap {
+    Gap {
+        provider: Provider::Kubernetes,
+        what: format!("{kind} in all namespaces"),
+        error,
+        protects,
+        failed: true,
+    }
+}
+
+enum ReadError {
+    NotServed(ClusterError),
+    Failed(String),
+}
+
+async fn read_kind(
+    cluster: &Cluster,
+    api_version: &str,
+    kind: &str,
+) -> Result<(KindInfo, Vec<Value>), ReadError> {
+    let info = match cluster.resolve(api_version, kind).await {
+        Ok(info) => info,
+        Err(e @ ClusterError::NotServed { .. }) => return Err(ReadError::NotServed(e)),
+        Err(e) => return Err(ReadError::Failed(format!("discovery: {e}"))),
+    };
+    let api_version = info.api_version();
+    if info.kind == "Secret" && info.group.is_empty() {
+        return read_secrets(cluster, &info).await.map(|v| (info, v));
+    }
+    let mut items = cluster
+        .list(&info, false, None)
+        .await
+        .map_err(|f| ReadError::Failed(f.describe()))?;
+    for item in &mut items {
+        complete(item, &api_version, &info.kind);
+        if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+    }
+    Ok((info, items))
+}
+
+/// Secrets as metadata plus type: one metadata list of all, one per known type.
+async fn read_secrets(cluster: &Cluster, info: &KindInfo) -> Result<Vec<Value>, ReadError> {
+    let all = cluster
+        .list(info, true, None)
+        .await
+        .map_err(|f| ReadError::Failed(f.describe()))?;
+    let mut types: BTreeMap<(String, String), &str> = BTreeMap::new();
+    for secret_type in SECRET_TYPES {
+        let typed = cluster
+            .list(info, true, Some(&format!("type={secret_type}")))
+            .await
+            .map_err(|f| {
+                ReadError::Failed(format!(
+                    "listing Secrets of type {secret_type}: {}",
+                    f.describe()
+                ))
+            })?;
+        for item in typed {
+            types.insert(key_of(&item), secret_type);
+        }
+    }
+    Ok(all
+        .into_iter()
+        .map(|item| {
+            let mut metadata = item.get("metadata").cloned().unwrap_or(Value::Null);
+            if let Some(meta) = metadata.as_object_mut() {
+                meta.remove("managedFields");
+            }
+            let mut secret = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": metadata,
+            });
+            if let Some(t) = types.get(&key_of(&item)) {
+                secret["type"] = Value::String((*t).to_string());
+            }
+            secret
+        })
+        .collect())
+}
+
+fn key_of(item: &Value) -> (String, String) {
+    let text = |p: &str| {
+        item.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (text("/metadata/namespace"), text("/metadata/name"))
+}
+
+/// List items omit `apiVersion` and `kind`; put them back so each item stands alone.
+fn complete(item: &mut Value, api_version: &str, kind: &str) {
+    if let Some(map) = item.as_object_mut() {
+        map.insert(
+            "apiVersion".to_string(),
+            Value::String(api_version.to_string()),
+        );
+        map.insert("kind".to_string(), Value::String(kind.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_lists_protect_everything_they_could_prove_in_use() {
+        let plan = ReadPlan::new(&["ConfigMap", "Secret"], true, &[]);
+        let pods = plan.kinds.iter().find(|(_, k, _)| k == "Pod").unwrap();
+        assert_eq!(pods.2, Protects::KubernetesReferences);
+        let ingress = plan.kinds.iter().find(|(_, k, _)| k == "Ingress").unwrap();
+        assert_eq!(ingress.2, Protects::KubernetesReferences);
+        let cm = plan
+            .kinds
+            .iter()
+            .find(|(_, k, _)| k == "ConfigMap")
+            .unwrap();
+        assert_eq!(cm.2, Protects::KubernetesKind("ConfigMap".to_string()));
+    }
+
+    #[test]
+    fn manifest_kinds_are_listed_once() {
+        let plan = ReadPlan::new(
+            &["ConfigMap"],
+            false,
+            &[
+                ("v1".to_string(), "ConfigMap".to_string()),
+                (
+                    "monitoring.coreos.com/v1".to_string(),
+                    "ServiceMonitor".to_string(),
+                ),
+            ],
+        );
+        let kinds: Vec<&str> = plan.kinds.iter().map(|(_, k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["ConfigMap", "ServiceMonitor"]);
+    }
+
+    #[test]
+    fn paths_follow_the_api_layout() {
+        let ns = kind_named("Namespace").unwrap();
+        assert_eq!(ns.collection(Some("x")), "/api/v1/namespaces");
+        let deploy = kind_named("Deployment").unwrap();
+        assert_eq!(deploy.collection(None), "/apis/apps/v1/deployments");
+        assert_eq!(
+            deploy.collection(Some("aia")),
+            "/apis/apps/v1/namespaces/aia/deployments"
+        );
+        assert_eq!(deploy.resource(), "deployments.apps");
+    }
+
+    #[test]
+    fn namespaces_are_deleted_in_the_foreground() {
+        let ns = kind_named("Namespace").unwrap();
+        let p = delete_params(&ns, "u", "1");
+        assert!(matches!(
+            p.propagation_policy,
+            Some(PropagationPolicy::Foreground)
+        ));
+        let cm = kind_named("ConfigMap").unwrap();
+        let p = delete_params(&cm, "u", "1");
+        assert!(matches!(
+            p.propagation_policy,
+            Some(PropagationPolicy::Background)
+        ));
+        assert_eq!(p.preconditions.unwrap().uid.as_deref(), Some("u"));
+    }
+}
