@@ -158,6 +158,11 @@ quiet hadolint Dockerfile
 [[ "$(grep -c '^RUN scripts/build-release.sh' Dockerfile)" -eq 2 ]] \
     || fail "the Dockerfile must build (dependencies, then the crate) with \`scripts/build-release.sh\`"
 
+# The fake kube-apiserver the Kubernetes tests run against checks itself first (and, with
+# kubectl, that a real client accepts it), so a failure there is not mistaken for driftsweep's.
+step "fake kube-apiserver self-test (tests/apiserver)"
+quiet python3 -m unittest tests/apiserver/test_fake_apiserver.py
+
 # Unit and integration tests (no doctests) against the release build above.
 if cargo nextest --version >/dev/null 2>&1; then
     step "tests (cargo nextest, release)"

@@ -1,7 +1,9 @@
 //! The one integration binary: the real `driftsweep` executable, run as a user runs it.
 
 mod cli;
+mod cluster;
 mod delivery;
+mod kubernetes;
 mod registry;
 mod reports;
 mod services;

@@ -1,0 +1,654 @@
+//! The live Kubernetes source end to end: the real binary against the fake API server (or a
+//! real cluster, see `cluster.rs`), its snapshot replayed offline, each fault path, and the
+//! delete primitive.
+
+use chrono::{Duration, Utc};
+use driftsweep::inventory::cluster::{DeleteOutcome, KubeTarget, kind_named};
+use serde_json::{Value, json};
+
+use crate::cluster::{TestCluster, verdicts};
+use crate::{stderr, write};
+
+/// Decide a month after the objects were made, so the minimum age never hides a verdict.
+fn later() -> String {
+    (Utc::now() + Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+const SECRET_VALUE: &str = "hunter2-VALUE-never-printed";
+
+/// The tricky cases of DESIGN.md's floor and reference rules, in namespace `app`.
+fn seed_app(c: &TestCluster, app: &str) {
+    c.namespace(app);
+    let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": app}, "data": {"k": "v"}});
+    c.create(cm("app-config"));
+    c.create(cm("pod-volume"));
+    c.create(cm("projected-config"));
+    c.create(cm("orphan-config"));
+    let mut opted = cm("opted-out");
+    opted["metadata"]["annotations"] = json!({"driftsweep.io/keep": "true"});
+    c.create(opted);
+    c.create(cm("defined"));
+
+    let deployment = c.create(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": app},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{
+                    "name": "web", "image": "registry.invalid/web:1.0.0",
+                    "envFrom": [{"configMapRef": {"name": "app-config"}}],
+                    "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "env-secret", "key": "t"}}}]
+                }]}
+            }
+        }
+    }));
+    let uid = deployment["metadata"]["uid"].as_str().unwrap().to_string();
+    let mut owned = cm("owned-by-web");
+    owned["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": uid
+    }]);
+    c.create(owned);
+
+    c.create(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "runner-sa", "namespace": app}
+    }));
+    c.create(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "unused-sa", "namespace": app}
+    }));
+    c.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "runner", "namespace": app},
+        "spec": {
+            "serviceAccountName": "runner-sa",
+            "containers": [{"name": "r", "image": "registry.invalid/runner:2.0.0"}],
+            "volumes": [
+                {"name": "v", "configMap": {"name": "pod-volume"}},
+                {"name": "p", "projected": {"sources": [{"configMap": {"name": "projected-config"}}]}}
+            ]
+        }
+    }));
+    c.create(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": app},
+        "spec": {
+            "replicas": 0,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "db", "image": "registry.invalid/db:3.0.0"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
+        }
+    }));
+    let pvc = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": app},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    };
+    c.create(pvc("data-db-0"));
+    c.create(pvc("scratch"));
+    c.create(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": app},
+        "spec": {"tls": [{"hosts": ["web.example"], "secretName": "web-tls"}],
+            "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}
+    }));
+    let secret = |name: &str, kind: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": app}, "type": kind,
+        "stringData": {"value": SECRET_VALUE}})
+    };
+    c.create(secret("web-tls", "Opaque"));
+    c.create(secret("env-secret", "Opaque"));
+    c.create(secret("orphan-secret", "Opaque"));
+    // Only its type says Helm made it: the metadata list cannot tell, the `type=` list must.
+    c.create(secret("release-state", "helm.sh/release.v1"));
+}
+
+/// What a dry run over `seed_app` must decide, object by object.
+fn expected(app: &str) -> Vec<(String, &'static str, &'static str)> {
+    let k = |kind: &str, name: &str| format!("{kind} {app}/{name}");
+    vec![
+        (k("ConfigMap", "app-config"), "keep", "in-use"),
+        (k("ConfigMap", "pod-volume"), "keep", "in-use"),
+        (k("ConfigMap", "projected-config"), "keep", "in-use"),
+        (
+            k("ConfigMap", "orphan-config"),
+            "delete",
+            "not-in-repository",
+        ),
+        (k("ConfigMap", "opted-out"), "keep", "opt-out"),
+        (k("ConfigMap", "owned-by-web"), "keep", "owned"),
+        (k("ConfigMap", "defined"), "keep", "defined-in-repository"),
+        (k("ConfigMap", "kube-root-ca.crt"), "keep", "system-managed"),
+        (k("ServiceAccount", "default"), "keep", "system-managed"),
+        (k("ServiceAccount", "runner-sa"), "keep", "in-use"),
+        (
+            k("ServiceAccount", "unused-sa"),
+            "delete",
+            "not-in-repository",
+        ),
+        (k("PersistentVolumeClaim", "data-db-0"), "keep", "in-use"),
+        (
+            k("PersistentVolumeClaim", "scratch"),
+            "delete",
+            "not-in-repository",
+        ),
+        (k("Secret", "web-tls"), "keep", "in-use"),
+        (k("Secret", "env-secret"), "keep", "in-use"),
+        (k("Secret", "orphan-secret"), "delete", "not-in-repository"),
+        (k("Secret", "release-state"), "keep", "system-managed"),
+    ]
+}
+
+fn policy_with_manifests(c: &TestCluster, app: &str, kept: &str) -> std::path::PathBuf {
+    write(
+        c.dir.path(),
+        "manifests/app.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: defined\n  namespace: {app}\ndata:\n  k: v\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: never-applied\n  namespace: {app}\ndata:\n  k: v\n"
+        ),
+    );
+    write(
+        c.dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, \"{kept}\"]\n  manifests: [manifests]\n  delete_pvcs: true\n"
+        ),
+    )
+}
+
+#[test]
+fn a_live_dry_run_decides_like_its_own_snapshot_replayed() {
+    let c = TestCluster::start();
+    let app = c.ns("app");
+    let stray = c.ns("stray");
+    let kept = c.ns("kept");
+    seed_app(&c, &app);
+    c.namespace(&stray);
+    c.namespace(&kept);
+    let policy = policy_with_manifests(&c, &app, &kept);
+    let now = later();
+    let live_report = c.path("live.json");
+    let out = c.driftsweep(&[
+        "run",
+        "--dry-run",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--now",
+        &now,
+        "--report",
+        live_report.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let live_log = stderr(&out);
+
+    let snap = c.path("snap");
+    let out = c.driftsweep(&[
+        "snapshot",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--out",
+        snap.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let replay_report = c.path("replay.json");
+    let out = crate::driftsweep(&[
+        "run",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--now",
+        &now,
+        "--report",
+        replay_report.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let live = verdicts(&live_report);
+    let replay = verdicts(&replay_report);
+    for (key, action, reason) in expected(&app) {
+        let (got, reasons) = live
+            .get(&key)
+            .unwrap_or_else(|| panic!("no verdict for {key}; got {live:#?}"));
+        assert_eq!(got, action, "{key}: {reasons:?}");
+        assert!(reasons.iter().any(|r| r == reason), "{key}: {reasons:?}");
+    }
+    let ns = |name: &str| format!("Namespace /{name}");
+    assert_eq!(live[&ns(&stray)].0, "delete");
+    assert_eq!(live[&ns(&kept)].0, "keep");
+    assert!(
+        live[&ns(&kept)]
+            .1
+            .contains(&"protected-namespace".to_string())
+    );
+    assert_eq!(live[&ns(&app)].0, "keep");
+    assert_eq!(live[&ns("kube-system")].0, "keep");
+    // The manifest names a ConfigMap the cluster lacks.
+    assert_eq!(live[&format!("ConfigMap {app}/never-applied")].0, "drift");
+
+    // Same verdicts from the replay (on a shared real cluster: for this test's objects).
+    let ours = |m: &std::collections::BTreeMap<String, (String, Vec<String>)>| {
+        m.iter()
+            .filter(|(k, _)| c.fake.is_some() || k.contains(&c.prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ours(&live), ours(&replay));
+
+    // No Secret value in the reports, the snapshot or the logs.
+    let encoded = base64_of(SECRET_VALUE);
+    let mut texts = vec![
+        std::fs::read_to_string(&live_report).unwrap(),
+        std::fs::read_to_string(&replay_report).unwrap(),
+        live_log,
+    ];
+    for entry in walk(&snap) {
+        texts.push(std::fs::read_to_string(entry).unwrap());
+    }
+    for text in texts {
+        assert!(!text.contains(SECRET_VALUE) && !text.contains(&encoded));
+    }
+    let secrets = std::fs::read_to_string(snap.join("kubernetes/secrets.json")).unwrap();
+    assert!(
+        secrets.contains("helm.sh/release.v1"),
+        "Secret types are recorded"
+    );
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn dry_run(c: &TestCluster, policy: &std::path::Path) -> (std::process::Output, Value) {
+    let report = c.path("report.json");
+    let out = c.driftsweep(&[
+        "run",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--now",
+        &later(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    (out, json)
+}
+
+fn deletions(report: &Value, kind: &str) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["action"] == "delete" && f["kind"] == kind)
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_forbidden_pod_list_blocks_every_deletion_it_could_prevent_and_is_reported() {
+    let c = TestCluster::fake();
+    let app = c.ns("app");
+    seed_app(&c, &app);
+    let policy = policy_with_manifests(&c, &app, "none");
+    let (out, baseline) = dry_run(&c, &policy);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !deletions(&baseline, "ConfigMap").is_empty(),
+        "the seed has deletions to block"
+    );
+
+    c.fake_server()
+        .fault(json!({"method": "GET", "path": "^/api/v1/pods$", "status": 403}));
+    let (out, report) = dry_run(&c, &policy);
+    assert_eq!(out.status.code(), Some(1), "a failed list exits 1");
+    for kind in [
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "ServiceAccount",
+    ] {
+        assert_eq!(deletions(&report, kind), Vec::<String>::new(), "{kind}");
+    }
+    let orphan = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "orphan-config")
+        .unwrap();
+    assert!(
+        orphan["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("references-unknown"))
+    );
+    let errors = report["errors"].to_string();
+    assert!(errors.contains("Pod") && errors.contains("403"), "{errors}");
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_list_that_expires_mid_pagination_is_reported_not_truncated() {
+    let c = TestCluster::fake();
+    let app = c.ns("app");
+    c.namespace(&app);
+    let old = (Utc::now() - Duration::days(10)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let many: Vec<Value> = (0..1200)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i:05}"), "namespace": app, "creationTimestamp": old}})
+        })
+        .collect();
+    c.fake_server().seed(&many);
+    c.fake_server().fault(json!({
+        "method": "GET", "path": "^/api/v1/configmaps$", "query": "continue=", "status": 410
+    }));
+    let policy = c.policy(&[&app], "");
+    let (out, report) = dry_run(&c, &policy);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(deletions(&report, "ConfigMap"), Vec::<String>::new());
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("expired mid-pagination") && errors.contains("after 500"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn throttled_lists_are_retried_after_the_servers_delay() {
+    let c = TestCluster::fake();
+    let app = c.ns("app");
+    seed_app(&c, &app);
+    let policy = c.policy(&[&app], "");
+    c.fake_server().fault(json!({
+        "method": "GET", "path": "^/api/v1/configmaps$", "status": 429, "retry_after": 1, "times": 1,
+        "format": "text"
+    }));
+    c.fake_server().clear_requests();
+    let (out, report) = dry_run(&c, &policy);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        deletions(&report, "ConfigMap"),
+        ["defined", "orphan-config"]
+    );
+    let lists: Vec<Value> = c
+        .fake_server()
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"] == "/api/v1/configmaps")
+        .collect();
+    assert_eq!(lists.len(), 2, "{lists:?}");
+    assert_eq!(lists[0]["status"], 429);
+    assert_eq!(lists[1]["status"], 200);
+}
+
+#[test]
+fn five_thousand_config_maps_are_each_listed_exactly_once() {
+    let c = TestCluster::fake();
+    let app = c.ns("big");
+    c.namespace(&app);
+    let many: Vec<Value> = (0..5000)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i:05}"), "namespace": app}})
+        })
+        .collect();
+    c.fake_server().seed(&many);
+    c.fake_server().clear_requests();
+    let info = kind_named("ConfigMap").unwrap();
+    let items = c.block_on(c.client.list(&info, false, None)).unwrap();
+    let mut names: Vec<String> = items
+        .iter()
+        .filter(|i| i["metadata"]["namespace"] == json!(app))
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+        .filter(|name| name.starts_with("cm-"))
+        .collect();
+    assert_eq!(names.len(), 5000);
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 5000, "no object twice");
+    let pages = c.fake_server().requests().len();
+    assert_eq!(
+        pages, 11,
+        "pages of 500 (5,000 + the namespaces' own kube-root-ca.crt)"
+    );
+}
+
+fn target(o: &Value) -> KubeTarget {
+    KubeTarget {
+        api_version: o["apiVersion"].as_str().unwrap_or("v1").to_string(),
+        kind: o["kind"].as_str().unwrap().to_string(),
+        namespace: o["metadata"]["namespace"].as_str().map(str::to_string),
+        name: o["metadata"]["name"].as_str().unwrap().to_string(),
+        uid: o["metadata"]["uid"].as_str().map(str::to_string),
+        resource_version: o["metadata"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
+    }
+}
+
+#[test]
+fn the_delete_primitive_deletes_exactly_the_reviewed_object() {
+    let c = TestCluster::start();
+    let app = c.ns("del");
+    c.namespace(&app);
+    let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": app}});
+    let get = |name: &str| c.get("v1", "ConfigMap", Some(&app), name);
+
+    // Deleted, with a server-side dry run first and preconditions on the real delete.
+    let doomed = c.create(cm("doomed"));
+    let prepared = c
+        .block_on(c.client.prepare_delete(&target(&doomed)))
+        .unwrap()
+        .unwrap();
+    assert!(get("doomed").is_some(), "the dry run deleted nothing");
+    assert_eq!(
+        prepared.object["metadata"]["uid"],
+        doomed["metadata"]["uid"]
+    );
+    assert_eq!(
+        c.block_on(c.client.delete(&prepared)).unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert!(get("doomed").is_none());
+    // Gone already: not an error.
+    assert_eq!(
+        c.block_on(c.client.delete_object(&target(&doomed)))
+            .unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
+
+    // Re-created with the same name after review: another uid, skipped.
+    let reviewed = c.create(cm("recreated"));
+    c.send(
+        "DELETE",
+        &format!("/api/v1/namespaces/{app}/configmaps/recreated"),
+        None,
+    )
+    .unwrap();
+    c.create(cm("recreated"));
+    let outcome = c
+        .block_on(c.client.delete_object(&target(&reviewed)))
+        .unwrap();
+    assert!(
+        matches!(&outcome, DeleteOutcome::Skipped(why) if why.contains("re-created")),
+        "{outcome:?}"
+    );
+    assert!(get("recreated").is_some());
+
+    // Changed after review: skipped.
+    let reviewed = c.create(cm("changed"));
+    let mut edited = reviewed.clone();
+    edited["data"] = json!({"new": "value"});
+    c.send(
+        "PUT",
+        &format!("/api/v1/namespaces/{app}/configmaps/changed"),
+        Some(&edited),
+    )
+    .unwrap();
+    let outcome = c
+        .block_on(c.client.delete_object(&target(&reviewed)))
+        .unwrap();
+    assert!(
+        matches!(&outcome, DeleteOutcome::Skipped(why) if why.contains("changed")),
+        "{outcome:?}"
+    );
+    assert!(get("changed").is_some());
+
+    // Changed between the check and the delete: the server's precondition answers 409.
+    let reviewed = c.create(cm("raced"));
+    let prepared = c
+        .block_on(c.client.prepare_delete(&target(&reviewed)))
+        .unwrap()
+        .unwrap();
+    let mut edited = reviewed.clone();
+    edited["data"] = json!({"raced": "yes"});
+    c.send(
+        "PUT",
+        &format!("/api/v1/namespaces/{app}/configmaps/raced"),
+        Some(&edited),
+    )
+    .unwrap();
+    let outcome = c.block_on(c.client.delete(&prepared)).unwrap();
+    assert!(
+        matches!(&outcome, DeleteOutcome::Skipped(why) if why.contains("changed since review")),
+        "{outcome:?}"
+    );
+    assert!(get("raced").is_some());
+
+    // Already terminating (held by a finalizer): skipped, left alone.
+    let mut held = cm("held");
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    let held = c.create(held);
+    c.send(
+        "DELETE",
+        &format!("/api/v1/namespaces/{app}/configmaps/held"),
+        None,
+    )
+    .unwrap();
+    let now = get("held").expect("a finalizer holds it");
+    let outcome = c.block_on(c.client.delete_object(&target(&now))).unwrap();
+    assert_eq!(
+        outcome,
+        DeleteOutcome::Skipped("already terminating".to_string())
+    );
+    let mut release = get("held").unwrap();
+    release["metadata"]["finalizers"] = json!([]);
+    c.send(
+        "PUT",
+        &format!("/api/v1/namespaces/{app}/configmaps/held"),
+        Some(&release),
+    )
+    .unwrap();
+    assert!(get("held").is_none(), "{held}");
+}
+
+#[test]
+fn the_delete_primitive_sends_dry_run_then_preconditions_and_retries_only_throttling() {
+    let c = TestCluster::fake();
+    let app = c.ns("wire");
+    c.namespace(&app);
+    let cm = c.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": app}}));
+    let path = format!("/api/v1/namespaces/{app}/configmaps/x");
+    c.fake_server().fault(json!({"method": "DELETE", "path": format!("^{path}$"), "query": null, "status": 429, "retry_after": 1, "times": 1}));
+    c.fake_server().clear_requests();
+    assert_eq!(
+        c.block_on(c.client.delete_object(&target(&cm))).unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let log: Vec<Value> = c
+        .fake_server()
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"] == json!(path))
+        .collect();
+    let summary: Vec<(String, bool, i64)> = log
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["query"].as_str().unwrap_or("").contains("dryRun=All")
+                    || r["body"]["dryRun"] == json!(["All"]),
+                r["status"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("GET".to_string(), false, 200),
+            ("DELETE".to_string(), true, 429),
+            ("DELETE".to_string(), true, 200),
+            ("DELETE".to_string(), false, 200),
+        ]
+    );
+    let body = &log[3]["body"];
+    assert_eq!(body["preconditions"]["uid"], cm["metadata"]["uid"]);
+    assert_eq!(
+        body["preconditions"]["resourceVersion"],
+        cm["metadata"]["resourceVersion"]
+    );
+    assert_eq!(body["propagationPolicy"], "Background");
+
+    // A 403 is final: one attempt, an error, nothing deleted.
+    let cm = c.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "y", "namespace": app}}));
+    c.fake_server()
+        .fault(json!({"method": "DELETE", "path": "/configmaps/y$", "status": 403}));
+    c.fake_server().clear_requests();
+    let error = c
+        .block_on(c.client.delete_object(&target(&cm)))
+        .unwrap_err();
+    assert_eq!(error.code(), Some(403));
+    let deletes = c
+        .fake_server()
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "DELETE")
+        .count();
+    assert_eq!(deletes, 1);
+    assert!(c.get("v1", "ConfigMap", Some(&app), "y").is_some());
+}
+
+#[test]
+fn a_namespace_is_deleted_in_the_foreground_with_its_contents() {
+    let c = TestCluster::start();
+    let gone = c.ns("gone");
+    let ns = c.namespace(&gone);
+    c.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "inside", "namespace": gone}}));
+    let ns = c
+        .get("v1", "Namespace", None, crate::cluster::name_of(&ns))
+        .unwrap();
+    assert_eq!(
+        c.block_on(c.client.delete_object(&target(&ns))).unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while c.get("v1", "Namespace", None, &gone).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the namespace was not removed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(c.get("v1", "ConfigMap", Some(&gone), "inside").is_none());
+}
