@@ -42,6 +42,41 @@ pub enum Command {
     /// Record the live inventory in the snapshot folder format, to replay with `run --snapshot`.
     #[command(after_help = SNAPSHOT_EXAMPLES)]
     Snapshot(SnapshotArgs),
+    /// Re-create the Kubernetes objects an enforce run backed up and deleted.
+    #[command(after_help = RESTORE_EXAMPLES)]
+    Restore(RestoreArgs),
+}
+
+const RESTORE_EXAMPLES: &str = "\
+Examples:
+  # Everything one enforce run deleted (its backup folder is printed at the end of the run):
+  driftsweep restore gs://aia-prod-backups/driftsweep/20261129T073000Z-1a2b3c
+  # One ConfigMap, or a namespace with its contents:
+  driftsweep restore backups/20261129T073000Z-1a2b3c --only ConfigMap/aia-staging/api-config
+  driftsweep restore backups/20261129T073000Z-1a2b3c --only Namespace/aia-preview
+
+Server-set fields (uid, resourceVersion, status, owner references) are dropped; an object that
+exists already is left as it is; objects with an owner are left to it (it re-creates them).
+Image versions cannot be restored: the registry deleted their blobs.";
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup folder of one run: a folder or `gs://BUCKET/PREFIX/<run id>` (it holds
+    /// `index.json`).
+    #[arg(value_name = "BACKUP")]
+    pub backup: String,
+
+    /// Restore only this object, as KIND/NAMESPACE/NAME, or KIND/NAME when cluster-scoped
+    /// (`Namespace/NAME` restores the namespace with its contents).
+    #[arg(long, value_name = "KIND/NS/NAME")]
+    pub only: Option<String>,
+
+    /// Also write what was restored as JSON to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 const SNAPSHOT_EXAMPLES: &str = "\
@@ -94,9 +129,32 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Report only; delete nothing. This is the default (enforce mode is not in this build).
-    #[arg(long)]
+    /// Report only; delete nothing. This is the default.
+    #[arg(long, conflicts_with = "enforce")]
     pub dry_run: bool,
+
+    /// Delete what a reviewed dry-run report plans (`--plan`): each object only if it is still
+    /// condemned and still the same object (uid and resourceVersion; digest and tags), after
+    /// the safety gates and a backup of it. Holds the Lease `driftsweep` so only one enforce
+    /// runs at a time. Needs `--plan` or `--no-review`, and a backup location.
+    #[arg(long, conflicts_with = "snapshot")]
+    pub enforce: bool,
+
+    /// The reviewed dry-run report (its JSON) to enforce: a file or `gs://…` (an archived
+    /// report), e.g. `--plan reports/2026-11-29.json`. Refused when older than
+    /// `safety.plan_max_age_hours` or made with another policy.
+    #[arg(long, value_name = "REPORT", requires = "enforce")]
+    pub plan: Option<String>,
+
+    /// Plan and delete in one go, without a reviewed plan: for automation that accepts the
+    /// risk. The safety gates still apply.
+    #[arg(long, requires = "enforce", conflicts_with = "plan")]
+    pub no_review: bool,
+
+    /// Where enforce backs up each object before deleting it: a folder or
+    /// `gs://BUCKET/PREFIX` (default: the policy's `safety.backup`). In a pod use `gs://`.
+    #[arg(long, value_name = "DIR|gs://…", env = "DRIFTSWEEP_BACKUP")]
+    pub backup: Option<String>,
 
     /// The policy file, e.g. `policies/aia.yaml`. Relative paths inside it (manifests)
     /// resolve against its folder.

@@ -28,6 +28,26 @@ pub enum CommandError {
     Runtime(#[source] std::io::Error),
     #[error("`{}` is not empty\nhint: write a snapshot into a new or empty folder", .0.display())]
     OutNotEmpty(std::path::PathBuf),
+    #[error(
+        "enforce needs a backup location: pass `--backup DIR|gs://BUCKET/PREFIX` or set `safety.backup` in the policy"
+    )]
+    NoBackup,
+    #[error(
+        "enforce needs the reviewed plan: pass `--plan REPORT.json` (or `--no-review` to plan and delete in one go)"
+    )]
+    NoPlan,
+    #[error("cannot read the plan `{path}`: {message}")]
+    PlanUnreadable { path: String, message: String },
+    #[error(transparent)]
+    Plan(Box<crate::enforce::PlanError>),
+    #[error("`--only {0}`: {1}")]
+    Only(String, String),
+    #[error(transparent)]
+    Backup(Box<crate::enforce::backup::BackupError>),
+    #[error(transparent)]
+    Cluster(Box<crate::inventory::cluster::ClusterError>),
+    #[error(transparent)]
+    Lease(Box<crate::enforce::lease::LeaseError>),
     #[error("cannot write `{}`", path.display())]
     Write {
         path: std::path::PathBuf,
@@ -41,14 +61,50 @@ impl CommandError {
         match self {
             CommandError::Settings(_)
             | CommandError::Snapshot(_)
-            | CommandError::OutNotEmpty(_) => EXIT_INPUT,
-            CommandError::Write { .. } | CommandError::Runtime(_) => EXIT_RUNTIME,
+            | CommandError::OutNotEmpty(_)
+            | CommandError::NoBackup
+            | CommandError::NoPlan
+            | CommandError::PlanUnreadable { .. }
+            | CommandError::Plan(_)
+            | CommandError::Only(..) => EXIT_INPUT,
+            CommandError::Write { .. }
+            | CommandError::Runtime(_)
+            | CommandError::Backup(_)
+            | CommandError::Cluster(_)
+            | CommandError::Lease(_) => EXIT_RUNTIME,
         }
+    }
+}
+
+impl From<crate::enforce::PlanError> for CommandError {
+    fn from(e: crate::enforce::PlanError) -> Self {
+        CommandError::Plan(Box::new(e))
+    }
+}
+
+impl From<crate::enforce::backup::BackupError> for CommandError {
+    fn from(e: crate::enforce::backup::BackupError) -> Self {
+        CommandError::Backup(Box::new(e))
+    }
+}
+
+impl From<crate::inventory::cluster::ClusterError> for CommandError {
+    fn from(e: crate::inventory::cluster::ClusterError) -> Self {
+        CommandError::Cluster(Box::new(e))
+    }
+}
+
+impl From<crate::enforce::lease::LeaseError> for CommandError {
+    fn from(e: crate::enforce::lease::LeaseError) -> Self {
+        CommandError::Lease(Box::new(e))
     }
 }
 
 /// `driftsweep run`: evaluate, plan, write the reports, print the summary.
 pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
+    if args.enforce {
+        return enforce(args);
+    }
     let started_at = Utc::now();
     let settings = settings::resolve_run(args)?;
     let (inventory, source) = match &settings.snapshot {
@@ -96,6 +152,21 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         &plan,
     );
 
+    write_outputs(&settings, &report)?;
+    // Delivery comes last: the files above are written whatever happens to it.
+    let delivered = deliver(&settings, &report);
+
+    Ok(if failed || !delivered {
+        EXIT_RUNTIME
+    } else if settings.fail_on_findings && has_findings {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Writes the report files asked for and prints the summary.
+fn write_outputs(settings: &settings::RunSettings, report: &Report) -> Result<(), CommandError> {
     let mut written = Vec::new();
     if let Some(path) = &settings.report {
         if path.as_os_str() == "-" {
@@ -112,33 +183,24 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         }
     }
     if let Some(path) = &settings.markdown {
-        write_file(path, &report::markdown(&report))?;
+        write_file(path, &report::markdown(report))?;
         written.push(path.display().to_string());
     }
     if let Some(path) = &settings.html {
-        write_file(path, &report::html(&report))?;
+        write_file(path, &report::html(report))?;
         written.push(path.display().to_string());
     }
     if let Some(path) = &settings.email_preview {
-        write_file(path, &report::email::html_body(&report))?;
+        write_file(path, &report::email::html_body(report))?;
         written.push(path.display().to_string());
     }
-    let mut summary = report::terminal(&report);
+    let mut summary = report::terminal(report);
     if !written.is_empty() {
         summary.push_str(&format!("  reports: {}\n", written.join(", ")));
     }
     eprint!("{summary}");
 
-    // Delivery comes last: the files above are written whatever happens to it.
-    let delivered = deliver(&settings, &report);
-
-    Ok(if failed || !delivered {
-        EXIT_RUNTIME
-    } else if settings.fail_on_findings && has_findings {
-        EXIT_FINDINGS
-    } else {
-        EXIT_OK
-    })
+    Ok(())
 }
 
 /// Archives and emails the report as asked. Failures are printed, never lost: the report is
@@ -334,4 +396,221 @@ pub fn policy_schema() -> Result<u8, CommandError> {
 pub fn policy_reference() -> Result<u8, CommandError> {
     print!("{}", crate::policy::reference_markdown());
     Ok(EXIT_OK)
+}
+
+/// `driftsweep run --enforce`: re-read, re-evaluate, match the reviewed plan, gate, back up,
+/// delete, and report the outcome of every planned action.
+pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
+    use crate::enforce::{self, Executors, backup, lease};
+
+    let started_at = Utc::now();
+    let run_id = run_id(started_at);
+    let settings = settings::resolve_run(args)?;
+    let policy = &settings.policy.policy;
+    let location = args
+        .backup
+        .clone()
+        .or_else(|| policy.safety.backup.clone())
+        .ok_or(CommandError::NoBackup)?;
+    if args.plan.is_none() && !args.no_review {
+        return Err(CommandError::NoPlan);
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() && !location.starts_with("gs://") {
+        tracing::warn!(
+            backup = %location,
+            "backing up to a pod's disk, which dies with the pod; use gs://"
+        );
+    }
+    let runtime = runtime()?;
+    let reviewed = match &args.plan {
+        Some(path) => {
+            let report = runtime.block_on(load_plan(path))?;
+            enforce::check_plan(
+                &report,
+                path,
+                &settings.policy.digest,
+                policy.safety.plan_max_age_hours,
+                settings.now,
+            )?;
+            Some(report)
+        }
+        None => None,
+    };
+    let plan_id = reviewed
+        .as_ref()
+        .map_or_else(|| run_id.clone(), |r| r.run_id.clone());
+
+    let outcome = runtime.block_on(async {
+        let needs_cluster = policy.kubernetes.is_some()
+            || policy.registry.as_ref().is_some_and(|r| r.protect_in_use);
+        let cluster = if needs_cluster {
+            Some(crate::inventory::cluster::Cluster::connect(&settings.cluster).await?)
+        } else {
+            None
+        };
+        let holder = format!(
+            "{run_id} (pid {} on {})",
+            std::process::id(),
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown host".to_string())
+        );
+        let held = match &cluster {
+            Some(c) => {
+                Some(lease::Lease::acquire(c, &policy.safety.lease_namespace, &holder).await?)
+            }
+            None => {
+                tracing::warn!("no cluster in the policy: nothing stops two enforce runs at once");
+                None
+            }
+        };
+        let result = async {
+            let store = backup::Store::open(&location).await?;
+            let backup = backup::Backup::open(store, &plan_id).await?;
+            let live =
+                crate::inventory::live::read(policy, &settings.desired, &settings.cluster).await;
+            let mut findings =
+                crate::evaluate::evaluate(policy, &settings.desired, &live.inventory, settings.now);
+            plan::plan(&mut findings, &policy.safety, settings.now);
+            let mut selection = enforce::select(findings, reviewed.as_ref());
+            let blocked = enforce::gates(&selection, &policy.safety, settings.now);
+            if blocked.is_none() {
+                let registry = match &policy.registry {
+                    Some(r) => crate::inventory::live::registry_client(r).await.ok(),
+                    None => None,
+                };
+                let still_leased = || held.as_ref().is_none_or(lease::Lease::held);
+                let exec = Executors {
+                    cluster: cluster.as_ref(),
+                    registry: registry.as_ref(),
+                    backup: &backup,
+                    still_leased: &still_leased,
+                };
+                enforce::execute(&mut selection, &live.inventory, &exec).await;
+            }
+            Ok::<_, CommandError>((selection, blocked, backup.location()))
+        }
+        .await;
+        if let Some(lease) = held {
+            lease.release().await;
+        }
+        result
+    })?;
+    let (selection, blocked, backup_location) = outcome;
+    let failed_lists = selection.findings.gaps.iter().any(|g| g.failed);
+    let failed_actions = selection.findings.items.iter().any(|f| {
+        f.outcome
+            .as_ref()
+            .is_some_and(|o| o.status == crate::evaluate::OutcomeStatus::Failed)
+    });
+    let plan_summary = plan::Plan {
+        deletions: selection.deletions.clone(),
+        blocked: blocked.clone(),
+    };
+    let report = Report::new(
+        ReportInput {
+            run_id,
+            mode: Mode::Enforce,
+            started_at,
+            evaluated_at: settings.now,
+            policy: PolicyRef {
+                name: policy.name.clone(),
+                digest: settings.policy.digest.clone(),
+                path: settings.policy.path.display().to_string(),
+            },
+            source: "live".to_string(),
+        },
+        selection.findings,
+        &plan_summary,
+    );
+    write_outputs(&settings, &report)?;
+    if blocked.is_none() {
+        eprintln!(
+            "  backup: {backup_location} (undo with `driftsweep restore {backup_location}`; image versions cannot be restored)"
+        );
+    }
+    let delivered = deliver(&settings, &report);
+    Ok(
+        if blocked.is_some() || failed_lists || failed_actions || !delivered {
+            EXIT_RUNTIME
+        } else {
+            EXIT_OK
+        },
+    )
+}
+
+/// Reads a reviewed plan: a file, or an archived report in Cloud Storage.
+async fn load_plan(path: &str) -> Result<Report, CommandError> {
+    let err = |message: String| CommandError::PlanUnreadable {
+        path: path.to_string(),
+        message,
+    };
+    let report: Report = if path.starts_with("gs://") {
+        let location: report::archive::GcsLocation =
+            path.parse().map_err(|e| err(format!("{e}")))?;
+        let client = report::archive::client()
+            .await
+            .map_err(|e| err(format!("{:#}", anyhow::Error::new(e))))?;
+        report::archive::read(&client, &location)
+            .await
+            .map_err(|e| err(format!("{:#}", anyhow::Error::new(e))))?
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| {
+            err(format!(
+                "not a driftsweep report ({e}); pass the JSON written by `run --report`"
+            ))
+        })?
+    };
+    if report.schema != report::SCHEMA {
+        return Err(err(format!(
+            "its schema is `{}`, not `{}`",
+            report.schema,
+            report::SCHEMA
+        )));
+    }
+    Ok(report)
+}
+
+/// `driftsweep restore BACKUP [--only KIND/NS/NAME]`.
+pub fn restore(args: &crate::cli::RestoreArgs) -> Result<u8, CommandError> {
+    use crate::enforce::restore::{self, Only, RestoreStatus};
+    let only = match &args.only {
+        Some(text) => Some(
+            text.parse::<Only>()
+                .map_err(|e| CommandError::Only(text.clone(), e))?,
+        ),
+        None => None,
+    };
+    let cluster_options = settings::cluster_options(&args.cluster);
+    let results = runtime()?.block_on(async {
+        let cluster = crate::inventory::cluster::Cluster::connect(&cluster_options).await?;
+        Ok::<_, CommandError>(restore::restore(&cluster, &args.backup, only.as_ref()).await?)
+    })?;
+    let mut failed = false;
+    for r in &results {
+        failed |= r.status == RestoreStatus::Failed;
+        let what = match &r.namespace {
+            Some(ns) => format!("{} {ns}/{}", r.kind, r.name),
+            None => format!("{} {}", r.kind, r.name),
+        };
+        let status = serde_json::to_value(&r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        match &r.detail {
+            Some(d) => eprintln!("  {status}: {what}: {d}"),
+            None => eprintln!("  {status}: {what}"),
+        }
+    }
+    if results.is_empty() {
+        eprintln!("nothing to restore: no entry of the backup matches");
+    }
+    if let Some(path) = &args.report {
+        let text = serde_json::to_string_pretty(&results).unwrap_or_default() + "\n";
+        if path.as_os_str() == "-" {
+            print!("{text}");
+        } else {
+            write_file(path, &text)?;
+        }
+    }
+    Ok(if failed { EXIT_RUNTIME } else { EXIT_OK })
 }

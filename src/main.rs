@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Schema) => commands::policy_schema(),
         Command::Policy(PolicyCommand::Reference) => commands::policy_reference(),
         Command::Snapshot(args) => commands::snapshot(args),
+        Command::Restore(args) => commands::restore(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

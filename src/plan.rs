@@ -59,6 +59,17 @@ pub fn plan(findings: &mut Findings, safety: &Safety, now: DateTime<Utc>) -> Pla
         findings.items[i].plan_order = Some(order + 1);
     }
 
+    let blocked = gates(findings, &deletions, safety, now);
+    Plan { deletions, blocked }
+}
+
+/// The safety gates over `deletions` (indexes into `findings.items`): the first that trips.
+pub fn gates(
+    findings: &Findings,
+    deletions: &[usize],
+    safety: &Safety,
+    now: DateTime<Utc>,
+) -> Option<Blocked> {
     let count = deletions.len() as u64;
     let limit = u64::from(safety.max_deletions);
     let min_age = Duration::hours(i64::from(safety.min_age_hours));
@@ -70,7 +81,7 @@ pub fn plan(findings: &mut Findings, safety: &Safety, now: DateTime<Utc>) -> Pla
                 .is_some_and(|t| now - t < min_age)
         })
         .count() as u64;
-    let blocked = if count > limit {
+    if count > limit {
         Some(Blocked {
             gate: "max-deletions".to_string(),
             limit,
@@ -80,6 +91,8 @@ pub fn plan(findings: &mut Findings, safety: &Safety, now: DateTime<Utc>) -> Pla
                 count - limit
             ),
         })
+    } else if let Some(blocked) = ratio_gate(findings, deletions, safety.max_deletion_ratio) {
+        Some(blocked)
     } else if too_young > 0 {
         // Evaluate keeps everything younger than the minimum age; reaching this is a bug,
         // and the plan refuses rather than trusting it.
@@ -94,8 +107,36 @@ pub fn plan(findings: &mut Findings, safety: &Safety, now: DateTime<Utc>) -> Pla
         })
     } else {
         None
-    };
-    Plan { deletions, blocked }
+    }
+}
+
+/// The first kind (registry images exempt) whose planned deletions are a larger share of its
+/// audited objects than `ratio` allows.
+fn ratio_gate(findings: &Findings, deletions: &[usize], ratio: Option<f64>) -> Option<Blocked> {
+    let ratio = ratio?;
+    let mut audited: std::collections::BTreeMap<(Provider, &str), (u64, u64)> = Default::default();
+    for f in findings.items.iter().filter(|f| f.action != Action::Drift) {
+        audited.entry((f.provider, f.kind.as_str())).or_default().0 += 1;
+    }
+    for &i in deletions {
+        let f = &findings.items[i];
+        audited.entry((f.provider, f.kind.as_str())).or_default().1 += 1;
+    }
+    audited
+        .into_iter()
+        .filter(|((provider, _), _)| *provider != Provider::Registry)
+        .find(|(_, (total, deleted))| *deleted as f64 > ratio * *total as f64)
+        .map(|((_, kind), (total, deleted))| {
+            let limit = (ratio * total as f64).floor() as u64;
+            Blocked {
+                gate: "max-deletion-ratio".to_string(),
+                limit,
+                count: deleted,
+                message: format!(
+                    "the plan deletes {deleted} of {total} {kind} objects, over `safety.max_deletion_ratio` ({ratio}, at most {limit}); nothing will be deleted. Review the report, then raise the ratio or narrow the policy."
+                ),
+            }
+        })
 }
 
 #[cfg(test)]
@@ -122,6 +163,7 @@ mod tests {
             detail: None,
             drift: Vec::new(),
             plan_order: None,
+            outcome: None,
         }
     }
 
@@ -224,5 +266,61 @@ mod tests {
             .blocked
             .unwrap();
         assert_eq!(blocked.gate, "min-age");
+    }
+
+    #[test]
+    fn a_kind_over_its_deletion_ratio_blocks_but_registry_retention_is_exempt() {
+        let mut items: Vec<Finding> = (0..10)
+            .map(|i| {
+                let action = if i < 4 { Action::Delete } else { Action::Keep };
+                finding(
+                    Provider::Kubernetes,
+                    "ConfigMap",
+                    Some("a"),
+                    &format!("c{i}"),
+                    action,
+                )
+            })
+            .collect();
+        items.extend((0..10).map(|i| {
+            finding(
+                Provider::Registry,
+                "Image",
+                None,
+                &format!("h/a@sha256:{i}"),
+                Action::Delete,
+            )
+        }));
+        let mut findings = Findings {
+            items,
+            gaps: vec![],
+        };
+        let safety = |ratio| Safety {
+            max_deletions: 100,
+            max_deletion_ratio: Some(ratio),
+            ..Safety::default()
+        };
+        let blocked = plan(&mut findings, &safety(0.3), Utc::now())
+            .blocked
+            .unwrap();
+        assert_eq!(blocked.gate, "max-deletion-ratio");
+        assert_eq!((blocked.limit, blocked.count), (3, 4));
+        assert!(
+            blocked.message.contains("4 of 10 ConfigMap"),
+            "{}",
+            blocked.message
+        );
+        // 40 % is within 0.4; the registry's 100 % never counts.
+        assert!(
+            plan(&mut findings, &safety(0.4), Utc::now())
+                .blocked
+                .is_none()
+        );
+        // Off unless set.
+        let off = Safety {
+            max_deletions: 100,
+            ..Safety::default()
+        };
+        assert!(plan(&mut findings, &off, Utc::now()).blocked.is_none());
     }
 }

@@ -181,6 +181,42 @@ pub struct Finding {
     /// Deletions: the position in the plan (1-based), in the order enforce deletes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_order: Option<usize>,
+    /// Enforce reports: what happened to this planned deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// What enforce did with one planned deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: OutcomeStatus,
+    /// Why it was skipped, or the error when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Where the object was backed up before its delete was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeStatus {
+    Deleted,
+    /// Gone before this run deleted it (an earlier, interrupted run, or someone else).
+    AlreadyGone,
+    Skipped,
+    Failed,
+}
+
+impl OutcomeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Deleted => "deleted",
+            OutcomeStatus::AlreadyGone => "already-gone",
+            OutcomeStatus::Skipped => "skipped",
+            OutcomeStatus::Failed => "failed",
+        }
+    }
 }
 
 impl Finding {
@@ -197,6 +233,7 @@ impl Finding {
             detail: None,
             drift: Vec::new(),
             plan_order: None,
+            outcome: None,
         }
     }
 

@@ -448,7 +448,19 @@ impl Cluster {
         metadata_only: bool,
         field_selector: Option<&str>,
     ) -> Result<Vec<Value>, ListFailure> {
-        let request = kube::core::Request::new(info.collection(None));
+        self.list_in(info, None, metadata_only, field_selector)
+            .await
+    }
+
+    /// The same, in one namespace (`None`: all).
+    pub async fn list_in(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        metadata_only: bool,
+        field_selector: Option<&str>,
+    ) -> Result<Vec<Value>, ListFailure> {
+        let request = kube::core::Request::new(info.collection(namespace));
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -644,6 +656,41 @@ impl Cluster {
                 _ => Err(e),
             },
         }
+    }
+
+    /// Whether the object still exists under the reviewed uid (`false` when gone or re-created).
+    pub async fn exists(&self, target: &KubeTarget) -> Result<bool, ClusterError> {
+        let info = self.resolve(&target.api_version, &target.kind).await?;
+        let request = kube::core::Request::new(info.collection(target.namespace.as_deref()));
+        let get = request
+            .get(&target.name, &GetParams::default())
+            .map_err(|e| build_error(&info, e))?;
+        match self.call(get).await {
+            Ok(object) => Ok(target.uid.is_none()
+                || object.pointer("/metadata/uid").and_then(Value::as_str)
+                    == target.uid.as_deref()),
+            Err(e) if e.code() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every object in `namespace` of the namespaced kinds driftsweep knows, in full (Secrets
+    /// with their data): what a namespace's backup holds before the namespace is deleted.
+    pub async fn namespace_contents(&self, namespace: &str) -> Result<Vec<Value>, ClusterError> {
+        let mut out = Vec::new();
+        for k in KNOWN.iter().filter(|k| k.4) {
+            let info = KindInfo::known(k.0, k.1, k.2, k.3, k.4);
+            let mut items = self
+                .list_in(&info, Some(namespace), false, None)
+                .await
+                .map_err(|f| f.error)?;
+            let api_version = info.api_version();
+            for item in &mut items {
+                complete(item, &api_version, &info.kind);
+            }
+            out.extend(items);
+        }
+        Ok(out)
     }
 
     /// Re-reads, dry-runs and deletes one object: the whole primitive.

@@ -72,26 +72,12 @@ pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) 
         ));
     }
     if let Some(r) = &policy.registry {
-        let mut credentials = Credentials::from_env();
-        let google = r
-            .repositories
-            .iter()
-            .chain(&r.scan)
-            .any(|repo| is_google_host(split_repository(repo).0));
-        let anonymous = std::env::var("DRIFTSWEEP_GCP_CREDENTIALS").is_ok_and(|v| v == "anonymous");
-        if google && !anonymous {
-            match google_access_token().await {
-                Ok(token) => credentials.google_token = Some(token),
-                // Without a token, public images still read; private ones fail per repository.
-                Err(e) => tracing::warn!(error = %e, "no Google credentials for the registries"),
-            }
-        }
-        match RegistryClient::new(&r.plain_http_hosts, credentials) {
+        match registry_client(r).await {
             Ok(client) => read_registry(&client, r, &mut inventory, &mut listings).await,
             Err(e) => inventory.gaps.push(gap(
                 Provider::Registry,
                 "all registries".to_string(),
-                e.to_string(),
+                e,
                 Protects::Repository("*".to_string()),
                 true,
             )),
@@ -103,6 +89,26 @@ pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) 
         kubernetes_lists,
         kubernetes_listed,
     }
+}
+
+/// A registry client with the credentials the environment gives: basic or token auth from
+/// `DRIFTSWEEP_REGISTRY_*`, and an ADC token for Google registries.
+pub async fn registry_client(r: &crate::policy::RegistryPolicy) -> Result<RegistryClient, String> {
+    let mut credentials = Credentials::from_env();
+    let google = r
+        .repositories
+        .iter()
+        .chain(&r.scan)
+        .any(|repo| is_google_host(split_repository(repo).0));
+    let anonymous = std::env::var("DRIFTSWEEP_GCP_CREDENTIALS").is_ok_and(|v| v == "anonymous");
+    if google && !anonymous {
+        match google_access_token().await {
+            Ok(token) => credentials.google_token = Some(token),
+            // Without a token, public images still read; private ones fail per repository.
+            Err(e) => tracing::warn!(error = %e, "no Google credentials for the registries"),
+        }
+    }
+    RegistryClient::new(&r.plain_http_hosts, credentials).map_err(|e| e.to_string())
 }
 
 /// Namespaces and the audited kinds, everything that proves use, and the manifests' kinds.

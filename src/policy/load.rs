@@ -372,6 +372,24 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
                 .to_string(),
         );
     }
+    if let Some(ratio) = v
+        .pointer("/safety/max_deletion_ratio")
+        .and_then(Value::as_f64)
+        && !(ratio > 0.0 && ratio <= 1.0)
+    {
+        push(
+            "/safety/max_deletion_ratio",
+            format!("{ratio} is not a share; write one above 0 and at most 1, e.g. `0.3`"),
+        );
+    }
+    if let Some(backup) = v.pointer("/safety/backup").and_then(Value::as_str)
+        && backup.trim().is_empty()
+    {
+        push(
+            "/safety/backup",
+            "must name a folder or `gs://BUCKET/PREFIX`".to_string(),
+        );
+    }
     if let Some(annotation) = v
         .pointer("/safety/opt_out_annotation")
         .and_then(Value::as_str)

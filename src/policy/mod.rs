@@ -218,6 +218,24 @@ pub struct Safety {
     /// A reviewed plan older than this many hours is refused by enforce.
     #[serde(default = "default_plan_max_age_hours")]
     pub plan_max_age_hours: u32,
+    /// The largest share (above 0, at most 1) of one kind's audited objects one run may
+    /// delete, e.g. `0.3`; a plan over it is blocked and nothing is deleted. Off unless set.
+    /// Registry image versions are exempt: retention removes most of them by design.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deletion_ratio: Option<f64>,
+    /// Where enforce backs up every object before deleting it: a folder, or
+    /// `gs://BUCKET/PREFIX` (use that in a pod: its disk dies with it). `run --backup`
+    /// overrides it. Enforce refuses to start without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// The namespace of the `coordination.k8s.io` Lease `driftsweep` that lets only one
+    /// enforce run at a time.
+    #[serde(default = "default_lease_namespace")]
+    pub lease_namespace: String,
+}
+
+fn default_lease_namespace() -> String {
+    "driftsweep".to_string()
 }
 
 impl Default for Safety {
@@ -227,6 +245,9 @@ impl Default for Safety {
             max_deletions: default_max_deletions(),
             opt_out_annotation: default_opt_out(),
             plan_max_age_hours: default_plan_max_age_hours(),
+            max_deletion_ratio: None,
+            backup: None,
+            lease_namespace: default_lease_namespace(),
         }
     }
 }

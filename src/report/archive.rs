@@ -20,6 +20,8 @@ pub enum ArchiveError {
     Write(String, #[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot read `{0}`")]
     Read(String, #[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("`{0}` does not exist")]
+    NotFound(String),
     #[error("`{0}` is not a driftsweep report")]
     Parse(String, #[source] serde_json::Error),
 }
@@ -127,18 +129,67 @@ pub async fn store(
 
 /// Reads a report back (a reviewed plan).
 pub async fn read(client: &Storage, location: &GcsLocation) -> Result<Report, ArchiveError> {
+    let bytes = get(client, location)
+        .await?
+        .ok_or_else(|| ArchiveError::NotFound(location.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Parse(location.to_string(), e))
+}
+
+/// Writes one object (the backups use it too).
+pub async fn put(
+    client: &Storage,
+    location: &GcsLocation,
+    bytes: Vec<u8>,
+    content_type: &str,
+) -> Result<(), ArchiveError> {
+    client
+        .write_object(
+            location.bucket_name(),
+            location.path.clone(),
+            bytes::Bytes::from(bytes),
+        )
+        .set_content_type(content_type)
+        .send_buffered()
+        .await
+        .map_err(|e| ArchiveError::Write(location.to_string(), Box::new(e)))?;
+    Ok(())
+}
+
+/// Reads one object; `None` when it does not exist.
+pub async fn get(
+    client: &Storage,
+    location: &GcsLocation,
+) -> Result<Option<Vec<u8>>, ArchiveError> {
     let read_err =
         |e: google_cloud_storage::Error| ArchiveError::Read(location.to_string(), Box::new(e));
-    let mut response = client
+    let mut response = match client
         .read_object(location.bucket_name(), location.path.clone())
         .send()
         .await
-        .map_err(read_err)?;
+    {
+        Ok(r) => r,
+        Err(e) if e.http_status_code() == Some(404) => return Ok(None),
+        Err(e) => return Err(read_err(e)),
+    };
     let mut bytes = Vec::new();
     while let Some(chunk) = response.next().await.transpose().map_err(read_err)? {
         bytes.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Parse(location.to_string(), e))
+    Ok(Some(bytes))
+}
+
+impl GcsLocation {
+    /// `rel` under this location.
+    pub fn join(&self, rel: &str) -> GcsLocation {
+        GcsLocation {
+            bucket: self.bucket.clone(),
+            path: if self.path.is_empty() {
+                rel.to_string()
+            } else {
+                format!("{}/{rel}", self.path)
+            },
+        }
+    }
 }
 
 #[cfg(test)]

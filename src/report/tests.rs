@@ -21,6 +21,7 @@ fn report(deletions: usize, blocked: bool, failed: bool) -> Report {
             detail: None,
             drift: Vec::new(),
             plan_order: Some(i + 1),
+            outcome: None,
         })
         .collect();
     let gaps = if failed {

@@ -1,0 +1,498 @@
+//! Enforce: delete exactly what a person reviewed, and nothing that changed since.
+//!
+//! The inventory is read again and evaluated against the current policy, so "still condemned"
+//! means the same as it did in the dry run (references are proven again, not remembered). A
+//! planned deletion runs only if the object is still planned for deletion now and is still the
+//! same object (uid and resourceVersion; digest and tags). The safety gates run over what will
+//! really be deleted, before the first delete. Every object is backed up before its delete is
+//! sent, or it is not deleted. One failure never stops the others.
+
+pub mod backup;
+pub mod lease;
+pub mod restore;
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::evaluate::{Action, Finding, Findings, Outcome, OutcomeStatus};
+use crate::inventory::cluster::{Cluster, DeleteOutcome, KubeTarget};
+use crate::inventory::registry::client::{DeleteOutcome as RegistryOutcome, RegistryClient};
+use crate::inventory::{Inventory, Provider};
+use crate::plan::{self, Blocked};
+use crate::report::Report;
+use crate::settings::RunSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("`{path}` is a {mode} report; enforce needs the dry-run report you reviewed")]
+    NotDryRun { path: String, mode: String },
+    #[error(
+        "`{path}` was made {hours} hours ago, more than `safety.plan_max_age_hours` ({limit}) allows\nhint: run a new dry run, review it, and enforce that"
+    )]
+    TooOld {
+        path: String,
+        hours: i64,
+        limit: u32,
+    },
+    #[error(
+        "`{path}` was made with another policy (digest {planned}, now {current})\nhint: the policy changed since the review; run a new dry run and review it"
+    )]
+    PolicyChanged {
+        path: String,
+        planned: String,
+        current: String,
+    },
+    #[error("`{path}` was blocked by `{gate}` when it was made: {message}")]
+    Blocked {
+        path: String,
+        gate: String,
+        message: String,
+    },
+}
+
+/// Checks that a reviewed plan may be enforced now under this policy.
+pub fn check_plan(
+    plan: &Report,
+    path: &str,
+    policy_digest: &str,
+    max_age_hours: u32,
+    now: DateTime<Utc>,
+) -> Result<(), PlanError> {
+    if plan.mode != crate::report::Mode::DryRun {
+        return Err(PlanError::NotDryRun {
+            path: path.to_string(),
+            mode: "enforce".to_string(),
+        });
+    }
+    if plan.policy.digest != policy_digest {
+        return Err(PlanError::PolicyChanged {
+            path: path.to_string(),
+            planned: plan.policy.digest.clone(),
+            current: policy_digest.to_string(),
+        });
+    }
+    let age = now - plan.started_at;
+    if age > Duration::hours(i64::from(max_age_hours)) {
+        return Err(PlanError::TooOld {
+            path: path.to_string(),
+            hours: age.num_hours(),
+            limit: max_age_hours,
+        });
+    }
+    if let Some(b) = &plan.blocked {
+        return Err(PlanError::Blocked {
+            path: path.to_string(),
+            gate: b.gate.clone(),
+            message: b.message.clone(),
+        });
+    }
+    Ok(())
+}
+
+type Key = (Provider, String, Option<String>, String);
+
+fn key(f: &Finding) -> Key {
+    (
+        f.provider,
+        f.kind.clone(),
+        f.namespace.clone(),
+        f.name.clone(),
+    )
+}
+
+/// Whether the object now is the one the review saw.
+fn same_object(planned: &Finding, now: &Finding) -> Result<(), String> {
+    let (p, n) = (&planned.identity, &now.identity);
+    match planned.provider {
+        Provider::Kubernetes => {
+            if p.uid != n.uid {
+                return Err(format!(
+                    "re-created since review: uid is now {} (was {})",
+                    n.uid.as_deref().unwrap_or("unknown"),
+                    p.uid.as_deref().unwrap_or("unknown")
+                ));
+            }
+            if p.resource_version != n.resource_version {
+                return Err(format!(
+                    "changed since review: resourceVersion is now {} (was {})",
+                    n.resource_version.as_deref().unwrap_or("unknown"),
+                    p.resource_version.as_deref().unwrap_or("unknown")
+                ));
+            }
+        }
+        Provider::Registry => {
+            let sorted = |t: &Option<Vec<String>>| {
+                let mut t = t.clone().unwrap_or_default();
+                t.sort();
+                t
+            };
+            if p.digest != n.digest || sorted(&p.tags) != sorted(&n.tags) {
+                return Err(format!(
+                    "changed since review: tags are now {:?} (were {:?})",
+                    sorted(&n.tags),
+                    sorted(&p.tags)
+                ));
+            }
+        }
+        Provider::Gcp => {
+            if p.etag != n.etag || p.id != n.id {
+                return Err("changed since review (etag or id differs)".to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn skipped(reason: impl Into<String>) -> Outcome {
+    Outcome {
+        status: OutcomeStatus::Skipped,
+        reason: Some(reason.into()),
+        backup: None,
+    }
+}
+
+/// What enforce will do: the findings (current ones, plus planned objects no longer there),
+/// the indexes it deletes in plan order, and outcomes already decided (skips).
+pub struct Selection {
+    pub findings: Findings,
+    pub deletions: Vec<usize>,
+}
+
+/// Matches the reviewed plan (or, with `--no-review`, the current plan) against the current
+/// findings.
+pub fn select(current: Findings, reviewed: Option<&Report>) -> Selection {
+    let mut findings = current;
+    let current_plan: Vec<usize> = {
+        let mut order: Vec<(usize, usize)> = findings
+            .items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.plan_order.map(|o| (o, i)))
+            .collect();
+        order.sort();
+        order.into_iter().map(|(_, i)| i).collect()
+    };
+    let Some(reviewed) = reviewed else {
+        return Selection {
+            findings,
+            deletions: current_plan,
+        };
+    };
+    let mut by_key: HashMap<Key, usize> = HashMap::new();
+    for (i, f) in findings.items.iter().enumerate() {
+        by_key.insert(key(f), i);
+    }
+    let mut planned: Vec<&Finding> = reviewed
+        .findings
+        .iter()
+        .filter(|f| f.action == Action::Delete)
+        .collect();
+    planned.sort_by_key(|f| f.plan_order.unwrap_or(usize::MAX));
+    let mut selected = Vec::new();
+    let mut in_review = std::collections::HashSet::new();
+    for p in planned {
+        in_review.insert(key(p));
+        match by_key.get(&key(p)) {
+            None => {
+                // Not in the current inventory: gone, or not listed (see `errors`). The
+                // executor checks which; nothing is deleted either way.
+                let mut f = p.clone();
+                f.outcome = Some(skipped(NOT_IN_INVENTORY));
+                findings.items.push(f);
+            }
+            Some(&i) => {
+                let now = &mut findings.items[i];
+                if now.action != Action::Delete {
+                    let reasons: Vec<String> = now.reasons.iter().map(|r| r.code()).collect();
+                    now.outcome = Some(skipped(format!(
+                        "no longer condemned: now kept ({})",
+                        reasons.join(", ")
+                    )));
+                } else if let Err(why) = same_object(p, now) {
+                    now.outcome = Some(skipped(why));
+                } else {
+                    selected.push(i);
+                }
+            }
+        }
+    }
+    // Deletions the review did not see are not made.
+    for f in &mut findings.items {
+        if f.action == Action::Delete && f.outcome.is_none() && !in_review.contains(&key(f)) {
+            f.outcome = Some(skipped("not in the reviewed plan"));
+        }
+    }
+    Selection {
+        findings,
+        deletions: selected,
+    }
+}
+
+/// Gates over what will really be deleted.
+pub fn gates(
+    selection: &Selection,
+    safety: &crate::policy::Safety,
+    now: DateTime<Utc>,
+) -> Option<Blocked> {
+    plan::gates(&selection.findings, &selection.deletions, safety, now)
+}
+
+/// The backends enforce deletes through.
+pub struct Executors<'a> {
+    pub cluster: Option<&'a Cluster>,
+    pub registry: Option<&'a RegistryClient>,
+    pub backup: &'a backup::Backup,
+    /// False once the Lease is lost: stop deleting.
+    pub still_leased: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// Runs the selected deletions in order; every planned finding gets an outcome.
+pub async fn execute(selection: &mut Selection, inventory: &Inventory, exec: &Executors<'_>) {
+    let total = selection.deletions.len() as u64;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} deleting [{bar:30}] {pos}/{len} {wide_msg}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    for position in 0..selection.deletions.len() {
+        let i = selection.deletions[position];
+        let finding = selection.findings.items[i].clone();
+        bar.set_message(display(&finding));
+        let outcome = if (exec.still_leased)() {
+            delete_one(&finding, exec).await
+        } else {
+            skipped("the Lease was lost; another run may be active")
+        };
+        log_outcome(&finding, &outcome, position + 1, total);
+        selection.findings.items[i].outcome = Some(outcome);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    // Planned objects no longer in the inventory: already gone, or not listed.
+    for f in &mut selection.findings.items {
+        let unlisted = f
+            .outcome
+            .as_ref()
+            .is_some_and(|o| o.reason.as_deref() == Some(NOT_IN_INVENTORY));
+        if !unlisted {
+            continue;
+        }
+        let outcome = match f.provider {
+            Provider::Kubernetes => match exec.cluster {
+                Some(cluster) => match cluster.exists(&target_of(f)).await {
+                    Ok(false) => Outcome {
+                        status: OutcomeStatus::AlreadyGone,
+                        reason: None,
+                        backup: None,
+                    },
+                    Ok(true) => skipped("exists, but its list failed this run (see errors)"),
+                    Err(e) => skipped(format!("cannot tell whether it still exists: {e}")),
+                },
+                None => skipped("the cluster was not read"),
+            },
+            Provider::Registry => {
+                let repository = f.identity.repository.clone().unwrap_or_default();
+                if inventory.registry.iter().any(|r| r.name == repository)
+                    && !inventory.has_gap(&crate::inventory::Protects::Repository(repository))
+                {
+                    Outcome {
+                        status: OutcomeStatus::AlreadyGone,
+                        reason: None,
+                        backup: None,
+                    }
+                } else {
+                    skipped("its repository could not be read this run (see errors)")
+                }
+            }
+            Provider::Gcp => skipped(NOT_IN_INVENTORY),
+        };
+        f.outcome = Some(outcome);
+    }
+}
+
+const NOT_IN_INVENTORY: &str = "not in the current inventory";
+
+fn display(f: &Finding) -> String {
+    match &f.namespace {
+        Some(ns) => format!("{} {ns}/{}", f.kind, f.name),
+        None => format!("{} {}", f.kind, f.name),
+    }
+}
+
+fn log_outcome(f: &Finding, outcome: &Outcome, position: usize, total: u64) {
+    tracing::info!(
+        position,
+        total,
+        provider = %f.provider,
+        kind = %f.kind,
+        namespace = f.namespace.as_deref().unwrap_or(""),
+        name = %f.name,
+        outcome = outcome.status.as_str(),
+        reason = outcome.reason.as_deref().unwrap_or(""),
+        backup = outcome.backup.as_deref().unwrap_or(""),
+        "enforce action"
+    );
+}
+
+fn target_of(f: &Finding) -> KubeTarget {
+    KubeTarget {
+        api_version: f
+            .identity
+            .api_version
+            .clone()
+            .unwrap_or_else(|| "v1".to_string()),
+        kind: f.kind.clone(),
+        namespace: f.namespace.clone(),
+        name: f.name.clone(),
+        uid: f.identity.uid.clone(),
+        resource_version: f.identity.resource_version.clone(),
+    }
+}
+
+fn failed(reason: impl Into<String>, backup: Option<String>) -> Outcome {
+    Outcome {
+        status: OutcomeStatus::Failed,
+        reason: Some(reason.into()),
+        backup,
+    }
+}
+
+async fn delete_one(f: &Finding, exec: &Executors<'_>) -> Outcome {
+    match f.provider {
+        Provider::Kubernetes => {
+            let Some(cluster) = exec.cluster else {
+                return skipped("the cluster is not connected");
+            };
+            delete_kubernetes(cluster, f, exec.backup).await
+        }
+        Provider::Registry => {
+            let Some(client) = exec.registry else {
+                return skipped("the registry is not configured");
+            };
+            delete_image(client, f, exec.backup).await
+        }
+        Provider::Gcp => skipped("GCP deletions are not in this build"),
+    }
+}
+
+async fn delete_kubernetes(cluster: &Cluster, f: &Finding, backup: &backup::Backup) -> Outcome {
+    let target = target_of(f);
+    let prepared = match cluster.prepare_delete(&target).await {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(outcome)) => return kube_outcome(outcome, None),
+        Err(e) => return failed(e.to_string(), None),
+    };
+    // A namespace takes its contents with it: back them up first.
+    if target.kind == "Namespace" && target.namespace.is_none() {
+        let contents = match cluster.namespace_contents(&target.name).await {
+            Ok(c) => c,
+            Err(e) => {
+                return failed(
+                    format!("not deleted: its contents could not be listed for the backup: {e}"),
+                    None,
+                );
+            }
+        };
+        for object in &contents {
+            if let Err(e) = backup.kubernetes(object, Some(&target.name)).await {
+                return failed(format!("not deleted: {e}"), None);
+            }
+        }
+    }
+    let location = match backup.kubernetes(&prepared.object, None).await {
+        Ok(l) => l,
+        Err(e) => return failed(format!("not deleted: {e}"), None),
+    };
+    match cluster.delete(&prepared).await {
+        Ok(outcome) => kube_outcome(outcome, Some(location)),
+        Err(e) => failed(e.to_string(), Some(location)),
+    }
+}
+
+fn kube_outcome(outcome: DeleteOutcome, backup: Option<String>) -> Outcome {
+    match outcome {
+        DeleteOutcome::Deleted => Outcome {
+            status: OutcomeStatus::Deleted,
+            reason: None,
+            backup,
+        },
+        DeleteOutcome::AlreadyGone => Outcome {
+            status: OutcomeStatus::AlreadyGone,
+            reason: None,
+            backup,
+        },
+        DeleteOutcome::Skipped(why) => Outcome {
+            status: OutcomeStatus::Skipped,
+            reason: Some(why),
+            backup,
+        },
+    }
+}
+
+async fn delete_image(client: &RegistryClient, f: &Finding, backup: &backup::Backup) -> Outcome {
+    let (Some(repository), Some(digest)) = (&f.identity.repository, &f.identity.digest) else {
+        return skipped("the plan does not record the repository and digest");
+    };
+    let tags = f.identity.tags.clone().unwrap_or_default();
+    let record = json!({
+        "repository": repository,
+        "digest": digest,
+        "tags": tags,
+        "mediaType": f.identity.media_type,
+        "uploadedAt": f.identity.uploaded_at,
+        "note": "a record of what was deleted; the image itself cannot be restored",
+    });
+    let location = match backup.image(repository, digest, &record).await {
+        Ok(l) => l,
+        Err(e) => return failed(format!("not deleted: {e}"), None),
+    };
+    match client.delete_version(repository, digest, &tags).await {
+        Ok(RegistryOutcome::Deleted) => Outcome {
+            status: OutcomeStatus::Deleted,
+            reason: None,
+            backup: Some(location),
+        },
+        Ok(RegistryOutcome::AlreadyGone) => Outcome {
+            status: OutcomeStatus::AlreadyGone,
+            reason: None,
+            backup: Some(location),
+        },
+        Ok(RegistryOutcome::Skipped(why)) => Outcome {
+            status: OutcomeStatus::Skipped,
+            reason: Some(why),
+            backup: Some(location),
+        },
+        Err(e) => failed(e.to_string(), Some(location)),
+    }
+}
+
+/// Counts of outcomes, for the summary and the subject line.
+pub fn tally(findings: &[Finding]) -> std::collections::BTreeMap<OutcomeStatus, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for f in findings {
+        if let Some(o) = &f.outcome {
+            *out.entry(o.status).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+/// The settings a run needs to enforce, beyond a dry run's.
+pub struct EnforceSettings {
+    pub run: RunSettings,
+    /// The reviewed plan and where it came from; `None` with `--no-review`.
+    pub plan: Option<(Report, String)>,
+    pub backup: String,
+}
+
+#[cfg(test)]
+mod tests;
