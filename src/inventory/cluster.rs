@@ -658,6 +658,24 @@ impl Cluster {
         }
     }
 
+    /// Asks `/version` (open to every client): one clear error when the cluster cannot be
+    /// reached, instead of one per list.
+    pub async fn probe(&self) -> Result<String, ClusterError> {
+        let request = http::Request::get("/version")
+            .body(Vec::new())
+            .map_err(|e| ClusterError::Transport {
+                method: "GET".to_string(),
+                path: "/version".to_string(),
+                message: e.to_string(),
+            })?;
+        let version = self.call(request).await?;
+        Ok(version
+            .get("gitVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string())
+    }
+
     /// Whether the object still exists under the reviewed uid (`false` when gone or re-created).
     pub async fn exists(&self, target: &KubeTarget) -> Result<bool, ClusterError> {
         let info = self.resolve(&target.api_version, &target.kind).await?;

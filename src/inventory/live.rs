@@ -44,7 +44,17 @@ pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) 
     let mut kubernetes_lists = BTreeMap::new();
     let mut kubernetes_listed = Vec::new();
     if policy.kubernetes.is_some() || policy.registry.as_ref().is_some_and(|r| r.protect_in_use) {
-        match Cluster::connect(cluster).await {
+        let connected = match Cluster::connect(cluster).await {
+            Ok(client) => match client.probe().await {
+                Ok(version) => {
+                    tracing::info!(%version, "connected to the cluster");
+                    Ok(client)
+                }
+                Err(e) => Err(format!("cannot reach the cluster: {e}")),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match connected {
             Ok(client) => {
                 let plan = read_plan(policy, desired);
                 let read = super::cluster::read(&client, &plan).await;
@@ -56,7 +66,7 @@ pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) 
             Err(e) => inventory.gaps.push(gap(
                 Provider::Kubernetes,
                 "the cluster".to_string(),
-                e.to_string(),
+                e,
                 Protects::KubernetesReferences,
                 true,
             )),

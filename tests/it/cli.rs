@@ -318,22 +318,63 @@ fn help_explains_every_command_with_examples() {
 }
 
 #[test]
-fn a_live_run_says_which_providers_it_could_not_read() {
+fn a_live_run_that_cannot_reach_its_cluster_fails_and_deletes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write(
         dir.path(),
         "policy.yaml",
         "version: 1\nname: t\nkubernetes:\n  namespaces: [app]\ngcp:\n  project: p\n  firewall_rules: {allowed: [x]}\n",
     );
-    let out = driftsweep(&["run", "--policy", policy.to_str().unwrap(), "--report", "-"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A cluster nobody listens for.
+    let port = crate::services::free_port();
+    let kubeconfig = write(
+        dir.path(),
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n"
+        ),
+    );
+    let out = driftsweep(&[
+        "run",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--report",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let providers: Vec<&str> = report["errors"]
-        .as_array()
-        .unwrap()
+    let errors = report["errors"].as_array().unwrap();
+    let providers: Vec<&str> = errors
         .iter()
         .map(|g| g["provider"].as_str().unwrap())
         .collect();
-    assert_eq!(providers, vec!["kubernetes", "gcp"]);
+    assert!(
+        providers.contains(&"kubernetes") && providers.contains(&"gcp"),
+        "{providers:?}"
+    );
+    let gcp = errors.iter().find(|g| g["provider"] == "gcp").unwrap();
+    assert_eq!(
+        gcp["failed"], false,
+        "the GCP source is not in this build: noted, not failed"
+    );
     assert_eq!(report["summary"]["delete"], 0);
+
+    // A kubeconfig that does not exist is bad input, named.
+    let out = driftsweep(&[
+        "run",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--kubeconfig",
+        "no/such/kubeconfig",
+        "--report",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no/such/kubeconfig"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod cluster;
 mod delivery;
+mod enforce;
 mod kubernetes;
 mod registry;
 mod reports;

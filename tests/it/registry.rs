@@ -20,9 +20,9 @@ use crate::{root, stderr, stdout, write};
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-struct Registry {
+pub struct Registry {
     child: Child,
-    port: u16,
+    pub port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -33,7 +33,7 @@ impl Drop for Registry {
     }
 }
 
-fn start_registry() -> Registry {
+pub fn start_registry() -> Registry {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write(
@@ -74,14 +74,14 @@ fn sha(bytes: &[u8]) -> String {
 }
 
 /// Pushes over the distribution API: blobs (POST then PUT), then manifests.
-struct Pusher {
+pub struct Pusher {
     http: reqwest::Client,
     base: String,
     rt: tokio::runtime::Runtime,
 }
 
 impl Pusher {
-    fn new(port: u16) -> Self {
+    pub fn new(port: u16) -> Self {
         Pusher {
             http: reqwest::Client::new(),
             base: format!("http://127.0.0.1:{port}"),
@@ -141,8 +141,25 @@ impl Pusher {
         sha(body)
     }
 
+    /// The HTTP status of a HEAD on a manifest, asking for every manifest type.
+    pub fn head(&self, repo: &str, reference: &str) -> u16 {
+        self.rt.block_on(async {
+            self.http
+                .head(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+                .header(
+                    "accept",
+                    format!("{OCI_MANIFEST}, {OCI_INDEX}, application/vnd.docker.distribution.manifest.v2+json"),
+                )
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    }
+
     /// An image whose config says it was created `days_ago`; returns (digest, manifest size).
-    fn image(&self, repo: &str, tags: &[&str], days_ago: i64, seed: &str) -> (String, usize) {
+    pub fn image(&self, repo: &str, tags: &[&str], days_ago: i64, seed: &str) -> (String, usize) {
         let created = (Utc::now() - Duration::days(days_ago)).to_rfc3339();
         let config = json!({"architecture": "amd64", "os": "linux", "created": created,
             "rootfs": {"type": "layers", "diff_ids": []}, "config": {"Labels": {"seed": seed}}});

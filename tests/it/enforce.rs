@@ -1,0 +1,480 @@
+//! Enforce end to end: the real binary against the fake API server (or a real cluster, see
+//! `cluster.rs`) and Debian's registry server. A dry run writes the plan; enforce executes it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cluster::TestCluster;
+use crate::registry::{Pusher, start_registry};
+use crate::{stderr, write};
+
+struct Scene {
+    c: TestCluster,
+    app: String,
+    stray: String,
+    policy: PathBuf,
+    backup: PathBuf,
+}
+
+fn cm(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns, "labels": {"team": "aia"}, "annotations": {"note": name}},
+        "data": {"config.yaml": format!("name: {name}\n")}})
+}
+
+fn secret(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": name, "namespace": ns},
+        "data": {"password": "aHVudGVyMg=="}})
+}
+
+/// Namespace `app` (the repository's) with `orphans` unused ConfigMaps, one unused Secret and
+/// one ConfigMap a Deployment uses; a stray namespace with contents; the Lease's namespace.
+fn scene(c: TestCluster, orphans: usize, safety: &str, registry: Option<&str>) -> Scene {
+    let app = c.ns("app");
+    let stray = c.ns("stray");
+    let lease = c.ns("lease");
+    c.namespace(&app);
+    c.namespace(&stray);
+    c.namespace(&lease);
+    for i in 0..orphans {
+        c.create(cm(&app, &format!("orphan-{i}")));
+    }
+    c.create(secret(&app, "orphan-secret"));
+    c.create(cm(&app, "used"));
+    c.create(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": app},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:1.0.0",
+                    "envFrom": [{"configMapRef": {"name": "used"}}]}]}}}
+    }));
+    c.create(cm(&stray, "inside"));
+    c.create(secret(&stray, "inside-secret"));
+    let registry = registry
+        .map(|host| {
+            format!(
+                "registry:\n  repositories: [{host}/team/app]\n  keep_recent: 2\n  max_age_days: 90\n  plain_http_hosts: ['{host}']\n"
+            )
+        })
+        .unwrap_or_default();
+    let policy = write(
+        c.dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, \"{lease}\"]\nsafety:\n  min_age_hours: 0\n  lease_namespace: \"{lease}\"\n{safety}{registry}"
+        ),
+    );
+    let backup = c.path("backups");
+    Scene {
+        c,
+        app,
+        stray,
+        policy,
+        backup,
+    }
+}
+
+impl Scene {
+    fn policy(&self) -> &str {
+        self.policy.to_str().unwrap()
+    }
+
+    /// A dry run; its report is the plan. On a shared real cluster the plan is narrowed to
+    /// this test's objects, as a reviewer removes what they do not approve.
+    fn plan(&self) -> PathBuf {
+        let plan = self.c.path("plan.json");
+        let out = self.c.driftsweep(&[
+            "run",
+            "--policy",
+            self.policy(),
+            "--report",
+            plan.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        if self.c.fake.is_none() {
+            let mut report: Value =
+                serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+            let prefix = self.c.prefix.clone();
+            report["findings"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|f| f["provider"] != "kubernetes" || f.to_string().contains(&prefix));
+            std::fs::write(&plan, report.to_string()).unwrap();
+        }
+        plan
+    }
+
+    /// `run --enforce` with the reviewed `plan`, or `--no-review` without one.
+    fn enforce_command(&self, plan: Option<&Path>, report: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_driftsweep"));
+        cmd.args([
+            "run",
+            "--enforce",
+            "--policy",
+            self.policy(),
+            "--backup",
+            self.backup.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--kubeconfig",
+            self.c.kubeconfig.to_str().unwrap(),
+        ])
+        .current_dir(crate::root())
+        .env_remove("DRIFTSWEEP_POLICY")
+        .env_remove("DRIFTSWEEP_BACKUP")
+        .env("DRIFTSWEEP_LEASE_SECONDS", "3");
+        match plan {
+            Some(plan) => cmd.args(["--plan", plan.to_str().unwrap()]),
+            None => cmd.arg("--no-review"),
+        };
+        cmd
+    }
+
+    fn enforce(&self, plan: &Path) -> (Output, Value) {
+        let report = self.c.path("outcome.json");
+        let _ = std::fs::remove_file(&report);
+        let out = self.enforce_command(Some(plan), &report).output().unwrap();
+        let outcome = std::fs::read_to_string(&report)
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap_or(Value::Null);
+        (out, outcome)
+    }
+
+    fn get_cm(&self, ns: &str, name: &str) -> Option<Value> {
+        self.c.get("v1", "ConfigMap", Some(ns), name)
+    }
+
+    fn wait_namespace_gone(&self, ns: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.c.get("v1", "Namespace", None, ns).is_some() {
+            assert!(Instant::now() < deadline, "namespace {ns} was not removed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `name` (or `namespace/name`) → (status, reason) of every planned action.
+fn outcomes(report: &Value) -> BTreeMap<String, (String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| !f["outcome"].is_null())
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                (
+                    f["outcome"]["status"].as_str().unwrap().to_string(),
+                    f["outcome"]["reason"].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// What a restore must bring back equal: content, labels, annotations, type.
+fn content(o: &Value) -> Value {
+    json!({
+        "data": o["data"], "type": o["type"],
+        "labels": o["metadata"]["labels"], "annotations": o["metadata"]["annotations"],
+    })
+}
+
+#[test]
+fn a_reviewed_plan_is_enforced_with_backups_and_restored_equal() {
+    let registry = start_registry();
+    let host = format!("127.0.0.1:{}", registry.port);
+    let push = Pusher::new(registry.port);
+    let old = push.image("team/app", &["1.0.0"], 400, "old").0;
+    let older = push.image("team/app", &["0.9.0"], 500, "older").0;
+    let recent: Vec<String> = [("1.1.0", 2), ("1.2.0", 1)]
+        .iter()
+        .map(|(tag, days)| push.image("team/app", &[tag], *days, tag).0)
+        .collect();
+    let s = scene(TestCluster::start(), 2, "", Some(&host));
+    let originals: Vec<Value> = [
+        s.get_cm(&s.app, "orphan-0").unwrap(),
+        s.c.get("v1", "Secret", Some(&s.app), "orphan-secret")
+            .unwrap(),
+        s.get_cm(&s.stray, "inside").unwrap(),
+        s.c.get("v1", "Secret", Some(&s.stray), "inside-secret")
+            .unwrap(),
+    ]
+    .to_vec();
+
+    let plan = s.plan();
+    let (out, report) = s.enforce(&plan);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "enforce");
+    let o = outcomes(&report);
+    let image = |d: &str| format!("{host}/team/app@{d}");
+    for name in ["orphan-0", "orphan-1", "orphan-secret", s.stray.as_str()] {
+        assert_eq!(o[name].0, "deleted", "{name}: {o:?}");
+    }
+    assert_eq!(o[&image(&old)].0, "deleted", "{o:?}");
+    assert_eq!(o[&image(&older)].0, "deleted", "{o:?}");
+    assert!(!o.contains_key("used"), "a kept object is not acted on");
+    for f in report["findings"].as_array().unwrap() {
+        if f["outcome"]["status"] == "deleted" {
+            assert!(f["outcome"]["backup"].is_string(), "{f}");
+        }
+    }
+    assert!(s.get_cm(&s.app, "orphan-0").is_none());
+    assert!(s.get_cm(&s.app, "used").is_some());
+    s.wait_namespace_gone(&s.stray);
+    let status = |d: &str| push.head("team/app", d);
+    for d in &recent {
+        assert_eq!(status(d), 200, "the newest versions stay");
+    }
+    assert_eq!((status(&old), status(&older)), (404, 404));
+
+    // Restore everything from the run's backup folder.
+    let folder = s.backup.join(report_plan_id(&plan));
+    let out =
+        s.c.driftsweep(&["restore", folder.to_str().unwrap(), "--report", "-"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let restored: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let status_of = |name: &str| {
+        restored
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(status_of(&s.stray), "restored");
+    assert_eq!(status_of(&image(&old)), "not-restorable");
+    for original in &originals {
+        let kind = original["kind"].as_str().unwrap();
+        let ns = original["metadata"]["namespace"].as_str().unwrap();
+        let name = original["metadata"]["name"].as_str().unwrap();
+        let now =
+            s.c.get("v1", kind, Some(ns), name)
+                .unwrap_or_else(|| panic!("{kind} {ns}/{name} was not restored"));
+        assert_eq!(content(&now), content(original), "{kind} {ns}/{name}");
+        assert_ne!(
+            now["metadata"]["uid"], original["metadata"]["uid"],
+            "a new object"
+        );
+    }
+    // Restoring again leaves what exists alone.
+    let out = s.c.driftsweep(&[
+        "restore",
+        folder.to_str().unwrap(),
+        "--only",
+        &format!("ConfigMap/{}/orphan-0", s.app),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already-exists"), "{}", stderr(&out));
+}
+
+fn report_plan_id(plan: &Path) -> String {
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    report["run_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn objects_that_changed_or_came_into_use_after_review_are_skipped() {
+    let s = scene(TestCluster::start(), 3, "", None);
+    let plan = s.plan();
+    // After the review: orphan-0 is re-created under the same name, orphan-1 gets used.
+    s.c.send(
+        "DELETE",
+        &format!("/api/v1/namespaces/{}/configmaps/orphan-0", s.app),
+        None,
+    )
+    .unwrap();
+    s.c.create(cm(&s.app, "orphan-0"));
+    s.c.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "reader", "namespace": s.app},
+        "spec": {"containers": [{"name": "r", "image": "registry.invalid/r:1.0.0"}],
+            "volumes": [{"name": "v", "configMap": {"name": "orphan-1"}}]}
+    }));
+    let (out, report) = s.enforce(&plan);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&report);
+    assert_eq!(o["orphan-0"].0, "skipped");
+    assert!(
+        o["orphan-0"].1.contains("re-created"),
+        "{:?}",
+        o["orphan-0"]
+    );
+    assert_eq!(o["orphan-1"].0, "skipped");
+    assert!(o["orphan-1"].1.contains("in-use"), "{:?}", o["orphan-1"]);
+    assert_eq!(o["orphan-2"].0, "deleted");
+    assert!(s.get_cm(&s.app, "orphan-0").is_some());
+    assert!(s.get_cm(&s.app, "orphan-1").is_some());
+    assert!(s.get_cm(&s.app, "orphan-2").is_none());
+}
+
+#[test]
+fn a_plan_over_a_gate_deletes_nothing_and_says_by_how_much() {
+    // Four unused ConfigMaps out of six: over a ratio of a half.
+    let s = scene(TestCluster::fake(), 4, "  max_deletion_ratio: 0.5\n", None);
+    let report_path = s.c.path("outcome.json");
+    let out = s.enforce_command(None, &report_path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("BLOCKED") && err.contains("4 of 6 ConfigMap") && err.contains("at most 3"),
+        "{err}"
+    );
+    for i in 0..4 {
+        assert!(
+            s.get_cm(&s.app, &format!("orphan-{i}")).is_some(),
+            "nothing deleted"
+        );
+    }
+    let requests = s.c.fake_server().requests();
+    assert!(
+        !requests.iter().any(|r| r["method"] == "DELETE"),
+        "no delete was even sent"
+    );
+}
+
+#[test]
+fn a_second_concurrent_run_is_refused_by_the_lease() {
+    let s = scene(TestCluster::fake(), 3, "", None);
+    let plan = s.plan();
+    // Slow deletes keep the first run going while the second starts.
+    s.c.fake_server().fault(
+        json!({"method": "DELETE", "path": "/configmaps/", "status": null, "delay_ms": 700}),
+    );
+    let first_report = s.c.path("first.json");
+    let mut first = s
+        .enforce_command(Some(&plan), &first_report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lease_path = format!(
+        "/apis/coordination.k8s.io/v1/namespaces/{}/leases/driftsweep",
+        s.c.ns("lease")
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let holder = loop {
+        if let Ok(lease) = s.c.send("GET", &lease_path, None)
+            && let Some(h) = lease["spec"]["holderIdentity"].as_str()
+        {
+            break h.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the Lease"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (second, _) = s.enforce(&plan);
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let err = stderr(&second);
+    assert!(
+        err.contains("holds the Lease") && err.contains(&holder),
+        "{err}"
+    );
+    let status = first.wait().unwrap();
+    assert!(status.success(), "the first run finished its work");
+    let first_outcome: Value =
+        serde_json::from_str(&std::fs::read_to_string(&first_report).unwrap()).unwrap();
+    assert_eq!(outcomes(&first_outcome)["orphan-2"].0, "deleted");
+    let lease = s.c.send("GET", &lease_path, None).unwrap();
+    assert!(
+        lease["spec"]["holderIdentity"].is_null(),
+        "released at the end: {lease}"
+    );
+}
+
+#[test]
+fn a_run_killed_midway_and_run_again_ends_as_an_uninterrupted_run() {
+    let s = scene(TestCluster::fake(), 6, "", None);
+    let plan = s.plan();
+    s.c.fake_server().fault(
+        json!({"method": "DELETE", "path": "/configmaps/", "status": null, "delay_ms": 300}),
+    );
+    s.c.fake_server().clear_requests();
+    let report = s.c.path("killed.json");
+    let mut run = s
+        .enforce_command(Some(&plan), &report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it right after its second real delete.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let real_deletes =
+            s.c.fake_server()
+                .requests()
+                .iter()
+                .filter(|r| {
+                    r["method"] == "DELETE" && r["status"] == 200 && r["body"]["dryRun"].is_null()
+                })
+                .count();
+        if real_deletes >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let left = (0..6)
+        .filter(|i| s.get_cm(&s.app, &format!("orphan-{i}")).is_some())
+        .count();
+    assert!(left > 0 && left < 6, "killed midway: {left} of 6 left");
+
+    // The killed run's Lease expires (3 s here); then the same plan finishes the work.
+    std::thread::sleep(Duration::from_secs(4));
+    let (out, outcome) = s.enforce(&plan);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&outcome);
+    let gone = o
+        .values()
+        .filter(|(status, _)| status == "already-gone")
+        .count();
+    assert!(
+        gone >= 2,
+        "what the first run deleted is already gone: {o:?}"
+    );
+    // The end state of an uninterrupted run: every orphan gone, every used object there,
+    // and one backup per deleted object, none lost.
+    for i in 0..6 {
+        assert!(s.get_cm(&s.app, &format!("orphan-{i}")).is_none());
+    }
+    assert!(s.get_cm(&s.app, "used").is_some());
+    assert!(
+        s.c.get("v1", "Secret", Some(&s.app), "orphan-secret")
+            .is_none()
+    );
+    let index: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.backup.join(report_plan_id(&plan)).join("index.json")).unwrap(),
+    )
+    .unwrap();
+    let backed_up: std::collections::BTreeSet<&str> = index["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["contents_of"].is_null() && e["kind"] == "ConfigMap")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(backed_up.len(), 6, "{backed_up:?}");
+}
+
+#[test]
+fn enforce_refuses_without_a_backup_or_a_plan() {
+    let s = scene(TestCluster::fake(), 1, "", None);
+    let out =
+        s.c.driftsweep(&["run", "--enforce", "--policy", s.policy(), "--no-review"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("backup location"), "{}", stderr(&out));
+    let out =
+        s.c.driftsweep(&["run", "--enforce", "--policy", s.policy(), "--backup", "b"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--plan"), "{}", stderr(&out));
+    assert!(s.get_cm(&s.app, "orphan-0").is_some());
+}
