@@ -142,6 +142,22 @@ pub fn subject(report: &Report, target: &str) -> String {
         (Some(_), false) => " BLOCKED",
         (None, false) => "",
     };
+    if report.mode == super::Mode::Enforce && report.blocked.is_none() {
+        use crate::evaluate::OutcomeStatus as S;
+        let failed_actions = report.outcome_count(S::Failed);
+        let state = if failed || failed_actions > 0 {
+            " FAILED"
+        } else {
+            ""
+        };
+        return format!(
+            "[driftsweep] {target} {mode}{state}: {} deleted, {} skipped, {failed_actions} failed, {} error{}",
+            report.outcome_count(S::Deleted) + report.outcome_count(S::AlreadyGone),
+            report.outcome_count(S::Skipped),
+            report.errors.len(),
+            if report.errors.len() == 1 { "" } else { "s" }
+        );
+    }
     format!(
         "[driftsweep] {target} {mode}{state}: {} to delete, {} drifted, {} error{}",
         report.summary.total.delete,
@@ -154,9 +170,14 @@ pub fn subject(report: &Report, target: &str) -> String {
 /// The plain-text alternative.
 pub fn plain_text(report: &Report) -> String {
     let mut out = super::terminal(report);
-    let deletions = report.deletions();
+    let enforce = report.mode == super::Mode::Enforce;
+    let deletions = report.actions();
     if !deletions.is_empty() {
-        out.push_str("\nTo delete:\n");
+        out.push_str(if enforce {
+            "\nPlanned deletions:\n"
+        } else {
+            "\nTo delete:\n"
+        });
         for f in deletions.iter().take(EMAIL_LIST_LIMIT) {
             let ns = f
                 .namespace
@@ -169,7 +190,11 @@ pub fn plain_text(report: &Report) -> String {
                 f.kind,
                 ns,
                 display_name(f),
-                reasons_in_words(f)
+                if enforce {
+                    super::outcome_words(f)
+                } else {
+                    reasons_in_words(f)
+                }
             ));
         }
         if deletions.len() > EMAIL_LIST_LIMIT {

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use html_escape::encode_text as esc;
 
-use super::{Report, display_name, group_of, mode_words, reasons_in_words};
+use super::{Report, display_name, group_of, mode_words, outcome_words, reasons_in_words};
 use crate::evaluate::{Action, Finding};
 
 const TABLE: &str = "border-collapse:collapse;width:100%;font-size:13px;margin:8px 0 16px";
@@ -138,10 +138,16 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
         writeln!(out, "</ul></div>")?;
     }
 
-    let deletions = r.deletions();
+    let enforce = r.mode == super::Mode::Enforce;
+    let deletions = r.actions();
     writeln!(
         out,
-        "<h2 style=\"font-size:18px\">To delete ({})</h2>",
+        "<h2 style=\"font-size:18px\">{} ({})</h2>",
+        if enforce {
+            "Planned deletions and their outcome"
+        } else {
+            "To delete"
+        },
         deletions.len()
     )?;
     if deletions.is_empty() {
@@ -159,22 +165,38 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
             esc(group)
         )?;
         writeln!(out, "<table style=\"{TABLE}\">")?;
-        header_row(out, &["#", "kind", "name", "age", "why"])?;
-        for f in items.iter().take(limit) {
-            row(
-                out,
-                &[
-                    f.plan_order.unwrap_or_default().to_string(),
-                    f.kind.clone(),
-                    display_name(f),
-                    f.created_at
-                        .map(|t| format!("{}d", (r.evaluated_at - t).num_days()))
-                        .unwrap_or_else(|| "?".to_string()),
-                    reasons_in_words(f),
-                ],
-            )?;
+        if enforce {
+            header_row(out, &["#", "kind", "name", "outcome"])?;
+        } else {
+            header_row(out, &["#", "kind", "name", "age", "why"])?;
         }
-        more_row(out, 5, items.len().saturating_sub(limit))?;
+        for f in items.iter().take(limit) {
+            let order = f.plan_order.unwrap_or_default().to_string();
+            if enforce {
+                row(
+                    out,
+                    &[order, f.kind.clone(), display_name(f), outcome_words(f)],
+                )?;
+            } else {
+                row(
+                    out,
+                    &[
+                        order,
+                        f.kind.clone(),
+                        display_name(f),
+                        f.created_at
+                            .map(|t| format!("{}d", (r.evaluated_at - t).num_days()))
+                            .unwrap_or_else(|| "?".to_string()),
+                        reasons_in_words(f),
+                    ],
+                )?;
+            }
+        }
+        more_row(
+            out,
+            if enforce { 4 } else { 5 },
+            items.len().saturating_sub(limit),
+        )?;
         writeln!(out, "</table>")?;
     }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::{Report, display_name, group_of, mode_words, reasons_in_words};
+use super::{Report, display_name, group_of, mode_words, outcome_words, reasons_in_words};
 use crate::evaluate::{Action, Finding};
 
 fn cell(text: &str) -> String {
@@ -79,8 +79,17 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
         writeln!(out)?;
     }
 
-    let deletions = r.deletions();
-    writeln!(out, "## To delete ({})", deletions.len())?;
+    let enforce = r.mode == super::Mode::Enforce;
+    let deletions = r.actions();
+    if enforce {
+        writeln!(
+            out,
+            "## Planned deletions and their outcome ({})",
+            deletions.len()
+        )?;
+    } else {
+        writeln!(out, "## To delete ({})", deletions.len())?;
+    }
     writeln!(out)?;
     if deletions.is_empty() {
         writeln!(out, "Nothing.")?;
@@ -93,18 +102,34 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
     for ((provider, group), items) in &groups {
         writeln!(out, "### {provider}: {group}")?;
         writeln!(out)?;
-        writeln!(out, "| # | kind | name | age | why |")?;
-        writeln!(out, "| ---: | --- | --- | ---: | --- |")?;
+        if enforce {
+            writeln!(out, "| # | kind | name | outcome |")?;
+            writeln!(out, "| ---: | --- | --- | --- |")?;
+        } else {
+            writeln!(out, "| # | kind | name | age | why |")?;
+            writeln!(out, "| ---: | --- | --- | ---: | --- |")?;
+        }
         for f in items {
-            writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                f.plan_order.unwrap_or_default(),
-                f.kind,
-                cell(&display_name(f)),
-                age(r, f),
-                cell(&reasons_in_words(f))
-            )?;
+            if enforce {
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    f.plan_order.unwrap_or_default(),
+                    f.kind,
+                    cell(&display_name(f)),
+                    cell(&outcome_words(f))
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} |",
+                    f.plan_order.unwrap_or_default(),
+                    f.kind,
+                    cell(&display_name(f)),
+                    age(r, f),
+                    cell(&reasons_in_words(f))
+                )?;
+            }
         }
         writeln!(out)?;
     }

@@ -70,6 +70,10 @@ pub struct Summary {
     pub by_kind: Vec<KindCounts>,
     /// Lists that failed or were incomplete.
     pub errors: usize,
+    /// Enforce reports: planned actions by outcome (`deleted`, `already-gone`, `skipped`,
+    /// `failed`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outcomes: BTreeMap<String, usize>,
 }
 
 /// The report JSON (`driftsweep.report/v1`). Fields are only ever added.
@@ -127,6 +131,14 @@ impl Report {
             })
             .collect();
         summary.errors = findings.gaps.len();
+        for f in &findings.items {
+            if let Some(o) = &f.outcome {
+                *summary
+                    .outcomes
+                    .entry(o.status.as_str().to_string())
+                    .or_insert(0) += 1;
+            }
+        }
         Report {
             schema: SCHEMA.to_string(),
             mode: input.mode,
@@ -152,6 +164,30 @@ impl Report {
             .collect();
         d.sort_by_key(|f| f.plan_order);
         d
+    }
+
+    /// What the report lists as its actions: the deletions of a dry run in plan order, or
+    /// every planned action of an enforce run with its outcome.
+    pub fn actions(&self) -> Vec<&Finding> {
+        if self.mode == Mode::DryRun {
+            return self.deletions();
+        }
+        let mut a: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.outcome.is_some())
+            .collect();
+        a.sort_by_key(|f| (f.plan_order.is_none(), f.plan_order));
+        a
+    }
+
+    /// Planned actions with this outcome.
+    pub fn outcome_count(&self, status: crate::evaluate::OutcomeStatus) -> usize {
+        self.summary
+            .outcomes
+            .get(status.as_str())
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn json(&self) -> String {
@@ -192,6 +228,22 @@ pub(crate) fn display_name(f: &Finding) -> String {
         }
         _ => f.name.clone(),
     }
+}
+
+/// An enforce outcome in words: `deleted (backup …)`, `skipped: why`.
+pub(crate) fn outcome_words(f: &Finding) -> String {
+    let Some(o) = &f.outcome else {
+        return String::new();
+    };
+    let mut text = o.status.as_str().to_string();
+    if let Some(reason) = &o.reason {
+        text.push_str(": ");
+        text.push_str(reason);
+    }
+    if let Some(backup) = &o.backup {
+        text.push_str(&format!(" (backup: {backup})"));
+    }
+    text
 }
 
 pub(crate) fn reasons_in_words(f: &Finding) -> String {

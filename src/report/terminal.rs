@@ -40,6 +40,29 @@ fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
             g.provider, g.what, g.error
         )?;
     }
+    if r.mode == super::Mode::Enforce && r.blocked.is_none() {
+        use crate::evaluate::OutcomeStatus as S;
+        writeln!(
+            out,
+            "  outcome: {} deleted, {} already gone, {} skipped, {} failed",
+            r.outcome_count(S::Deleted),
+            r.outcome_count(S::AlreadyGone),
+            r.outcome_count(S::Skipped),
+            r.outcome_count(S::Failed)
+        )?;
+        for f in r.actions().iter().filter(|f| {
+            f.outcome
+                .as_ref()
+                .is_some_and(|o| matches!(o.status, S::Skipped | S::Failed))
+        }) {
+            let name = match &f.namespace {
+                Some(ns) => format!("{} {ns}/{}", f.kind, f.name),
+                None => format!("{} {}", f.kind, f.name),
+            };
+            writeln!(out, "    {name}: {}", super::outcome_words(f))?;
+        }
+        return Ok(());
+    }
     match &r.blocked {
         Some(b) => writeln!(out, "  BLOCKED: {}", b.message)?,
         None => writeln!(

@@ -111,3 +111,52 @@ fn large_attachments_are_gzipped() {
         3000
     );
 }
+
+#[test]
+fn an_enforce_report_lists_every_planned_action_with_its_outcome() {
+    use crate::evaluate::{Outcome, OutcomeStatus};
+    let mut r = report(4, false, false);
+    let outcomes = [
+        (OutcomeStatus::Deleted, None, Some("backups/r/x.json")),
+        (OutcomeStatus::AlreadyGone, None, None),
+        (OutcomeStatus::Skipped, Some("re-created since review"), None),
+        (OutcomeStatus::Failed, Some("500 InternalError"), Some("backups/r/y.json")),
+    ];
+    for (f, (status, reason, backup)) in r.findings.iter_mut().zip(outcomes) {
+        f.outcome = Some(Outcome {
+            status,
+            reason: reason.map(Into::into),
+            backup: backup.map(Into::into),
+        });
+    }
+    r.mode = Mode::Enforce;
+    let r = Report::new(
+        ReportInput {
+            run_id: r.run_id.clone(),
+            mode: Mode::Enforce,
+            started_at: r.started_at,
+            evaluated_at: r.evaluated_at,
+            policy: r.policy.clone(),
+            source: "live".into(),
+        },
+        Findings {
+            items: r.findings.clone(),
+            gaps: vec![],
+        },
+        &Plan::default(),
+    );
+    assert_eq!(r.summary.outcomes["failed"], 1);
+    let subject = email::subject(&r, "aia-prod");
+    assert!(
+        subject.contains("enforce FAILED: 2 deleted, 1 skipped, 1 failed"),
+        "{subject}"
+    );
+    let md = markdown(&r);
+    assert!(md.contains("Planned deletions and their outcome (4)"), "{md}");
+    assert!(md.contains("skipped: re-created since review"));
+    assert!(md.contains("deleted (backup: backups/r/x.json)"));
+    let text = terminal(&r);
+    assert!(text.contains("1 deleted, 1 already gone, 1 skipped, 1 failed"), "{text}");
+    assert!(text.contains("500 InternalError"));
+    assert!(html(&r).contains("failed: 500 InternalError"));
+}
