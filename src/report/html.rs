@@ -153,6 +153,9 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
     if deletions.is_empty() {
         writeln!(out, "<p>Nothing.</p>")?;
     }
+    if super::plans_images(r) {
+        writeln!(out, "<p><strong>{}</strong></p>", esc(super::IMAGES_NOT_RESTORABLE))?;
+    }
     let mut groups: BTreeMap<(crate::inventory::Provider, String), Vec<&Finding>> = BTreeMap::new();
     for f in &deletions {
         groups.entry((f.provider, group_of(f))).or_default().push(f);

@@ -95,6 +95,10 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
         writeln!(out, "Nothing.")?;
         writeln!(out)?;
     }
+    if super::plans_images(r) {
+        writeln!(out, "> {}", super::IMAGES_NOT_RESTORABLE)?;
+        writeln!(out)?;
+    }
     let mut groups: BTreeMap<(crate::inventory::Provider, String), Vec<&Finding>> = BTreeMap::new();
     for f in &deletions {
         groups.entry((f.provider, group_of(f))).or_default().push(f);

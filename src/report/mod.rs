@@ -230,6 +230,14 @@ pub(crate) fn display_name(f: &Finding) -> String {
     }
 }
 
+/// The warning a reviewer needs before enforcing a plan that deletes image versions.
+pub const IMAGES_NOT_RESTORABLE: &str = "Image versions cannot be restored after enforce: the registry deletes their blobs with them. Everything else is backed up first, and `driftsweep restore` re-creates it.";
+
+/// Whether a dry run plans to delete image versions.
+pub(crate) fn plans_images(r: &Report) -> bool {
+    r.mode == Mode::DryRun && r.deletions().iter().any(|f| f.provider == Provider::Registry)
+}
+
 /// An enforce outcome in words: `deleted (backup …)`, `skipped: why`.
 pub(crate) fn outcome_words(f: &Finding) -> String {
     let Some(o) = &f.outcome else {

@@ -63,6 +63,9 @@ fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
         }
         return Ok(());
     }
+    if super::plans_images(r) {
+        writeln!(out, "  note: {}", super::IMAGES_NOT_RESTORABLE)?;
+    }
     match &r.blocked {
         Some(b) => writeln!(out, "  BLOCKED: {}", b.message)?,
         None => writeln!(
