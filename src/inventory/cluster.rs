@@ -205,7 +205,24 @@ const KNOWN: &[(&str, &str, &str, &str, bool)] = &[
         true,
     ),
     ("coordination.k8s.io", "v1", "Lease", "leases", true),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+    ),
 ];
+
+/// What a namespace's backup holds: every namespaced kind driftsweep knows but Leases
+/// (coordination state, re-made by their holders; the read role does not grant them).
+pub fn content_kinds() -> Vec<KindInfo> {
+    KNOWN
+        .iter()
+        .filter(|k| k.4 && k.2 != "Lease")
+        .map(|k| KindInfo::known(k.0, k.1, k.2, k.3, k.4))
+        .collect()
+}
 
 /// Kinds whose objects prove another object is in use: Pods and what makes Pods (image and
 /// volume references), Ingresses (TLS Secrets), role bindings (ServiceAccounts).
@@ -696,10 +713,7 @@ impl Cluster {
     /// with their data): what a namespace's backup holds before the namespace is deleted.
     pub async fn namespace_contents(&self, namespace: &str) -> Result<Vec<Value>, ClusterError> {
         let mut out = Vec::new();
-        // Leases are coordination state, re-made by their holders; the read role does not
-        // grant them.
-        for k in KNOWN.iter().filter(|k| k.4 && k.2 != "Lease") {
-            let info = KindInfo::known(k.0, k.1, k.2, k.3, k.4);
+        for info in content_kinds() {
             let mut items = self
                 .list_in(&info, Some(namespace), false, None)
                 .await

@@ -122,7 +122,7 @@ pub async fn registry_client(r: &crate::policy::RegistryPolicy) -> Result<Regist
 }
 
 /// Namespaces and the audited kinds, everything that proves use, and the manifests' kinds.
-fn read_plan(policy: &Policy, desired: &Desired) -> ReadPlan {
+pub fn read_plan(policy: &Policy, desired: &Desired) -> ReadPlan {
     let mut audited = Vec::new();
     if let Some(k) = &policy.kubernetes {
         audited.push("Namespace");

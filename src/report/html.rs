@@ -154,7 +154,11 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
         writeln!(out, "<p>Nothing.</p>")?;
     }
     if super::plans_images(r) {
-        writeln!(out, "<p><strong>{}</strong></p>", esc(super::IMAGES_NOT_RESTORABLE))?;
+        writeln!(
+            out,
+            "<p><strong>{}</strong></p>",
+            esc(super::IMAGES_NOT_RESTORABLE)
+        )?;
     }
     let mut groups: BTreeMap<(crate::inventory::Provider, String), Vec<&Finding>> = BTreeMap::new();
     for f in &deletions {

@@ -235,7 +235,10 @@ pub const IMAGES_NOT_RESTORABLE: &str = "Image versions cannot be restored after
 
 /// Whether a dry run plans to delete image versions.
 pub(crate) fn plans_images(r: &Report) -> bool {
-    r.mode == Mode::DryRun && r.deletions().iter().any(|f| f.provider == Provider::Registry)
+    r.mode == Mode::DryRun
+        && r.deletions()
+            .iter()
+            .any(|f| f.provider == Provider::Registry)
 }
 
 /// An enforce outcome in words: `deleted (backup …)`, `skipped: why`.

@@ -119,8 +119,16 @@ fn an_enforce_report_lists_every_planned_action_with_its_outcome() {
     let outcomes = [
         (OutcomeStatus::Deleted, None, Some("backups/r/x.json")),
         (OutcomeStatus::AlreadyGone, None, None),
-        (OutcomeStatus::Skipped, Some("re-created since review"), None),
-        (OutcomeStatus::Failed, Some("500 InternalError"), Some("backups/r/y.json")),
+        (
+            OutcomeStatus::Skipped,
+            Some("re-created since review"),
+            None,
+        ),
+        (
+            OutcomeStatus::Failed,
+            Some("500 InternalError"),
+            Some("backups/r/y.json"),
+        ),
     ];
     for (f, (status, reason, backup)) in r.findings.iter_mut().zip(outcomes) {
         f.outcome = Some(Outcome {
@@ -152,11 +160,17 @@ fn an_enforce_report_lists_every_planned_action_with_its_outcome() {
         "{subject}"
     );
     let md = markdown(&r);
-    assert!(md.contains("Planned deletions and their outcome (4)"), "{md}");
+    assert!(
+        md.contains("Planned deletions and their outcome (4)"),
+        "{md}"
+    );
     assert!(md.contains("skipped: re-created since review"));
     assert!(md.contains("deleted (backup: backups/r/x.json)"));
     let text = terminal(&r);
-    assert!(text.contains("1 deleted, 1 already gone, 1 skipped, 1 failed"), "{text}");
+    assert!(
+        text.contains("1 deleted, 1 already gone, 1 skipped, 1 failed"),
+        "{text}"
+    );
     assert!(text.contains("500 InternalError"));
     assert!(html(&r).contains("failed: 500 InternalError"));
 }

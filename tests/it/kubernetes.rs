@@ -60,6 +60,17 @@ fn seed_app(c: &TestCluster, app: &str) {
         "apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": "unused-sa", "namespace": app}
     }));
+    // Only a cluster-wide binding names this one.
+    c.create(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "bound-sa", "namespace": app}
+    }));
+    c.create(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("{app}-reader")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "bound-sa", "namespace": app}]
+    }));
     c.create(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "runner", "namespace": app},

@@ -5,6 +5,7 @@ mod cluster;
 mod delivery;
 mod enforce;
 mod kubernetes;
+mod rbac;
 mod registry;
 mod reports;
 mod services;
