@@ -478,3 +478,101 @@ fn enforce_refuses_without_a_backup_or_a_plan() {
     assert!(stderr(&out).contains("--plan"), "{}", stderr(&out));
     assert!(s.get_cm(&s.app, "orphan-0").is_some());
 }
+
+fn bin(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_driftsweep"));
+    cmd.args(args)
+        .current_dir(crate::root())
+        .env_remove("DRIFTSWEEP_POLICY")
+        .env_remove("DRIFTSWEEP_ARCHIVE")
+        .env_remove("DRIFTSWEEP_BACKUP");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_plan_and_the_backups_can_live_in_cloud_storage() {
+    let gcs = crate::services::fake_gcs(&["aia-reports", "aia-backups"]);
+    let host = format!("127.0.0.1:{}", gcs.port);
+    let env = [("STORAGE_EMULATOR_HOST", host.as_str())];
+    let s = scene(TestCluster::fake(), 1, "", None);
+    let kubeconfig = s.c.kubeconfig.to_str().unwrap().to_string();
+    let out = bin(
+        &[
+            "run",
+            "--policy",
+            s.policy(),
+            "--kubeconfig",
+            &kubeconfig,
+            "--archive",
+            "gs://aia-reports/driftsweep",
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let plan = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("archived: "))
+        .unwrap_or_else(|| panic!("no archive line in {err}"))
+        .to_string();
+    let original = s.get_cm(&s.app, "orphan-0").unwrap();
+
+    let report = s.c.path("outcome.json");
+    let out = bin(
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            s.policy(),
+            "--kubeconfig",
+            &kubeconfig,
+            "--plan",
+            &plan,
+            "--backup",
+            "gs://aia-backups/driftsweep",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outcome: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let o = &outcome["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "orphan-0")
+        .unwrap()["outcome"];
+    assert_eq!(o["status"], "deleted");
+    let backup = o["backup"].as_str().unwrap();
+    assert!(
+        backup.starts_with("gs://aia-backups/driftsweep/"),
+        "{backup}"
+    );
+    assert!(s.get_cm(&s.app, "orphan-0").is_none());
+
+    let plan_id = plan.rsplit('/').next().unwrap().trim_end_matches(".json");
+    let folder = format!("gs://aia-backups/driftsweep/{plan_id}");
+    let out = bin(
+        &[
+            "restore",
+            &folder,
+            "--only",
+            &format!("ConfigMap/{}/orphan-0", s.app),
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let restored = s.get_cm(&s.app, "orphan-0").expect("restored from gs://");
+    assert_eq!(content(&restored), content(&original));
+    assert!(
+        s.c.get("v1", "Secret", Some(&s.app), "orphan-secret")
+            .is_none(),
+        "--only restores only that"
+    );
+}
