@@ -474,7 +474,14 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
             let blocked = enforce::gates(&selection, &policy.safety, settings.now);
             if blocked.is_none() {
                 let registry = match &policy.registry {
-                    Some(r) => crate::inventory::live::registry_client(r).await.ok(),
+                    Some(r) => crate::inventory::live::registry_client(
+                        r,
+                        crate::inventory::gcp_live::GcpAuth::from_env()
+                            .ok()
+                            .as_ref(),
+                    )
+                    .await
+                    .ok(),
                     None => None,
                 };
                 let still_leased = || held.as_ref().is_none_or(lease::Lease::held);

@@ -7,10 +7,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::GcpKind;
 use super::cluster::{Cluster, ClusterOptions, ReadPlan};
+use super::gcp_live::{GcpAuth, GcpClients};
 use super::registry::client::{
-    Credentials, RegistryClient, RepositoryListing, google_access_token, is_google_host,
-    split_repository,
+    Credentials, RegistryClient, RepositoryListing, is_google_host, split_repository,
 };
 use super::registry::parse_tag_list;
 use super::{Gap, Inventory, Protects, Provider};
@@ -25,6 +26,8 @@ pub struct LiveInventory {
     pub kubernetes_lists: BTreeMap<String, Value>,
     /// The Kubernetes kinds listed completely.
     pub kubernetes_listed: Vec<String>,
+    /// `gcp/<file>` bodies: the REST list responses.
+    pub gcp_files: BTreeMap<String, Value>,
 }
 
 fn gap(provider: Provider, what: String, error: String, protects: Protects, failed: bool) -> Gap {
@@ -72,17 +75,42 @@ pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) 
             )),
         }
     }
-    if policy.gcp.is_some() {
-        inventory.gaps.push(gap(
-            Provider::Gcp,
-            "the project".to_string(),
-            "the live GCP sources are not in this build; use --snapshot to audit a recorded project".to_string(),
-            Protects::Gcp(super::GcpKind::FirewallRule),
-            false,
-        ));
+    let auth = GcpAuth::from_env();
+    let mut gcp_files = BTreeMap::new();
+    if let Some(g) = &policy.gcp {
+        let clients = match &auth {
+            Ok(auth) => GcpClients::new(g, auth.clone()).await,
+            Err(e) => Err(e.clone()),
+        };
+        match clients {
+            Ok(clients) => {
+                let read = super::gcp_live::read(g, &clients).await;
+                inventory.gcp = read.resources;
+                inventory.gcp_listed = read.listed;
+                inventory.gaps.extend(read.gaps);
+                gcp_files = read.files;
+            }
+            Err(e) => {
+                for kind in [
+                    GcpKind::FirewallRule,
+                    GcpKind::SslCertificate,
+                    GcpKind::Certificate,
+                    GcpKind::Bucket,
+                    GcpKind::IamServiceAccount,
+                ] {
+                    inventory.gaps.push(gap(
+                        Provider::Gcp,
+                        format!("{} in the project", kind.as_str()),
+                        e.clone(),
+                        Protects::Gcp(kind),
+                        true,
+                    ));
+                }
+            }
+        }
     }
     if let Some(r) = &policy.registry {
-        match registry_client(r).await {
+        match registry_client(r, auth.as_ref().ok()).await {
             Ok(client) => read_registry(&client, r, &mut inventory, &mut listings).await,
             Err(e) => inventory.gaps.push(gap(
                 Provider::Registry,
@@ -98,24 +126,31 @@ pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) 
         listings,
         kubernetes_lists,
         kubernetes_listed,
+        gcp_files,
     }
 }
 
 /// A registry client with the credentials the environment gives: basic or token auth from
 /// `DRIFTSWEEP_REGISTRY_*`, and an ADC token for Google registries.
-pub async fn registry_client(r: &crate::policy::RegistryPolicy) -> Result<RegistryClient, String> {
+pub async fn registry_client(
+    r: &crate::policy::RegistryPolicy,
+    auth: Option<&GcpAuth>,
+) -> Result<RegistryClient, String> {
     let mut credentials = Credentials::from_env();
     let google = r
         .repositories
         .iter()
         .chain(&r.scan)
         .any(|repo| is_google_host(split_repository(repo).0));
-    let anonymous = std::env::var("DRIFTSWEEP_GCP_CREDENTIALS").is_ok_and(|v| v == "anonymous");
-    if google && !anonymous {
-        match google_access_token().await {
-            Ok(token) => credentials.google_token = Some(token),
-            // Without a token, public images still read; private ones fail per repository.
-            Err(e) => tracing::warn!(error = %e, "no Google credentials for the registries"),
+    if google {
+        // The run's one Google credential (anonymous: none).
+        match auth.map(GcpAuth::bearer) {
+            Some(bearer) => match bearer.await {
+                Ok(token) => credentials.google_token = token,
+                // Without a token, public images still read; private ones fail per repository.
+                Err(e) => tracing::warn!(error = %e, "no Google credentials for the registries"),
+            },
+            None => tracing::warn!("no Google credentials for the registries"),
         }
     }
     RegistryClient::new(&r.plain_http_hosts, credentials).map_err(|e| e.to_string())
@@ -223,6 +258,13 @@ pub fn write_snapshot(
         for (resource, list) in &live.kubernetes_lists {
             std::fs::write(kube_dir.join(format!("{resource}.json")), pretty(list))?;
         }
+    }
+    for (file, body) in &live.gcp_files {
+        let path = dir.join("gcp").join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, pretty(body))?;
     }
     for listing in &live.listings {
         let file = dir.join("registry").join(format!("{}.json", listing.name));

@@ -10,6 +10,7 @@ pub mod certificates;
 pub mod cluster;
 pub mod compute;
 mod gcp_common;
+pub mod gcp_live;
 pub mod gcs;
 pub mod iam;
 pub mod kubernetes;

@@ -4,6 +4,7 @@ mod cli;
 mod cluster;
 mod delivery;
 mod enforce;
+mod gcp;
 mod kubernetes;
 mod rbac;
 mod registry;

@@ -501,10 +501,10 @@ fn google_registries_get_a_token_from_application_default_credentials() {
         .enable_all()
         .build()
         .unwrap();
-    let token = rt
-        .block_on(driftsweep::inventory::registry::client::google_access_token())
-        .unwrap();
-    assert_eq!(token, "ya29.test-token");
+    // The run's one credential, the same the GCP clients get.
+    let auth = driftsweep::inventory::gcp_live::GcpAuth::from_env().unwrap();
+    let token = rt.block_on(auth.bearer()).unwrap();
+    assert_eq!(token.as_deref(), Some("ya29.test-token"));
     assert!(
         paths
             .lock()

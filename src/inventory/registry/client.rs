@@ -618,21 +618,6 @@ pub enum DeleteOutcome {
     Skipped(String),
 }
 
-/// An access token from application default credentials (a key file, gcloud's user
-/// credentials, Workload Identity or the metadata server; `GCE_METADATA_HOST` points at
-/// another one), for Google registries.
-pub async fn google_access_token() -> Result<String, String> {
-    let credentials = google_cloud_auth::credentials::Builder::default()
-        .with_scopes(["https://www.googleapis.com/auth/cloud-platform"])
-        .build_access_token_credentials()
-        .map_err(|e| format!("application default credentials: {e}"))?;
-    credentials
-        .access_token()
-        .await
-        .map(|t| t.token)
-        .map_err(|e| format!("application default credentials: {e}"))
-}
-
 pub fn is_google_host(host: &str) -> bool {
     host.ends_with("-docker.pkg.dev") || host == "gcr.io" || host.ends_with(".gcr.io")
 }

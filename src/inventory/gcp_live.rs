@@ -1,0 +1,666 @@
+//! The live GCP sources and deletes: firewall rules, SSL certificates and what uses them
+//! (Compute), IAM service accounts, Certificate Manager certificates and map entries, through
+//! the official clients; buckets through the Cloud Storage JSON API (the official bucket client
+//! is gRPC-only).
+//!
+//! Every list is read to its last page and turned into the REST list body a snapshot stores,
+//! then parsed by the same parsers a replay uses, so live and replayed verdicts agree. A list
+//! that fails (an API disabled, forbidden, or failing after retries) is a gap protecting what
+//! it could have protected. One credential serves every client and the registry.
+//! `DRIFTSWEEP_GCP_*_ENDPOINT` and `STORAGE_EMULATOR_HOST` point them at other servers, and
+//! `DRIFTSWEEP_GCP_CREDENTIALS=anonymous` sends no credentials.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use google_cloud_auth::credentials::{AccessTokenCredentials, Credentials};
+use serde_json::{Value, json};
+
+use super::{Gap, GcpKind, GcpResource, Protects, Provider};
+use crate::policy::GcpPolicy;
+
+/// Attempts per call when the API answers 429 or 5xx, or the connection fails.
+const ATTEMPTS: u32 = 5;
+
+/// The one Google credential of a run.
+#[derive(Clone)]
+pub struct GcpAuth {
+    /// `None`: anonymous (emulators, `DRIFTSWEEP_GCP_CREDENTIALS=anonymous`).
+    token: Option<AccessTokenCredentials>,
+}
+
+impl GcpAuth {
+    /// Application default credentials, or none when `DRIFTSWEEP_GCP_CREDENTIALS=anonymous`.
+    pub fn from_env() -> Result<GcpAuth, String> {
+        if std::env::var("DRIFTSWEEP_GCP_CREDENTIALS").is_ok_and(|v| v == "anonymous") {
+            return Ok(GcpAuth { token: None });
+        }
+        google_cloud_auth::credentials::Builder::default()
+            .with_scopes(["https://www.googleapis.com/auth/cloud-platform"])
+            .build_access_token_credentials()
+            .map(|t| GcpAuth { token: Some(t) })
+            .map_err(|e| format!("application default credentials: {e}"))
+    }
+
+    pub fn anonymous() -> GcpAuth {
+        GcpAuth { token: None }
+    }
+
+    /// For the official clients.
+    pub fn credentials(&self) -> Credentials {
+        match &self.token {
+            Some(t) => Credentials::from(t.clone()),
+            None => google_cloud_auth::credentials::anonymous::Builder::new().build(),
+        }
+    }
+
+    /// A bearer token for plain HTTP calls; `None` when anonymous.
+    pub async fn bearer(&self) -> Result<Option<String>, String> {
+        match &self.token {
+            Some(t) => t
+                .access_token()
+                .await
+                .map(|a| Some(a.token))
+                .map_err(|e| format!("application default credentials: {e}")),
+            None => Ok(None),
+        }
+    }
+}
+
+fn endpoint(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Why a call failed, in the words an operator acts on.
+pub fn describe(what: &str, e: &google_cloud_gax::error::Error) -> String {
+    let disabled = e.status().is_some_and(|s| {
+        s.details.iter().any(|d| {
+            matches!(d, google_cloud_gax::error::rpc::StatusDetails::ErrorInfo(i)
+                if i.reason == "SERVICE_DISABLED" || i.reason == "accessNotConfigured")
+        }) || s.message.contains("has not been used in project")
+            || s.message.contains("it is disabled")
+    });
+    if disabled {
+        return format!(
+            "{what}: the API is disabled in the project (SERVICE_DISABLED): enable it, or remove the kind from the policy's `gcp` section ({e})"
+        );
+    }
+    match e.http_status_code() {
+        Some(403) => format!(
+            "{what}: forbidden; grant the permissions in k8s/gcp/driftsweep-roles.yaml ({e})"
+        ),
+        _ => format!("{what}: {e}"),
+    }
+}
+
+fn retryable(e: &google_cloud_gax::error::Error) -> bool {
+    e.http_status_code().is_some_and(|c| c == 429 || c >= 500)
+        || e.is_timeout()
+        || e.is_io()
+        || e.is_transport()
+}
+
+/// Calls `f` until it succeeds, retrying 429, 5xx and connection failures with backoff.
+async fn with_retries<T, F, Fut>(what: &str, mut f: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, google_cloud_gax::error::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if retryable(&e) && attempt < ATTEMPTS => {
+                let wait = Duration::from_millis(250u64 << attempt.min(6));
+                tracing::debug!(what, attempt, error = %e, "retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(describe(what, &e)),
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
+    items
+        .into_iter()
+        .filter_map(|i| serde_json::to_value(i).ok())
+        .collect()
+}
+
+/// The official clients, made once per run.
+pub struct GcpClients {
+    pub project: String,
+    auth: GcpAuth,
+    firewalls: Option<google_cloud_compute_v1::client::Firewalls>,
+    ssl: Option<google_cloud_compute_v1::client::SslCertificates>,
+    https_proxies: Option<google_cloud_compute_v1::client::TargetHttpsProxies>,
+    ssl_proxies: Option<google_cloud_compute_v1::client::TargetSslProxies>,
+    iam: Option<google_cloud_iam_admin_v1::client::Iam>,
+    certificates: Option<google_cloud_certificatemanager_v1::client::CertificateManager>,
+    http: reqwest::Client,
+    storage: String,
+}
+
+macro_rules! build_client {
+    ($ty:ty, $var:expr, $auth:expr) => {{
+        let mut builder = <$ty>::builder().with_credentials($auth.credentials());
+        if let Some(e) = endpoint($var) {
+            builder = builder.with_endpoint(e);
+        }
+        builder.build().await.map_err(|e| e.to_string())
+    }};
+}
+
+const COMPUTE: &str = "DRIFTSWEEP_GCP_COMPUTE_ENDPOINT";
+const IAM: &str = "DRIFTSWEEP_GCP_IAM_ENDPOINT";
+const CERTIFICATE_MANAGER: &str = "DRIFTSWEEP_GCP_CERTIFICATEMANAGER_ENDPOINT";
+
+impl GcpClients {
+    /// Clients for what `policy` audits.
+    pub async fn new(policy: &GcpPolicy, auth: GcpAuth) -> Result<GcpClients, String> {
+        let project = policy
+            .project
+            .clone()
+            .ok_or_else(|| "the live GCP sources need `gcp.project` in the policy".to_string())?;
+        let mut clients = GcpClients {
+            project,
+            auth: auth.clone(),
+            firewalls: None,
+            ssl: None,
+            https_proxies: None,
+            ssl_proxies: None,
+            iam: None,
+            certificates: None,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .map_err(|e| e.to_string())?,
+            storage: match std::env::var("STORAGE_EMULATOR_HOST") {
+                Ok(host) if host.starts_with("http") => host.trim_end_matches('/').to_string(),
+                Ok(host) if !host.is_empty() => format!("http://{host}"),
+                _ => "https://storage.googleapis.com".to_string(),
+            },
+        };
+        if policy.firewall_rules.is_some() {
+            clients.firewalls = Some(build_client!(
+                google_cloud_compute_v1::client::Firewalls,
+                COMPUTE,
+                auth
+            )?);
+        }
+        if policy.ssl_certificates.is_some() {
+            clients.ssl = Some(build_client!(
+                google_cloud_compute_v1::client::SslCertificates,
+                COMPUTE,
+                auth
+            )?);
+            clients.https_proxies = Some(build_client!(
+                google_cloud_compute_v1::client::TargetHttpsProxies,
+                COMPUTE,
+                auth
+            )?);
+            clients.ssl_proxies = Some(build_client!(
+                google_cloud_compute_v1::client::TargetSslProxies,
+                COMPUTE,
+                auth
+            )?);
+            clients.certificates = Some(build_client!(
+                google_cloud_certificatemanager_v1::client::CertificateManager,
+                CERTIFICATE_MANAGER,
+                auth
+            )?);
+        }
+        if policy.service_accounts.is_some() {
+            clients.iam = Some(build_client!(
+                google_cloud_iam_admin_v1::client::Iam,
+                IAM,
+                auth
+            )?);
+        }
+        Ok(clients)
+    }
+
+    fn certificate_parent(&self) -> String {
+        format!("projects/{}/locations/global", self.project)
+    }
+
+    async fn storage_get(&self, path: &str) -> Result<Value, String> {
+        let url = format!("{}{path}", self.storage);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.http.get(&url);
+            if let Some(token) = self.auth.bearer().await? {
+                request = request.bearer_auth(token);
+            }
+            let result = request.send().await;
+            let retry = match &result {
+                Ok(r) => r.status().as_u16() == 429 || r.status().is_server_error(),
+                Err(_) => true,
+            };
+            if retry && attempt < ATTEMPTS {
+                tokio::time::sleep(Duration::from_millis(250u64 << attempt.min(6))).await;
+                continue;
+            }
+            let response = result.map_err(|e| format!("GET {url}: {e}"))?;
+            let status = response.status();
+            let body: Value = response
+                .json()
+                .await
+                .map_err(|e| format!("GET {url}: the answer is not JSON: {e}"))?;
+            if !status.is_success() {
+                let message = body
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no message");
+                let disabled = body.to_string().contains("SERVICE_DISABLED")
+                    || body.to_string().contains("accessNotConfigured");
+                return Err(if disabled {
+                    format!(
+                        "GET {url}: the Cloud Storage API is disabled in the project (SERVICE_DISABLED): {message}"
+                    )
+                } else {
+                    format!("GET {url}: {status}: {message}")
+                });
+            }
+            return Ok(body);
+        }
+    }
+}
+
+/// What the GCP read gave: resources, the REST list bodies a snapshot writes, and gaps.
+#[derive(Debug, Default)]
+pub struct GcpRead {
+    pub resources: Vec<GcpResource>,
+    pub listed: Vec<GcpKind>,
+    /// `gcp/<file>` → body.
+    pub files: BTreeMap<String, Value>,
+    pub gaps: Vec<Gap>,
+}
+
+impl GcpRead {
+    fn gap(&mut self, kind: GcpKind, what: &str, error: String) {
+        self.gaps.push(Gap {
+            provider: Provider::Gcp,
+            what: what.to_string(),
+            error,
+            protects: Protects::Gcp(kind),
+            failed: true,
+        });
+    }
+}
+
+/// Reads every GCP kind the policy audits.
+pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
+    let mut read = GcpRead::default();
+    let p = clients.project.clone();
+    if let Some(client) = &clients.firewalls {
+        let listed = list_compute(
+            |token| {
+                let c = client.clone();
+                let p = p.clone();
+                async move {
+                    let page = c
+                        .list()
+                        .set_project(p)
+                        .set_max_results(500u32)
+                        .set_page_token(token)
+                        .send()
+                        .await?;
+                    Ok((to_json(page.items), page.next_page_token))
+                }
+            },
+            "firewalls.list",
+        )
+        .await;
+        record(
+            &mut read,
+            GcpKind::FirewallRule,
+            "firewall rules",
+            "firewalls.json",
+            "items",
+            listed,
+            super::compute::parse_firewalls,
+        );
+    }
+    if let Some(client) = &clients.ssl {
+        let listed = list_compute(
+            |token| {
+                let c = client.clone();
+                let p = p.clone();
+                async move {
+                    let page = c
+                        .list()
+                        .set_project(p)
+                        .set_max_results(500u32)
+                        .set_page_token(token)
+                        .send()
+                        .await?;
+                    Ok((to_json(page.items), page.next_page_token))
+                }
+            },
+            "sslCertificates.list",
+        )
+        .await;
+        record(
+            &mut read,
+            GcpKind::SslCertificate,
+            "SSL certificates",
+            "sslCertificates.json",
+            "items",
+            listed,
+            super::compute::parse_ssl_certificates,
+        );
+    }
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let (Some(https), Some(ssl)) = (&clients.https_proxies, &clients.ssl_proxies) {
+        let https = list_compute(
+            |token| {
+                let c = https.clone();
+                let p = p.clone();
+                async move {
+                    let page = c
+                        .list()
+                        .set_project(p)
+                        .set_max_results(500u32)
+                        .set_page_token(token)
+                        .send()
+                        .await?;
+                    Ok((to_json(page.items), page.next_page_token))
+                }
+            },
+            "targetHttpsProxies.list",
+        )
+        .await;
+        let ssl = list_compute(
+            |token| {
+                let c = ssl.clone();
+                let p = p.clone();
+                async move {
+                    let page = c
+                        .list()
+                        .set_project(p)
+                        .set_max_results(500u32)
+                        .set_page_token(token)
+                        .send()
+                        .await?;
+                    Ok((to_json(page.items), page.next_page_token))
+                }
+            },
+            "targetSslProxies.list",
+        )
+        .await;
+        for (file, listed) in [
+            ("targetHttpsProxies.json", https),
+            ("targetSslProxies.json", ssl),
+        ] {
+            match listed.and_then(|items| {
+                let body = json!({"items": items});
+                super::compute::parse_proxy_certificates(&body).map(|u| (body, u))
+            }) {
+                Ok((body, pairs)) => {
+                    for (cert, user) in pairs {
+                        users.entry(cert).or_default().push(user);
+                    }
+                    read.files.insert(file.to_string(), body);
+                }
+                // Without the proxies, no certificate can be shown unused.
+                Err(e) => {
+                    read.gap(GcpKind::SslCertificate, "target proxies", e.clone());
+                    read.gap(GcpKind::Certificate, "target proxies", e);
+                }
+            }
+        }
+    }
+    if let Some(client) = &clients.certificates {
+        let parent = clients.certificate_parent();
+        let listed = list_paged(
+            |token| {
+                let c = client.clone();
+                let parent = parent.clone();
+                async move {
+                    let page = c
+                        .list_certificates()
+                        .set_parent(parent)
+                        .set_page_size(500)
+                        .set_page_token(token)
+                        .send()
+                        .await?;
+                    Ok((to_json(page.certificates), page.next_page_token))
+                }
+            },
+            "certificates.list",
+        )
+        .await;
+        record(
+            &mut read,
+            GcpKind::Certificate,
+            "Certificate Manager certificates",
+            "certificates.json",
+            "certificates",
+            listed,
+            super::certificates::parse_certificates,
+        );
+        match certificate_map_entries(client, &parent).await {
+            Ok(entries) => {
+                let body = json!({"certificateMapEntries": entries});
+                match super::certificates::parse_map_entries(&body) {
+                    Ok(pairs) => {
+                        for (cert, user) in pairs {
+                            users.entry(cert).or_default().push(user);
+                        }
+                        read.files
+                            .insert("certificateMapEntries.json".to_string(), body);
+                    }
+                    Err(e) => read.gap(GcpKind::Certificate, "certificate map entries", e),
+                }
+            }
+            Err(e) => read.gap(GcpKind::Certificate, "certificate map entries", e),
+        }
+    }
+    if let Some(client) = &clients.iam {
+        let name = format!("projects/{p}");
+        let listed = list_paged(
+            |token| {
+                let c = client.clone();
+                let name = name.clone();
+                async move {
+                    let page = c
+                        .list_service_accounts()
+                        .set_name(name)
+                        .set_page_size(100)
+                        .set_page_token(token)
+                        .send()
+                        .await?;
+                    Ok((to_json(page.accounts), page.next_page_token))
+                }
+            },
+            "serviceAccounts.list",
+        )
+        .await;
+        record(
+            &mut read,
+            GcpKind::IamServiceAccount,
+            "service accounts",
+            "serviceAccounts.json",
+            "accounts",
+            listed,
+            super::iam::parse_service_accounts,
+        );
+    }
+    if policy.buckets.is_some() {
+        read_buckets(clients, &mut read).await;
+    }
+    for resource in &mut read.resources {
+        if matches!(
+            resource.kind(),
+            GcpKind::SslCertificate | GcpKind::Certificate
+        ) && let Some(u) = users.get(&resource.name)
+        {
+            resource.used_by = u.clone();
+        }
+    }
+    read
+}
+
+type Page = (Vec<Value>, String);
+
+/// Compute pages: `next_page_token` is optional there.
+async fn list_compute<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(Vec<Value>, Option<String>), google_cloud_gax::error::Error>>,
+{
+    list_paged(
+        move |token| {
+            let fut = page(token);
+            async move {
+                fut.await
+                    .map(|(items, next)| (items, next.unwrap_or_default()))
+            }
+        },
+        what,
+    )
+    .await
+}
+
+async fn list_paged<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<Page, google_cloud_gax::error::Error>>,
+{
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (mut got, next) = with_retries(what, || page(token.clone())).await?;
+        items.append(&mut got);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        token = next;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    read: &mut GcpRead,
+    kind: GcpKind,
+    what: &str,
+    file: &str,
+    key: &str,
+    listed: Result<Vec<Value>, String>,
+    parse: fn(&Value) -> Result<Vec<GcpResource>, String>,
+) {
+    match listed.and_then(|items| {
+        let mut body = serde_json::Map::new();
+        body.insert(key.to_string(), Value::Array(items));
+        let body = Value::Object(body);
+        parse(&body).map(|r| (body, r))
+    }) {
+        Ok((body, mut resources)) => {
+            read.resources.append(&mut resources);
+            read.listed.push(kind);
+            read.files.insert(file.to_string(), body);
+        }
+        Err(e) => read.gap(kind, what, e),
+    }
+}
+
+async fn certificate_map_entries(
+    client: &google_cloud_certificatemanager_v1::client::CertificateManager,
+    parent: &str,
+) -> Result<Vec<Value>, String> {
+    let maps = list_paged(
+        |token| {
+            let c = client.clone();
+            let parent = parent.to_string();
+            async move {
+                let page = c
+                    .list_certificate_maps()
+                    .set_parent(parent)
+                    .set_page_size(500)
+                    .set_page_token(token)
+                    .send()
+                    .await?;
+                Ok((to_json(page.certificate_maps), page.next_page_token))
+            }
+        },
+        "certificateMaps.list",
+    )
+    .await?;
+    let mut entries = Vec::new();
+    for map in maps {
+        let Some(name) = map.get("name").and_then(Value::as_str).map(str::to_string) else {
+            continue;
+        };
+        let mut got = list_paged(
+            |token| {
+                let c = client.clone();
+                let name = name.clone();
+                async move {
+                    let page = c
+                        .list_certificate_map_entries()
+                        .set_parent(name)
+                        .set_page_size(500)
+                        .set_page_token(token)
+                        .send()
+                        .await?;
+                    Ok((to_json(page.certificate_map_entries), page.next_page_token))
+                }
+            },
+            "certificateMapEntries.list",
+        )
+        .await?;
+        entries.append(&mut got);
+    }
+    Ok(entries)
+}
+
+async fn read_buckets(clients: &GcpClients, read: &mut GcpRead) {
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut path = format!("/storage/v1/b?project={}&maxResults=500", clients.project);
+        if let Some(t) = &token {
+            path.push_str(&format!("&pageToken={t}"));
+        }
+        match clients.storage_get(&path).await {
+            Ok(page) => {
+                if let Some(Value::Array(got)) = page.get("items") {
+                    items.extend(got.iter().cloned());
+                }
+                token = page
+                    .get("nextPageToken")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+            Err(e) => return read.gap(GcpKind::Bucket, "buckets", e),
+        }
+    }
+    let body = json!({ "items": items });
+    let mut buckets = match super::gcs::parse_buckets(&body) {
+        Ok(b) => b,
+        Err(e) => return read.gap(GcpKind::Bucket, "buckets", e),
+    };
+    read.files.insert("buckets.json".to_string(), body);
+    for bucket in &mut buckets {
+        // One object is enough to know it is not empty; unknown stays unknown.
+        let path = format!("/storage/v1/b/{}/o?maxResults=1", bucket.name);
+        match clients.storage_get(&path).await {
+            Ok(objects) => {
+                bucket.empty = super::gcs::objects_list_is_empty(&objects).ok();
+                read.files
+                    .insert(format!("objects/{}.json", bucket.name), objects);
+            }
+            Err(e) => tracing::warn!(bucket = %bucket.name, error = %e, "bucket contents not read"),
+        }
+    }
+    read.resources.append(&mut buckets);
+    read.listed.push(GcpKind::Bucket);
+}

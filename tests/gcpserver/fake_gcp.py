@@ -1,0 +1,1650 @@
+#!/usr/bin/env python3
+"""A fake Google Cloud REST server for driftsweep's integration tests (Python 3.11, stdlib only).
+
+    python3 tests/gcpserver/fake_gcp.py --port 8081        (--port 0 picks a free port)
+
+Binds 127.0.0.1 only, plain HTTP/1.1 (keep-alive), prints "listening on 127.0.0.1:PORT", exits 0 on
+SIGTERM/SIGINT. Credentials are accepted and ignored (the Rust clients run with anonymous credentials
+and `with_endpoint("http://127.0.0.1:PORT")`). Any project id and location are accepted; state is kept
+per project (and per location for Certificate Manager).
+
+It serves the HTTP+JSON surface that the official Rust clients send, taken from their generated
+transport.rs (google-cloud-compute-v1 4.1.0, google-cloud-iam-admin-v1 1.13.0,
+google-cloud-certificatemanager-v1 1.16.0). Those clients always add `$alt=json` (Compute, plus
+`$apiVersion=...`) or `$alt=json;enum-encoding=int` (IAM, Certificate Manager); with the latter, enum
+fields are answered as numbers, as Google's servers do. Zero-valued enum fields are omitted.
+
+Compute Engine v1 (kind/selfLink/id-as-string/creationTimestamp with offset, www.googleapis.com links):
+  GET    /compute/v1/projects/{p}/global/{coll}                    list: maxResults (0..500, default 500),
+                                                                  pageToken -> nextPageToken, orderBy
+                                                                  ("name", "creationTimestamp desc"),
+                                                                  filter when trivial (see below), else ignored
+  GET    /compute/v1/projects/{p}/global/{coll}/{name}             get
+  DELETE /compute/v1/projects/{p}/global/{coll}/{name}             -> compute#operation (PENDING)
+         coll = firewalls | sslCertificates | targetHttpsProxies | targetSslProxies
+  GET    /compute/v1/projects/{p}/global/operations[/{op}]         list / get (each get is one "poll")
+  POST   /compute/v1/projects/{p}/global/operations/{op}/wait      finishes the operation at once
+  DELETE /compute/v1/projects/{p}/global/operations/{op}           -> 204
+  An operation is PENDING when returned by the delete, RUNNING after each poll, and DONE on poll number
+  `operation_polls` (config, default 2; 0 = DONE in the delete's own answer). The resource disappears
+  only when its operation turns DONE. A second delete of a resource whose delete is still running
+  answers 400 resourceNotReady. Deleting an sslCertificate that a targetHttpsProxy/targetSslProxy lists
+  answers 400 `resourceInUseByAnotherResource` on the DELETE itself (what the real API does), or, with
+  config compute_in_use="operation", an operation that ends DONE with
+  error.errors[0].code RESOURCE_IN_USE_BY_ANOTHER_RESOURCE and httpErrorStatusCode 400.
+  Compute errors use the API's legacy body {"error": {"code", "message", "errors": [{"message",
+  "domain", "reason"}]}} without "status" (config compute_error_status=true adds it).
+  Trivial filters: `name = "x"`, `name != x`, `name eq "re"`, `name ne re`, `field:*`, and several
+  parenthesised ones ANDed: `(a = "x") (b != "y")`; dotted fields are looked up in the resource JSON.
+
+IAM v1:
+  GET    /v1/projects/{p}/serviceAccounts                          list: pageSize (default 20, max 100),
+                                                                  pageToken -> nextPageToken, "accounts"
+  POST   /v1/projects/{p}/serviceAccounts                          create {"accountId", "serviceAccount"}
+  GET    /v1/projects/{p|-}/serviceAccounts/{email|uniqueId}       get
+  PATCH  /v1/projects/{p|-}/serviceAccounts/{email|uniqueId}       {"serviceAccount": {...}, "updateMask":
+                                                                  "description,displayName"} -> account
+  PUT    same                                                      update (displayName/description) -> account
+  DELETE same                                                      -> {}
+  POST   same:disable | :enable                                    -> {}
+  POST   /v1/projects/-/serviceAccounts/{uniqueId}:undelete        -> {"restoredAccount": {...}}
+  Missing accounts: 404 NOT_FOUND "Unknown service account".
+
+Certificate Manager v1 (l = any location, usually "global"):
+  GET    /v1/projects/{p}/locations/{l}/certificates               list: pageSize (default 50, max 1000),
+                                                                  pageToken, filter (trivial), orderBy
+  GET    /v1/projects/{p}/locations/{l}/certificates/{c}           get
+  DELETE /v1/projects/{p}/locations/{l}/certificates/{c}           -> google.longrunning.Operation
+  GET    /v1/projects/{p}/locations/{l}/certificateMaps[/{m}]      list / get (gclbTargets are derived
+                                                                  from seeded target proxies naming the map)
+  DELETE /v1/projects/{p}/locations/{l}/certificateMaps/{m}        -> Operation (fails while it has entries)
+  GET    /v1/projects/{p}/locations/{l}/certificateMaps/{m}/certificateMapEntries[/{e}]   list / get
+  DELETE /v1/projects/{p}/locations/{l}/certificateMaps/{m}/certificateMapEntries/{e}   -> Operation
+  GET    /v1/projects/{p}/locations/{l}/operations[/{op}]          list / get (each get is one "poll")
+  DELETE /v1/projects/{p}/locations/{l}/operations/{op}            -> {}
+  POST   /v1/projects/{p}/locations/{l}/operations/{op}:cancel     -> {} (op ends with error code 1)
+  Operations answer done:false with OperationMetadata until poll number `operation_polls`, then
+  done:true with response {"@type": ".../google.protobuf.Empty"} (the resource is removed then) or
+  error {"code", "message"}. A certificate named by a certificate map entry is not deleted: its
+  operation ends with error code 9 (FAILED_PRECONDITION); config cm_in_use="request" answers the DELETE
+  itself with 400 FAILED_PRECONDITION instead. Listing entries of map "-" answers 404 (the API does not
+  document a wildcard) unless config cm_entries_wildcard=true.
+
+Control API (not Google; never written to the request log):
+  POST   /_fake/seed       {"project": "p", "location": "global", "projectNumber": "123...",
+                            "firewalls": [...], "sslCertificates": [...], "targetHttpsProxies": [...],
+                            "targetSslProxies": [...], "serviceAccounts": [...], "certificates": [...],
+                            "certificateMaps": [...], "certificateMapEntries": [{"map": "m", ...}]}
+                           (or a list of such objects). Server-side fields (id, kind, selfLink,
+                           creationTimestamp/createTime, fingerprint/etag, uniqueId, full names and links)
+                           are filled in unless given. Short references are expanded: proxy
+                           sslCertificates ["c"] -> full selfLinks, certificateMap "m" ->
+                           //certificatemanager.googleapis.com/projects/p/locations/global/certificateMaps/m,
+                           entry certificates ["c"] -> projects/p/locations/l/certificates/c. A map named by
+                           an entry is created when missing. -> {"created": n}
+  POST   /_fake/faults     append a fault (or a list): {"method": "GET"|null, "path": "<re.search on the
+                           decoded path>"|null, "query": "<substring of the decoded query>"|null,
+                           "status": 403|429|500|...|null, "retry_after": seconds|null, "delay_ms": int,
+                           "times": int|null, "reason": "SERVICE_DISABLED"|"accessNotConfigured"|
+                           "rateLimitExceeded"|"forbidden"|..., "message": str|null,
+                           "format": "json"|"html"}. The first matching fault with times left applies;
+                           status null = delay only. 403 + SERVICE_DISABLED/accessNotConfigured gives the
+                           API-disabled body (ErrorInfo SERVICE_DISABLED + LocalizedMessage + Help; Compute
+                           also errors[].reason accessNotConfigured); 429 gives RESOURCE_EXHAUSTED with
+                           ErrorInfo RATE_LIMIT_EXCEEDED (+ Retry-After when retry_after is set).
+  GET    /_fake/faults     the faults with their remaining times and hits
+  DELETE /_fake/faults     clear the faults
+  POST   /_fake/config     {"operation_polls": n, "compute_in_use": "request"|"operation",
+                            "cm_in_use": "operation"|"request", "cm_entries_wildcard": bool,
+                            "compute_error_status": bool,
+                            "disabled_services": {"project": ["compute.googleapis.com", ...]}}
+                           (disabled services answer every call of that project with the API-disabled 403)
+  GET    /_fake/config     the config
+  GET    /_fake/state      every resource per project (as stored, enums as strings) and the operations
+  GET    /_fake/requests   [{"method", "path", "query", "params", "status", "body", "fault", "time",
+                             "api_client"}] in order;  DELETE /_fake/requests clears it
+  POST   /_fake/reset      empty state, default config, no faults, empty log
+  GET    /_fake/help       this text
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import hashlib
+import json
+import random
+import re
+import signal
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+COMPUTE_HOST = "https://www.googleapis.com/compute/v1/"
+COMPUTE = "compute.googleapis.com"
+IAM = "iam.googleapis.com"
+CM = "certificatemanager.googleapis.com"
+SERVICE_TITLES = {
+    COMPUTE: "Compute Engine API",
+    IAM: "Identity and Access Management (IAM) API",
+    CM: "Certificate Manager API",
+}
+DEFAULT_CONFIG = {
+    "operation_polls": 2,
+    "compute_in_use": "request",
+    "cm_in_use": "operation",
+    "cm_entries_wildcard": False,
+    "compute_error_status": False,
+    "disabled_services": {},
+}
+COMPUTE_COLLECTIONS = {
+    "firewalls": ("compute#firewall", "compute#firewallList", "firewall"),
+    "sslCertificates": ("compute#sslCertificate", "compute#sslCertificateList", "ssl_certificate"),
+    "targetHttpsProxies": ("compute#targetHttpsProxy", "compute#targetHttpsProxyList", "target_https_proxy"),
+    "targetSslProxies": ("compute#targetSslProxy", "compute#targetSslProxyList", "target_ssl_proxy"),
+}
+GRPC_STATUS = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    409: "ABORTED", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
+    500: "INTERNAL", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}
+COMPUTE_REASON = {
+    400: "invalid", 401: "required", 403: "forbidden", 404: "notFound", 409: "alreadyExists",
+    412: "conditionNotMet", 429: "rateLimitExceeded", 500: "backendError", 501: "notImplemented",
+    502: "backendError",
+    503: "backendError", 504: "backendError",
+}
+DEFAULT_MESSAGE = {
+    400: "Invalid request.", 401: "Request is missing required authentication credential.",
+    403: "The caller does not have permission", 404: "Requested entity was not found.",
+    409: "The operation was aborted.", 412: "Precondition check failed.",
+    429: "Resource has been exhausted (e.g. check quota).", 500: "Internal error encountered.",
+    501: "Operation is not implemented, or supported, or enabled.", 502: "Bad Gateway",
+    503: "The service is currently unavailable.", 504: "The request timed out.",
+}
+HTTP_REASON = {400: "BAD REQUEST", 403: "FORBIDDEN", 404: "NOT FOUND", 409: "CONFLICT", 500: "INTERNAL SERVER ERROR"}
+RPC_CODE = {"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "NOT_FOUND": 5, "ALREADY_EXISTS": 6,
+            "PERMISSION_DENIED": 7, "FAILED_PRECONDITION": 9, "ABORTED": 10, "INTERNAL": 13}
+# Certificate Manager enum numbers (google.cloud.certificatemanager.v1), for `enum-encoding=int`.
+CM_ENUMS = {
+    "scope": {"DEFAULT": 0, "EDGE_CACHE": 1, "ALL_REGIONS": 2},
+    "managed.state": {"STATE_UNSPECIFIED": 0, "PROVISIONING": 1, "FAILED": 2, "ACTIVE": 3},
+    "managed.provisioningIssue.reason": {"REASON_UNSPECIFIED": 0, "AUTHORIZATION_ISSUE": 1, "RATE_LIMITED": 2},
+    "managed.authorizationAttemptInfo[].state": {"STATE_UNSPECIFIED": 0, "AUTHORIZING": 1, "AUTHORIZED": 6,
+                                                 "FAILED": 7},
+    "managed.authorizationAttemptInfo[].failureReason": {"FAILURE_REASON_UNSPECIFIED": 0, "CONFIG": 1, "CAA": 2,
+                                                         "RATE_LIMITED": 3},
+    "state": {"SERVING_STATE_UNSPECIFIED": 0, "ACTIVE": 1, "PENDING": 2},
+    "matcher": {"MATCHER_UNSPECIFIED": 0, "PRIMARY": 1},
+}
+CM_ENUM_FIELDS = {
+    "certificates": ["scope", "managed.state", "managed.provisioningIssue.reason",
+                     "managed.authorizationAttemptInfo[].state", "managed.authorizationAttemptInfo[].failureReason"],
+    "certificateMapEntries": ["state", "matcher"],
+    "certificateMaps": [],
+}
+FAKE_PEM = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBszCCAVmgAwIBAgIUFakeFakeFakeFakeFakeFakeFakeFakeFakeMAoGCCqGSM49\n"
+    "BAMCMBgxFjAUBgNVBAMMDWZha2UuZXhhbXBsZTAeFw0yNTAxMDEwMDAwMDBaFw0z\n"
+    "NTAxMDEwMDAwMDBaMBgxFjAUBgNVBAMMDWZha2UuZXhhbXBsZTBZMBMGByqGSM49\n"
+    "-----END CERTIFICATE-----\n"
+)
+PACIFIC = timezone(timedelta(hours=-7))
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def compute_ts(dt: datetime | None = None) -> str:
+    """Compute's creationTimestamp: RFC 3339 with milliseconds and the Pacific offset."""
+    dt = (dt or datetime.now(timezone.utc)).astimezone(PACIFIC)
+    return dt.isoformat(timespec="milliseconds")
+
+
+def rfc3339_z(dt: datetime | None = None) -> str:
+    dt = (dt or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}" + "000Z"
+
+
+def project_number(project: str) -> str:
+    return str(100000000000 + int(hashlib.sha256(project.encode()).hexdigest(), 16) % 899999999999)
+
+
+def last_segment(value: str) -> str:
+    return value.rstrip("/").rsplit("/", 1)[-1]
+
+
+def b64url_token(obj) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str):
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        obj = json.loads(raw)
+        if not isinstance(obj, dict) or "k" not in obj:
+            raise ValueError
+        return obj
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def lookup(obj, dotted: str):
+    cur = obj
+    for part in dotted.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            return None
+    return cur
+
+
+def op_suffix(rng: random.Random) -> str:
+    return "%013d-%013x-%08x-%08x" % (int(time.time() * 1000), rng.getrandbits(52), rng.getrandbits(32),
+                                      rng.getrandbits(32))
+
+
+class ApiError(Exception):
+    """An error answered in the calling API's JSON error format."""
+
+    def __init__(self, status: int, message: str | None = None, reason: str | None = None,
+                 grpc: str | None = None, details: list | None = None, errors: list | None = None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message or DEFAULT_MESSAGE.get(status, "Error")
+        self.reason = reason
+        self.grpc = grpc or GRPC_STATUS.get(status, "UNKNOWN")
+        self.details = details
+        self.errors = errors
+        self.headers = headers or {}
+
+
+# --------------------------------------------------------------------------------------------- filters
+FILTER_TERM = re.compile(r'^\s*([A-Za-z_][\w.]*)\s*(!=|=|:|\beq\b|\bne\b)\s*(?:"((?:[^"\\]|\\.)*)"|(\S+))\s*$')
+
+
+def parse_filter(text: str | None):
+    """Returns a list of (field, op, value) ANDed terms, or None when the filter is not trivial."""
+    if not text or not text.strip():
+        return []
+    text = text.strip()
+    groups = re.findall(r"\(([^()]*)\)", text)
+    if groups and re.fullmatch(r"(\s*(AND\s+)?\([^()]*\)\s*)+", text):
+        parts = groups
+    else:
+        parts = re.split(r"\s+AND\s+", text)
+    terms = []
+    for part in parts:
+        m = FILTER_TERM.match(part)
+        if not m:
+            return None
+        value = m.group(3) if m.group(3) is not None else m.group(4)
+        terms.append((m.group(1), m.group(2), value))
+    return terms
+
+
+def filter_match(obj, terms) -> bool:
+    for field, op, value in terms:
+        actual = lookup(obj, field)
+        if isinstance(actual, bool):
+            actual = "true" if actual else "false"
+        elif actual is not None and not isinstance(actual, (dict, list)):
+            actual = str(actual)
+        if op == ":":
+            if value == "*":
+                ok = actual not in (None, "", [], {})
+            elif isinstance(actual, list):
+                ok = value in [str(a) for a in actual]
+            else:
+                ok = actual is not None and value in str(actual)
+        elif op in ("eq", "ne"):
+            try:
+                ok = actual is not None and re.fullmatch(value, str(actual)) is not None
+            except re.error:
+                return True
+            if op == "ne":
+                ok = not ok
+        else:
+            ok = actual == value
+            if op == "!=":
+                ok = not ok
+        if not ok:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------- store
+class Store:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.rng = random.Random()
+        self.reset()
+
+    def reset(self):
+        self.projects: dict[str, dict] = {}
+        self.compute_ops: dict[tuple, dict] = {}
+        self.cm_ops: dict[str, dict] = {}
+        self.faults: list[dict] = []
+        self.requests: list[dict] = []
+        self.config = copy.deepcopy(DEFAULT_CONFIG)
+
+    # ---- ids
+    def compute_id(self) -> str:
+        return str(self.rng.randrange(10 ** 18, 9 * 10 ** 18))
+
+    def unique_id(self) -> str:
+        return str(self.rng.randrange(10 ** 20, 2 * 10 ** 20))
+
+    def fingerprint(self) -> str:
+        return base64.urlsafe_b64encode(self.rng.randbytes(8)).decode()
+
+    def etag(self) -> str:
+        return base64.b64encode(self.rng.randbytes(8)).decode()
+
+    # ---- projects
+    def project(self, pid: str) -> dict:
+        p = self.projects.get(pid)
+        if p is None:
+            p = {
+                "number": project_number(pid),
+                "compute": {c: {} for c in COMPUTE_COLLECTIONS},
+                "serviceAccounts": {},
+                "deletedServiceAccounts": {},
+                "locations": {},
+            }
+            self.projects[pid] = p
+        return p
+
+    def location(self, pid: str, loc: str) -> dict:
+        locs = self.project(pid)["locations"]
+        if loc not in locs:
+            locs[loc] = {"certificates": {}, "certificateMaps": {}, "certificateMapEntries": {}}
+        return locs[loc]
+
+
+STORE = Store()
+
+
+# --------------------------------------------------------------------------------------------- errors
+def error_payload(api: str, err: ApiError, project: str | None, cfg: dict) -> dict:
+    if api == "compute":
+        errors = err.errors
+        if errors is None:
+            errors = [{"message": err.message, "domain": "global",
+                       "reason": err.reason or COMPUTE_REASON.get(err.status, "invalid")}]
+        body = {"code": err.status, "message": err.message, "errors": errors}
+        if cfg.get("compute_error_status") or err.details:
+            body["status"] = err.grpc
+        if err.details:
+            body["details"] = err.details
+        return {"error": body}
+    body = {"code": err.status, "message": err.message, "status": err.grpc}
+    if err.details:
+        body["details"] = err.details
+    return {"error": body}
+
+
+def service_disabled_error(api: str, service: str, project: str | None, status: int = 403,
+                           message: str | None = None) -> ApiError:
+    number = project_number(project or "unknown")
+    title = SERVICE_TITLES.get(service, service)
+    url = f"https://console.developers.google.com/apis/api/{service}/overview?project={number}"
+    msg = message or (f"{title} has not been used in project {number} before or it is disabled. Enable it by "
+                      f"visiting {url} then retry. If you enabled this API recently, wait a few minutes for "
+                      "the action to propagate to our systems and retry.")
+    details = [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
+         "domain": "googleapis.com",
+         "metadata": {"consumer": f"projects/{number}", "service": service, "serviceTitle": title,
+                      "containerInfo": number, "activationUrl": url}},
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": msg},
+        {"@type": "type.googleapis.com/google.rpc.Help",
+         "links": [{"description": "Google developers console API activation", "url": url}]},
+    ]
+    errors = None
+    if api == "compute":
+        errors = [{"message": msg, "domain": "usageLimits", "reason": "accessNotConfigured",
+                   "extendedHelp": "https://console.developers.google.com"}]
+    return ApiError(status, msg, grpc="PERMISSION_DENIED", details=details, errors=errors)
+
+
+def rate_limit_error(api: str, service: str, project: str | None, method: str, reason: str | None,
+                     message: str | None, retry_after) -> ApiError:
+    number = project_number(project or "unknown")
+    kind = "Read" if method == "GET" else "Write"
+    metric = f"{service}/{kind.lower()}_requests"
+    msg = message or (f"Quota exceeded for quota metric '{kind} requests' and limit '{kind} requests per minute' "
+                      f"of service '{service}' for consumer 'project_number:{number}'.")
+    info_reason = reason if reason and reason.isupper() else "RATE_LIMIT_EXCEEDED"
+    details = [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": info_reason, "domain": "googleapis.com",
+         "metadata": {"consumer": f"projects/{number}", "service": service, "quota_metric": metric,
+                      "quota_limit": f"{kind}RequestsPerMinutePerProject", "quota_limit_value": "1200",
+                      "quota_location": "global", "quota_unit": "1/min/{project}"}},
+        {"@type": "type.googleapis.com/google.rpc.Help",
+         "links": [{"description": "Request a higher quota limit.",
+                    "url": "https://cloud.google.com/docs/quotas/help/request_increase"}]},
+    ]
+    errors = None
+    if api == "compute":
+        errors = [{"message": msg, "domain": "usageLimits",
+                   "reason": reason if reason and not reason.isupper() else "rateLimitExceeded"}]
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return ApiError(429, msg, grpc="RESOURCE_EXHAUSTED", details=details, errors=errors, headers=headers)
+
+
+def fault_error(api: str, service: str, project: str | None, method: str, fault: dict) -> ApiError:
+    status = int(fault["status"])
+    reason = fault.get("reason")
+    message = fault.get("message")
+    if reason in ("SERVICE_DISABLED", "accessNotConfigured"):
+        return service_disabled_error(api, service, project, status, message)
+    if status == 429:
+        return rate_limit_error(api, service, project, method, reason, message, fault.get("retry_after"))
+    details = None
+    compute_reason = None
+    if reason and reason.isupper():
+        details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": service}]
+    elif reason:
+        compute_reason = reason
+    if status == 403 and not message:
+        message = ("Required permission denied for this resource (or it may not exist)." if api != "compute"
+                   else f"Required permission for 'projects/{project}' was denied")
+    err = ApiError(status, message, reason=compute_reason, grpc=fault.get("grpc_status"), details=details)
+    if fault.get("retry_after") is not None:
+        err.headers["Retry-After"] = str(fault["retry_after"])
+    return err
+
+
+# --------------------------------------------------------------------------------------------- paging
+def sorted_with_order(items: list, order_by: str | None, default_field: str) -> list:
+    """Sorts by `orderBy` ("field" or "field desc"), ties broken by name (the key paginate_names uses)."""
+    field, desc = default_field, False
+    if order_by:
+        parts = order_by.strip().split()
+        if parts and re.fullmatch(r"[A-Za-z_][\w.]*", parts[0]):
+            field = parts[0]
+            desc = len(parts) > 1 and parts[1].lower() == "desc"
+    return sorted(items, key=lambda i: (str(lookup(i, field) or ""), str(i.get("name", ""))), reverse=desc)
+
+
+# --------------------------------------------------------------------------------------------- compute
+def compute_link(project: str, coll: str, name: str) -> str:
+    return f"{COMPUTE_HOST}projects/{project}/global/{coll}/{name}"
+
+
+def compute_ref(project: str, coll: str, value: str) -> str:
+    """Expands a short reference (a name, or projects/..., or global/...) into a full selfLink."""
+    if value.startswith("http://") or value.startswith("https://"):
+        return value
+    if value.startswith("projects/"):
+        return COMPUTE_HOST + value
+    if value.startswith("global/"):
+        return f"{COMPUTE_HOST}projects/{project}/{value}"
+    return compute_link(project, coll, value)
+
+
+def cm_map_ref(project: str, value: str) -> str:
+    if value.startswith("//"):
+        return value
+    if value.startswith("projects/"):
+        return f"//{CM}/{value}"
+    return f"//{CM}/projects/{project}/locations/global/certificateMaps/{value}"
+
+
+def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
+    obj = copy.deepcopy(spec)
+    if not obj.get("name"):
+        raise ApiError(400, f"seed: {coll} item without a name: {spec}")
+    obj["name"] = last_segment(obj["name"])
+    kind = COMPUTE_COLLECTIONS[coll][0]
+    obj.setdefault("kind", kind)
+    obj.setdefault("id", store.compute_id())
+    obj["id"] = str(obj["id"])
+    obj.setdefault("creationTimestamp", compute_ts())
+    obj["selfLink"] = compute_link(project, coll, obj["name"])
+    if coll == "firewalls":
+        obj["network"] = compute_ref(project, "networks", obj.get("network", "default"))
+        obj.setdefault("priority", 1000)
+        obj.setdefault("direction", "INGRESS")
+        if obj["direction"] == "INGRESS" and not obj.get("sourceTags") and not obj.get("sourceServiceAccounts"):
+            obj.setdefault("sourceRanges", ["0.0.0.0/0"])
+        if "allowed" not in obj and "denied" not in obj:
+            obj["allowed"] = [{"IPProtocol": "all"}]
+        obj.setdefault("logConfig", {"enable": False})
+        obj.setdefault("disabled", False)
+    elif coll == "sslCertificates":
+        obj.setdefault("type", "MANAGED" if "managed" in obj else "SELF_MANAGED")
+        if obj["type"] == "MANAGED":
+            managed = obj.setdefault("managed", {})
+            domains = managed.setdefault("domains", [f"{obj['name']}.example.com"])
+            managed.setdefault("status", "ACTIVE")
+            managed.setdefault("domainStatus", {d: "ACTIVE" for d in domains})
+            obj.setdefault("subjectAlternativeNames", list(domains))
+            if managed["status"] == "ACTIVE":
+                obj.setdefault("certificate", FAKE_PEM)
+                obj.setdefault("expireTime", compute_ts(datetime.now(timezone.utc) + timedelta(days=90)))
+        else:
+            obj.setdefault("certificate", FAKE_PEM)
+            obj.setdefault("subjectAlternativeNames", [f"{obj['name']}.example.com"])
+            obj.setdefault("expireTime", compute_ts(datetime.now(timezone.utc) + timedelta(days=365)))
+        obj.pop("privateKey", None)
+    else:
+        if "sslCertificates" in obj:
+            obj["sslCertificates"] = [compute_ref(project, "sslCertificates", c) for c in obj["sslCertificates"]]
+        if obj.get("certificateMap"):
+            obj["certificateMap"] = cm_map_ref(project, obj["certificateMap"])
+        if obj.get("sslPolicy"):
+            obj["sslPolicy"] = compute_ref(project, "sslPolicies", obj["sslPolicy"])
+        if coll == "targetHttpsProxies":
+            obj["urlMap"] = compute_ref(project, "urlMaps", obj.get("urlMap", f"{obj['name']}-url-map"))
+            obj.setdefault("quicOverride", "NONE")
+            obj.setdefault("fingerprint", store.fingerprint())
+        else:
+            obj["service"] = compute_ref(project, "backendServices", obj.get("service", f"{obj['name']}-backend"))
+            obj.setdefault("proxyHeader", "NONE")
+    return obj
+
+
+def ssl_cert_users(store: Store, project: str, cert_name: str) -> list[str]:
+    link = compute_link(project, "sslCertificates", cert_name)
+    users = []
+    comp = store.project(project)["compute"]
+    for coll in ("targetHttpsProxies", "targetSslProxies"):
+        for proxy in comp[coll].values():
+            if link in proxy.get("sslCertificates", []) or \
+                    any(last_segment(c) == cert_name and f"/projects/{project}/" in c
+                        for c in proxy.get("sslCertificates", [])):
+                users.append(f"projects/{project}/global/{coll}/{proxy['name']}")
+    return sorted(users)
+
+
+def compute_in_use_message(project: str, coll: str, name: str, user: str) -> str:
+    singular = COMPUTE_COLLECTIONS[coll][2]
+    return f"The {singular} resource 'projects/{project}/global/{coll}/{name}' is already being used by '{user}'"
+
+
+def compute_not_found(project: str, coll: str, name: str) -> ApiError:
+    return ApiError(404, f"The resource 'projects/{project}/global/{coll}/{name}' was not found", reason="notFound")
+
+
+def compute_max_results(q) -> int:
+    raw = q.get("maxResults")
+    if raw is None or raw == "":
+        return 500
+    try:
+        size = int(raw)
+    except ValueError:
+        raise ApiError(400, f"Invalid value for field 'maxResults': '{raw}'. Must be an integer.", reason="invalid")
+    if size < 0 or size > 500:
+        raise ApiError(400, f"Invalid value for field 'maxResults': '{size}'. Must be less than or equal to 500",
+                       reason="invalid")
+    return size or 500
+
+
+def compute_list(ctx, project, coll):
+    store = ctx.store
+    q = ctx.params
+    size = compute_max_results(q)
+    items = list(store.project(project)["compute"][coll].values())
+    terms = parse_filter(q.get("filter"))
+    if terms is None:
+        ctx.notes.append("filter ignored (not trivial)")
+    elif terms:
+        items = [i for i in items if filter_match(i, terms)]
+    items = sorted_with_order(items, q.get("orderBy"), "name")
+    token = q.get("pageToken")
+    bad = ApiError(400, f"Invalid value for field 'pageToken': '{token}'. Invalid page token.", reason="invalid")
+    page, next_token = paginate_names(items, size, token, f"compute/{project}/{coll}", bad, q.get("orderBy"))
+    body = {"kind": COMPUTE_COLLECTIONS[coll][1], "id": f"projects/{project}/global/{coll}"}
+    if page:
+        body["items"] = copy.deepcopy(page)
+    body["selfLink"] = f"{COMPUTE_HOST}projects/{project}/global/{coll}"
+    if next_token:
+        body["nextPageToken"] = next_token
+    return 200, body
+
+
+def paginate_names(items, size, token, scope, bad, order_by):
+    """Pages `items` (already sorted); the continuation key is the sort key of the last item returned."""
+    field = "name"
+    desc = False
+    if order_by:
+        parts = order_by.strip().split()
+        if parts and re.fullmatch(r"[A-Za-z_][\w.]*", parts[0]):
+            field = parts[0]
+            desc = len(parts) > 1 and parts[1].lower() == "desc"
+
+    def key(i):
+        return (str(lookup(i, field) or ""), str(i.get("name", "")))
+
+    start = 0
+    if token:
+        t = decode_token(token)
+        if t is None or t.get("s") != scope or not isinstance(t.get("k"), list) or len(t["k"]) != 2:
+            raise bad
+        last = tuple(t["k"])
+        start = len(items)
+        for n, item in enumerate(items):
+            k = key(item)
+            if (k < last) if desc else (k > last):
+                start = n
+                break
+    page = items[start:start + size]
+    next_token = None
+    if page and start + size < len(items):
+        next_token = b64url_token({"s": scope, "k": list(key(page[-1]))})
+    return page, next_token
+
+
+def compute_get(ctx, project, coll, name):
+    obj = ctx.store.project(project)["compute"][coll].get(name)
+    if obj is None:
+        raise compute_not_found(project, coll, name)
+    return 200, copy.deepcopy(obj)
+
+
+def pending_compute_delete(store: Store, project: str, coll: str, name: str):
+    for rec in store.compute_ops.values():
+        if rec["project"] == project and rec["target"] == (coll, name) and rec["op"]["status"] != "DONE":
+            return rec
+    return None
+
+
+def compute_delete(ctx, project, coll, name):
+    store = ctx.store
+    comp = store.project(project)["compute"]
+    obj = comp[coll].get(name)
+    if obj is None:
+        raise compute_not_found(project, coll, name)
+    if pending_compute_delete(store, project, coll, name):
+        raise ApiError(400, f"The resource 'projects/{project}/global/{coll}/{name}' is not ready",
+                       reason="resourceNotReady")
+    if coll == "sslCertificates" and store.config["compute_in_use"] == "request":
+        users = ssl_cert_users(store, project, name)
+        if users:
+            raise ApiError(400, compute_in_use_message(project, coll, name, users[0]),
+                           reason="resourceInUseByAnotherResource")
+    op_name = "operation-" + op_suffix(store.rng)
+    now = compute_ts()
+    op = {
+        "kind": "compute#operation",
+        "id": store.compute_id(),
+        "name": op_name,
+        "operationType": "delete",
+        "targetLink": obj["selfLink"],
+        "targetId": obj["id"],
+        "status": "PENDING",
+        "user": "driftsweep@fake.iam.gserviceaccount.com",
+        "progress": 0,
+        "insertTime": now,
+        "startTime": now,
+        "selfLink": f"{COMPUTE_HOST}projects/{project}/global/operations/{op_name}",
+    }
+    if ctx.params.get("requestId"):
+        op["clientOperationId"] = ctx.params["requestId"]
+    rec = {"project": project, "target": (coll, name), "op": op, "polls_left": int(store.config["operation_polls"])}
+    store.compute_ops[(project, op_name)] = rec
+    if rec["polls_left"] <= 0:
+        finish_compute_op(store, rec)
+    return 200, copy.deepcopy(op)
+
+
+def finish_compute_op(store: Store, rec: dict):
+    op = rec["op"]
+    project = rec["project"]
+    coll, name = rec["target"]
+    comp = store.project(project)["compute"]
+    op["status"] = "DONE"
+    op["progress"] = 100
+    op["endTime"] = compute_ts()
+    if name not in comp[coll]:
+        msg = f"The resource 'projects/{project}/global/{coll}/{name}' was not found"
+        op["error"] = {"errors": [{"code": "RESOURCE_NOT_FOUND", "message": msg}]}
+        op["httpErrorStatusCode"] = 404
+        op["httpErrorMessage"] = "NOT FOUND"
+        return
+    if coll == "sslCertificates":
+        users = ssl_cert_users(store, project, name)
+        if users:
+            op["error"] = {"errors": [{"code": "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE",
+                                       "message": compute_in_use_message(project, coll, name, users[0])}]}
+            op["httpErrorStatusCode"] = 400
+            op["httpErrorMessage"] = "BAD REQUEST"
+            return
+    del comp[coll][name]
+
+
+def compute_op_record(ctx, project, op_name):
+    rec = ctx.store.compute_ops.get((project, op_name))
+    if rec is None:
+        raise ApiError(404, f"The resource 'projects/{project}/global/operations/{op_name}' was not found",
+                       reason="notFound")
+    return rec
+
+
+def compute_op_get(ctx, project, op_name):
+    rec = compute_op_record(ctx, project, op_name)
+    op = rec["op"]
+    if op["status"] != "DONE":
+        rec["polls_left"] -= 1
+        if rec["polls_left"] <= 0:
+            finish_compute_op(ctx.store, rec)
+        else:
+            op["status"] = "RUNNING"
+            op["progress"] = min(99, op.get("progress", 0) + 50)
+    return 200, copy.deepcopy(op)
+
+
+def compute_op_wait(ctx, project, op_name):
+    rec = compute_op_record(ctx, project, op_name)
+    if rec["op"]["status"] != "DONE":
+        rec["polls_left"] = 0
+        finish_compute_op(ctx.store, rec)
+    return 200, copy.deepcopy(rec["op"])
+
+
+def compute_op_delete(ctx, project, op_name):
+    compute_op_record(ctx, project, op_name)
+    del ctx.store.compute_ops[(project, op_name)]
+    return 204, None
+
+
+def compute_op_list(ctx, project):
+    ops = [r["op"] for (p, _), r in ctx.store.compute_ops.items() if p == project]
+    ops.sort(key=lambda o: o["name"])
+    size = compute_max_results(ctx.params)
+    token = ctx.params.get("pageToken")
+    bad = ApiError(400, f"Invalid value for field 'pageToken': '{token}'. Invalid page token.", reason="invalid")
+    page, nxt = paginate_names(ops, size, token, f"compute/{project}/operations", bad, None)
+    body = {"kind": "compute#operationList", "id": f"projects/{project}/global/operations"}
+    if page:
+        body["items"] = copy.deepcopy(page)
+    body["selfLink"] = f"{COMPUTE_HOST}projects/{project}/global/operations"
+    if nxt:
+        body["nextPageToken"] = nxt
+    return 200, body
+
+
+# --------------------------------------------------------------------------------------------- IAM
+def seed_service_account(store: Store, project: str, spec: dict) -> dict:
+    obj = copy.deepcopy(spec)
+    account_id = obj.pop("accountId", None)
+    email = obj.get("email")
+    if not email:
+        name = obj.get("name")
+        if name and "@" in name:
+            email = last_segment(name)
+        elif account_id or name:
+            email = f"{account_id or name}@{project}.iam.gserviceaccount.com"
+        else:
+            raise ApiError(400, f"seed: service account without email/accountId: {spec}")
+    obj["email"] = email
+    obj["name"] = f"projects/{project}/serviceAccounts/{email}"
+    obj["projectId"] = project
+    obj.setdefault("uniqueId", store.unique_id())
+    obj["uniqueId"] = str(obj["uniqueId"])
+    obj.setdefault("oauth2ClientId", obj["uniqueId"])
+    obj.setdefault("etag", store.etag())
+    if not obj.get("disabled"):
+        obj.pop("disabled", None)
+    for k in ("displayName", "description"):
+        if obj.get(k) == "":
+            obj.pop(k)
+    return obj
+
+
+def iam_find(store: Store, project: str, ident: str):
+    projects = store.projects.items() if project == "-" else [(project, store.project(project))]
+    for pid, p in projects:
+        sa = p["serviceAccounts"].get(ident)
+        if sa is not None:
+            return pid, sa
+        for sa in p["serviceAccounts"].values():
+            if sa["uniqueId"] == ident:
+                return pid, sa
+    return None, None
+
+
+def iam_get_or_404(store, project, ident):
+    pid, sa = iam_find(store, project, ident)
+    if sa is None:
+        raise ApiError(404, "Unknown service account", grpc="NOT_FOUND")
+    return pid, sa
+
+
+def iam_list(ctx, project):
+    q = ctx.params
+    size = 20
+    if q.get("pageSize"):
+        try:
+            size = int(q["pageSize"])
+        except ValueError:
+            raise ApiError(400, f"Invalid value at 'page_size' (TYPE_INT32), \"{q['pageSize']}\"")
+        if size < 0:
+            raise ApiError(400, "Page size must be non-negative.")
+        size = min(size or 20, 100)
+    accounts = sorted(ctx.store.project(project)["serviceAccounts"].values(), key=lambda a: a["email"])
+    token = q.get("pageToken")
+    bad = ApiError(400, "Invalid page token.", grpc="INVALID_ARGUMENT")
+    scope = f"iam/{project}"
+    start = 0
+    if token:
+        t = decode_token(token)
+        if t is None or t.get("s") != scope:
+            raise bad
+        start = next((n for n, a in enumerate(accounts) if a["email"] > t["k"]), len(accounts))
+    page = accounts[start:start + size]
+    body = {}
+    if page:
+        body["accounts"] = copy.deepcopy(page)
+    if page and start + size < len(accounts):
+        body["nextPageToken"] = b64url_token({"s": scope, "k": page[-1]["email"]})
+    return 200, body
+
+
+def iam_get(ctx, project, ident):
+    _, sa = iam_get_or_404(ctx.store, project, ident)
+    return 200, copy.deepcopy(sa)
+
+
+def iam_create(ctx, project):
+    body = ctx.json_body()
+    account_id = body.get("accountId")
+    if not account_id or not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])", account_id) or not 6 <= len(account_id) <= 30:
+        raise ApiError(400, "Invalid account ID: must match [a-z]([-a-z0-9]*[a-z0-9]) with 6-30 characters.")
+    email = f"{account_id}@{project}.iam.gserviceaccount.com"
+    accounts = ctx.store.project(project)["serviceAccounts"]
+    if email in accounts:
+        raise ApiError(409, f"Service account {account_id} already exists within project projects/{project}.",
+                       grpc="ALREADY_EXISTS")
+    spec = dict(body.get("serviceAccount") or {})
+    spec = {k: v for k, v in spec.items() if k in ("displayName", "description")}
+    spec["email"] = email
+    sa = seed_service_account(ctx.store, project, spec)
+    accounts[email] = sa
+    return 200, copy.deepcopy(sa)
+
+
+def iam_patch(ctx, project, ident):
+    pid, sa = iam_get_or_404(ctx.store, project, ident)
+    body = ctx.json_body()
+    update = body.get("serviceAccount") or {}
+    mask = body.get("updateMask")
+    if isinstance(mask, dict):
+        mask = ",".join(mask.get("paths", []))
+    if not mask:
+        mask = ctx.params.get("updateMask", "")
+    paths = [p.strip() for p in (mask or "").split(",") if p.strip()]
+    if not paths:
+        raise ApiError(400, "Field update_mask is required.", grpc="INVALID_ARGUMENT")
+    changed = False
+    for path in paths:
+        field = {"display_name": "displayName", "displayName": "displayName",
+                 "description": "description"}.get(path)
+        if field is None:
+            raise ApiError(400, f"Invalid update_mask path: '{path}'. Only display_name and description can "
+                                "be updated.", grpc="INVALID_ARGUMENT")
+        value = update.get(field, "")
+        if value:
+            changed |= sa.get(field) != value
+            sa[field] = value
+        elif field in sa:
+            del sa[field]
+            changed = True
+    if changed:
+        sa["etag"] = ctx.store.etag()
+    return 200, copy.deepcopy(sa)
+
+
+def iam_update(ctx, project, ident):
+    _, sa = iam_get_or_404(ctx.store, project, ident)
+    body = ctx.json_body()
+    for field in ("displayName", "description"):
+        if body.get(field):
+            sa[field] = body[field]
+        else:
+            sa.pop(field, None)
+    sa["etag"] = ctx.store.etag()
+    return 200, copy.deepcopy(sa)
+
+
+def iam_delete(ctx, project, ident):
+    pid, sa = iam_get_or_404(ctx.store, project, ident)
+    p = ctx.store.project(pid)
+    del p["serviceAccounts"][sa["email"]]
+    p["deletedServiceAccounts"][sa["uniqueId"]] = sa
+    return 200, {}
+
+
+def iam_set_disabled(disabled: bool):
+    def handler(ctx, project, ident):
+        _, sa = iam_get_or_404(ctx.store, project, ident)
+        if disabled:
+            sa["disabled"] = True
+        else:
+            sa.pop("disabled", None)
+        return 200, {}
+    return handler
+
+
+def iam_undelete(ctx, project, ident):
+    projects = ctx.store.projects.items() if project == "-" else [(project, ctx.store.project(project))]
+    for pid, p in projects:
+        sa = p["deletedServiceAccounts"].get(ident)
+        if sa is not None:
+            if sa["email"] in p["serviceAccounts"]:
+                raise ApiError(400, "Service account with the same email already exists.",
+                               grpc="FAILED_PRECONDITION")
+            del p["deletedServiceAccounts"][ident]
+            p["serviceAccounts"][sa["email"]] = sa
+            return 200, {"restoredAccount": copy.deepcopy(sa)}
+    raise ApiError(404, "Unknown service account", grpc="NOT_FOUND")
+
+
+# --------------------------------------------------------------------------------------------- Certificate Manager
+def cm_name(project, loc, coll, name, map_name=None):
+    if coll == "certificateMapEntries":
+        return f"projects/{project}/locations/{loc}/certificateMaps/{map_name}/certificateMapEntries/{name}"
+    return f"projects/{project}/locations/{loc}/{coll}/{name}"
+
+
+def cm_cert_ref(project, loc, value):
+    if value.startswith("projects/"):
+        return value
+    return cm_name(project, loc, "certificates", value)
+
+
+def seed_cm(store: Store, project: str, loc: str, coll: str, spec: dict) -> dict:
+    obj = copy.deepcopy(spec)
+    map_name = None
+    if coll == "certificateMapEntries":
+        map_name = obj.pop("map", None)
+        if not map_name and isinstance(obj.get("name"), str) and "/certificateMaps/" in obj["name"]:
+            map_name = obj["name"].split("/certificateMaps/")[1].split("/")[0]
+        if not map_name:
+            raise ApiError(400, f"seed: certificateMapEntries item without a map: {spec}")
+        map_name = last_segment(map_name)
+    if not obj.get("name"):
+        raise ApiError(400, f"seed: {coll} item without a name: {spec}")
+    short = last_segment(obj["name"])
+    obj["name"] = cm_name(project, loc, coll, short, map_name)
+    now = rfc3339_z()
+    obj.setdefault("createTime", now)
+    obj.setdefault("updateTime", obj["createTime"])
+    if coll == "certificates":
+        if "managed" in obj:
+            managed = obj["managed"]
+            domains = managed.setdefault("domains", [f"{short}.example.com"])
+            managed.setdefault("state", "ACTIVE")
+            if managed["state"] == "ACTIVE":
+                managed.setdefault("authorizationAttemptInfo",
+                                   [{"domain": d, "state": "AUTHORIZED"} for d in domains])
+                obj.setdefault("pemCertificate", FAKE_PEM)
+                obj.setdefault("expireTime", rfc3339_z(datetime.now(timezone.utc) + timedelta(days=90)))
+            obj.setdefault("sanDnsnames", list(domains))
+        else:
+            self_managed = obj.setdefault("selfManaged", {})
+            self_managed.pop("pemPrivateKey", None)
+            obj.setdefault("pemCertificate", self_managed.pop("pemCertificate", None) or FAKE_PEM)
+            obj.setdefault("sanDnsnames", [f"{short}.example.com"])
+            obj.setdefault("expireTime", rfc3339_z(datetime.now(timezone.utc) + timedelta(days=365)))
+    elif coll == "certificateMapEntries":
+        obj["certificates"] = [cm_cert_ref(project, loc, c) for c in obj.get("certificates", [])]
+        if "hostname" not in obj and "matcher" not in obj:
+            obj["matcher"] = "PRIMARY"
+        obj.setdefault("state", "ACTIVE")
+        obj["_map"] = map_name
+    return obj
+
+
+def cm_render(store: Store, coll: str, obj: dict, project: str, loc: str, enum_int: bool) -> dict:
+    out = copy.deepcopy({k: v for k, v in obj.items() if not k.startswith("_")})
+    if coll == "certificateMaps" and "gclbTargets" not in out:
+        targets = []
+        map_ref = f"//{CM}/{obj['name']}"
+        comp = store.project(project)["compute"]
+        for pcoll, key in (("targetHttpsProxies", "targetHttpsProxy"), ("targetSslProxies", "targetSslProxy")):
+            for proxy in sorted(comp[pcoll].values(), key=lambda x: x["name"]):
+                if proxy.get("certificateMap") == map_ref:
+                    targets.append({key: f"//{COMPUTE}/projects/{project}/global/{pcoll}/{proxy['name']}"})
+        if targets:
+            out["gclbTargets"] = targets
+    for path in CM_ENUM_FIELDS.get(coll, []):
+        convert_enum(out, path, CM_ENUMS[path], enum_int)
+    return out
+
+
+def convert_enum(obj, path: str, values: dict, enum_int: bool):
+    head, _, rest = path.partition(".")
+    is_list = head.endswith("[]")
+    key = head[:-2] if is_list else head
+    if not isinstance(obj, dict) or key not in obj:
+        return
+    if rest:
+        children = obj[key] if is_list and isinstance(obj[key], list) else [obj[key]]
+        for child in children:
+            convert_enum(child, rest, values, enum_int)
+        return
+    value = obj[key]
+    number = values.get(value) if isinstance(value, str) else value
+    if number == 0:
+        del obj[key]
+    elif enum_int and isinstance(number, int):
+        obj[key] = number
+    elif not enum_int and isinstance(value, int):
+        names = {v: k for k, v in values.items()}
+        obj[key] = names.get(value, value)
+
+
+def cm_page_size(params, default=50, maximum=1000):
+    raw = params.get("pageSize")
+    if not raw:
+        return default
+    try:
+        size = int(raw)
+    except ValueError:
+        raise ApiError(400, f"Invalid value at 'page_size' (TYPE_INT32), \"{raw}\"")
+    if size < 0:
+        raise ApiError(400, "page_size must be non-negative")
+    return min(size or default, maximum)
+
+
+def cm_list_response(ctx, project, loc, coll, items, field):
+    q = ctx.params
+    terms = parse_filter(q.get("filter"))
+    rendered = [cm_render(ctx.store, coll, i, project, loc, False) for i in items]
+    pairs = list(zip(rendered, items))
+    if terms is None:
+        ctx.notes.append("filter ignored (not trivial)")
+    elif terms:
+        pairs = [p for p in pairs if filter_match(p[0], terms)]
+    sorted_items = sorted_with_order([p[1] for p in pairs], q.get("orderBy"), "name")
+    token = q.get("pageToken")
+    bad = ApiError(400, "The provided page token is invalid.", grpc="INVALID_ARGUMENT")
+    page, nxt = paginate_names(sorted_items, cm_page_size(q), token, f"cm/{project}/{loc}/{coll}/{field}", bad,
+                               q.get("orderBy"))
+    body = {}
+    if page:
+        body[field] = [cm_render(ctx.store, coll, i, project, loc, ctx.enum_int) for i in page]
+    if nxt:
+        body["nextPageToken"] = nxt
+    return 200, body
+
+
+def cm_not_found(name):
+    return ApiError(404, f"Resource '{name}' was not found", grpc="NOT_FOUND")
+
+
+def cm_list_certificates(ctx, project, loc):
+    items = list(ctx.store.location(project, loc)["certificates"].values())
+    return cm_list_response(ctx, project, loc, "certificates", items, "certificates")
+
+
+def cm_list_maps(ctx, project, loc):
+    items = list(ctx.store.location(project, loc)["certificateMaps"].values())
+    return cm_list_response(ctx, project, loc, "certificateMaps", items, "certificateMaps")
+
+
+def cm_list_entries(ctx, project, loc, map_name):
+    state = ctx.store.location(project, loc)
+    if map_name == "-" and ctx.store.config["cm_entries_wildcard"]:
+        items = list(state["certificateMapEntries"].values())
+    else:
+        if map_name not in state["certificateMaps"]:
+            raise cm_not_found(cm_name(project, loc, "certificateMaps", map_name))
+        items = [e for (m, _), e in state["certificateMapEntries"].items() if m == map_name]
+    return cm_list_response(ctx, project, loc, "certificateMapEntries", items, "certificateMapEntries")
+
+
+def cm_lookup(ctx, project, loc, coll, name, map_name=None):
+    state = ctx.store.location(project, loc)
+    key = (map_name, name) if coll == "certificateMapEntries" else name
+    obj = state[coll].get(key)
+    if obj is None:
+        raise cm_not_found(cm_name(project, loc, coll, name, map_name))
+    return state, key, obj
+
+
+def cm_get(coll):
+    def handler(ctx, project, loc, *names):
+        if coll == "certificateMapEntries":
+            map_name, name = names
+        else:
+            map_name, name = None, names[0]
+        _, _, obj = cm_lookup(ctx, project, loc, coll, name, map_name)
+        return 200, cm_render(ctx.store, coll, obj, project, loc, ctx.enum_int)
+    return handler
+
+
+def cm_cert_users(store: Store, project: str, loc: str, cert_full: str) -> list[str]:
+    state = store.location(project, loc)
+    return sorted(e["name"] for e in state["certificateMapEntries"].values() if cert_full in e.get("certificates", []))
+
+
+def cm_delete(coll):
+    def handler(ctx, project, loc, *names):
+        store = ctx.store
+        if coll == "certificateMapEntries":
+            map_name, name = names
+        else:
+            map_name, name = None, names[0]
+        state, key, obj = cm_lookup(ctx, project, loc, coll, name, map_name)
+        if store.config["cm_in_use"] == "request":
+            problem = cm_delete_problem(store, project, loc, coll, obj)
+            if problem:
+                raise ApiError(400, problem, grpc="FAILED_PRECONDITION")
+        op_name = f"projects/{project}/locations/{loc}/operations/operation-{op_suffix(store.rng)}"
+        op = {
+            "name": op_name,
+            "metadata": {
+                "@type": "type.googleapis.com/google.cloud.certificatemanager.v1.OperationMetadata",
+                "createTime": rfc3339_z(),
+                "target": obj["name"],
+                "verb": "delete",
+                "requestedCancellation": False,
+                "apiVersion": "v1",
+            },
+            "done": False,
+        }
+        rec = {"op": op, "coll": coll, "key": key, "project": project, "loc": loc,
+               "polls_left": int(store.config["operation_polls"])}
+        store.cm_ops[op_name] = rec
+        if rec["polls_left"] <= 0:
+            finish_cm_op(store, rec)
+        return 200, cm_render_op(rec["op"])
+    return handler
+
+
+def cm_delete_problem(store, project, loc, coll, obj) -> str | None:
+    if coll == "certificates":
+        users = cm_cert_users(store, project, loc, obj["name"])
+        if users:
+            return (f"can't delete certificate \"{obj['name']}\": it is referenced by certificate map entry "
+                    f"\"{users[0]}\"")
+    if coll == "certificateMaps":
+        short = last_segment(obj["name"])
+        entries = [e for (m, _), e in store.location(project, loc)["certificateMapEntries"].items() if m == short]
+        if entries:
+            return (f"can't delete certificate map \"{obj['name']}\": it still contains certificate map entries; "
+                    "remove all the entries from the map first")
+    return None
+
+
+def cm_render_op(op):
+    out = copy.deepcopy(op)
+    if not out.get("done"):
+        out.pop("done", None)  # proto3 JSON omits false
+    return out
+
+
+def finish_cm_op(store: Store, rec: dict, cancelled: bool = False):
+    op = rec["op"]
+    op["done"] = True
+    op["metadata"]["endTime"] = rfc3339_z()
+    state = store.location(rec["project"], rec["loc"])
+    obj = state[rec["coll"]].get(rec["key"])
+    if cancelled:
+        op["metadata"]["requestedCancellation"] = True
+        op["error"] = {"code": RPC_CODE["CANCELLED"], "message": "Operation was cancelled."}
+        return
+    if obj is None:
+        op["error"] = {"code": RPC_CODE["NOT_FOUND"], "message": f"Resource '{op['metadata']['target']}' was not found"}
+        return
+    problem = cm_delete_problem(store, rec["project"], rec["loc"], rec["coll"], obj)
+    if problem:
+        op["error"] = {"code": RPC_CODE["FAILED_PRECONDITION"], "message": problem}
+        return
+    del state[rec["coll"]][rec["key"]]
+    op["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+
+
+def cm_op_record(ctx, project, loc, op_id):
+    name = f"projects/{project}/locations/{loc}/operations/{op_id}"
+    rec = ctx.store.cm_ops.get(name)
+    if rec is None:
+        raise ApiError(404, f"Operation '{name}' not found", grpc="NOT_FOUND")
+    return name, rec
+
+
+def cm_op_get(ctx, project, loc, op_id):
+    _, rec = cm_op_record(ctx, project, loc, op_id)
+    if not rec["op"]["done"]:
+        rec["polls_left"] -= 1
+        if rec["polls_left"] <= 0:
+            finish_cm_op(ctx.store, rec)
+    return 200, cm_render_op(rec["op"])
+
+
+def cm_op_delete(ctx, project, loc, op_id):
+    name, _ = cm_op_record(ctx, project, loc, op_id)
+    del ctx.store.cm_ops[name]
+    return 200, {}
+
+
+def cm_op_cancel(ctx, project, loc, op_id):
+    _, rec = cm_op_record(ctx, project, loc, op_id)
+    if not rec["op"]["done"]:
+        finish_cm_op(ctx.store, rec, cancelled=True)
+    return 200, {}
+
+
+def cm_op_list(ctx, project, loc):
+    prefix = f"projects/{project}/locations/{loc}/operations/"
+    ops = sorted((r["op"] for n, r in ctx.store.cm_ops.items() if n.startswith(prefix)), key=lambda o: o["name"])
+    token = ctx.params.get("pageToken")
+    bad = ApiError(400, "The provided page token is invalid.", grpc="INVALID_ARGUMENT")
+    page, nxt = paginate_names(ops, cm_page_size(ctx.params, 100, 1000), token, f"cmops/{project}/{loc}", bad, None)
+    body = {}
+    if page:
+        body["operations"] = [cm_render_op(o) for o in page]
+    if nxt:
+        body["nextPageToken"] = nxt
+    return 200, body
+
+
+# --------------------------------------------------------------------------------------------- routing
+SEG = r"([^/]+)"
+COMPUTE_COLL = r"(firewalls|sslCertificates|targetHttpsProxies|targetSslProxies)"
+SA = r"([^/:]+)"
+CMP = rf"/v1/projects/{SEG}/locations/{SEG}"
+ROUTES = [
+    ("GET", rf"/compute/v1/projects/{SEG}/global/operations", compute_op_list),
+    ("GET", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}", compute_op_get),
+    ("POST", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}/wait", compute_op_wait),
+    ("DELETE", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}", compute_op_delete),
+    ("GET", rf"/compute/v1/projects/{SEG}/global/{COMPUTE_COLL}", compute_list),
+    ("GET", rf"/compute/v1/projects/{SEG}/global/{COMPUTE_COLL}/{SEG}", compute_get),
+    ("DELETE", rf"/compute/v1/projects/{SEG}/global/{COMPUTE_COLL}/{SEG}", compute_delete),
+    ("GET", rf"/v1/projects/{SEG}/serviceAccounts", iam_list),
+    ("POST", rf"/v1/projects/{SEG}/serviceAccounts", iam_create),
+    ("GET", rf"/v1/projects/{SEG}/serviceAccounts/{SA}", iam_get),
+    ("PATCH", rf"/v1/projects/{SEG}/serviceAccounts/{SA}", iam_patch),
+    ("PUT", rf"/v1/projects/{SEG}/serviceAccounts/{SA}", iam_update),
+    ("DELETE", rf"/v1/projects/{SEG}/serviceAccounts/{SA}", iam_delete),
+    ("POST", rf"/v1/projects/{SEG}/serviceAccounts/{SA}:disable", iam_set_disabled(True)),
+    ("POST", rf"/v1/projects/{SEG}/serviceAccounts/{SA}:enable", iam_set_disabled(False)),
+    ("POST", rf"/v1/projects/{SEG}/serviceAccounts/{SA}:undelete", iam_undelete),
+    ("GET", rf"{CMP}/certificates", cm_list_certificates),
+    ("GET", rf"{CMP}/certificates/{SEG}", cm_get("certificates")),
+    ("DELETE", rf"{CMP}/certificates/{SEG}", cm_delete("certificates")),
+    ("GET", rf"{CMP}/certificateMaps", cm_list_maps),
+    ("GET", rf"{CMP}/certificateMaps/{SEG}", cm_get("certificateMaps")),
+    ("DELETE", rf"{CMP}/certificateMaps/{SEG}", cm_delete("certificateMaps")),
+    ("GET", rf"{CMP}/certificateMaps/{SEG}/certificateMapEntries", cm_list_entries),
+    ("GET", rf"{CMP}/certificateMaps/{SEG}/certificateMapEntries/{SEG}", cm_get("certificateMapEntries")),
+    ("DELETE", rf"{CMP}/certificateMaps/{SEG}/certificateMapEntries/{SEG}", cm_delete("certificateMapEntries")),
+    ("GET", rf"{CMP}/operations", cm_op_list),
+    ("GET", rf"{CMP}/operations/([^/:]+)", cm_op_get),
+    ("DELETE", rf"{CMP}/operations/([^/:]+)", cm_op_delete),
+    ("POST", rf"{CMP}/operations/([^/:]+):cancel", cm_op_cancel),
+]
+ROUTES = [(m, re.compile(p + "$"), h) for m, p, h in ROUTES]
+
+
+def classify(path: str):
+    """-> (api style, service name, project) for error formatting and disabled-service checks."""
+    m = re.match(r"/compute/v1/projects/([^/]+)", path)
+    if m or path.startswith("/compute/"):
+        return "compute", COMPUTE, m.group(1) if m else None
+    m = re.match(r"/v1/projects/([^/]+)/serviceAccounts", path)
+    if m:
+        return "iam", IAM, m.group(1)
+    m = re.match(r"/v1/projects/([^/]+)/locations", path)
+    if m:
+        return "cm", CM, m.group(1)
+    return "other", "googleapis.com", None
+
+
+class Ctx:
+    def __init__(self, store, params, body_bytes, enum_int):
+        self.store = store
+        self.params = params
+        self.body_bytes = body_bytes
+        self.enum_int = enum_int
+        self.notes = []
+
+    def json_body(self) -> dict:
+        if not self.body_bytes:
+            return {}
+        try:
+            obj = json.loads(self.body_bytes)
+        except ValueError:
+            raise ApiError(400, "Invalid JSON payload received.", grpc="INVALID_ARGUMENT")
+        if not isinstance(obj, dict):
+            raise ApiError(400, "Invalid JSON payload received. Expected an object.", grpc="INVALID_ARGUMENT")
+        return obj
+
+
+# --------------------------------------------------------------------------------------------- control
+SEED_KEYS = {"project", "location", "projectNumber", "firewalls", "sslCertificates", "targetHttpsProxies",
+             "targetSslProxies", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries"}
+
+
+def seed(store: Store, spec: dict) -> int:
+    if not isinstance(spec, dict):
+        raise ApiError(400, "seed: expected an object or a list of objects")
+    unknown = set(spec) - SEED_KEYS
+    if unknown:
+        raise ApiError(400, f"seed: unknown keys {sorted(unknown)}; known: {sorted(SEED_KEYS)}")
+    project = spec.get("project") or "test-project"
+    loc = spec.get("location") or "global"
+    p = store.project(project)
+    if spec.get("projectNumber"):
+        p["number"] = str(spec["projectNumber"])
+    n = 0
+    for coll in COMPUTE_COLLECTIONS:
+        for item in spec.get(coll) or []:
+            obj = seed_compute(store, project, coll, item)
+            p["compute"][coll][obj["name"]] = obj
+            n += 1
+    for item in spec.get("serviceAccounts") or []:
+        obj = seed_service_account(store, project, item)
+        p["serviceAccounts"][obj["email"]] = obj
+        n += 1
+    state = store.location(project, loc)
+    for coll in ("certificates", "certificateMaps"):
+        for item in spec.get(coll) or []:
+            obj = seed_cm(store, project, loc, coll, item)
+            state[coll][last_segment(obj["name"])] = obj
+            n += 1
+    for item in spec.get("certificateMapEntries") or []:
+        obj = seed_cm(store, project, loc, "certificateMapEntries", item)
+        map_name = obj["_map"]
+        if map_name not in state["certificateMaps"]:
+            state["certificateMaps"][map_name] = seed_cm(store, project, loc, "certificateMaps", {"name": map_name})
+        state["certificateMapEntries"][(map_name, last_segment(obj["name"]))] = obj
+        n += 1
+    return n
+
+
+def dump_state(store: Store) -> dict:
+    projects = {}
+    for pid, p in sorted(store.projects.items()):
+        out = {"projectNumber": p["number"]}
+        for coll in COMPUTE_COLLECTIONS:
+            out[coll] = [p["compute"][coll][k] for k in sorted(p["compute"][coll])]
+        out["serviceAccounts"] = [p["serviceAccounts"][k] for k in sorted(p["serviceAccounts"])]
+        out["deletedServiceAccounts"] = list(p["deletedServiceAccounts"].values())
+        out["locations"] = {}
+        for loc, st in sorted(p["locations"].items()):
+            out["locations"][loc] = {
+                "certificates": [st["certificates"][k] for k in sorted(st["certificates"])],
+                "certificateMaps": [cm_render(store, "certificateMaps", st["certificateMaps"][k], pid, loc, False)
+                                    for k in sorted(st["certificateMaps"])],
+                "certificateMapEntries": [cm_render(store, "certificateMapEntries", st["certificateMapEntries"][k],
+                                                    pid, loc, False) for k in sorted(st["certificateMapEntries"])],
+            }
+        projects[pid] = out
+    return {
+        "projects": projects,
+        "operations": {
+            "compute": [dict(r["op"], _project=r["project"], _pollsLeft=r["polls_left"])
+                        for r in store.compute_ops.values()],
+            "certificatemanager": [dict(r["op"], _pollsLeft=r["polls_left"]) for r in store.cm_ops.values()],
+        },
+    }
+
+
+FAULT_KEYS = {"method", "path", "query", "status", "retry_after", "delay_ms", "times", "reason", "message",
+              "format", "grpc_status"}
+
+
+def add_fault(store: Store, spec: dict):
+    if not isinstance(spec, dict):
+        raise ApiError(400, "fault must be an object")
+    unknown = set(spec) - FAULT_KEYS
+    if unknown:
+        raise ApiError(400, f"fault: unknown keys {sorted(unknown)}")
+    fault = {k: spec.get(k) for k in FAULT_KEYS}
+    fault["delay_ms"] = int(fault["delay_ms"] or 0)
+    if fault["path"]:
+        re.compile(fault["path"])
+    fault["hits"] = 0
+    store.faults.append(fault)
+
+
+def match_fault(store: Store, method: str, path: str, query: str):
+    for fault in store.faults:
+        if fault["times"] is not None and fault["times"] <= 0:
+            continue
+        if fault["method"] and fault["method"].upper() != method:
+            continue
+        if fault["path"] and not re.search(fault["path"], path):
+            continue
+        if fault["query"] and fault["query"] not in query:
+            continue
+        if fault["times"] is not None:
+            fault["times"] -= 1
+        fault["hits"] += 1
+        return dict(fault)
+    return None
+
+
+def control(store: Store, method: str, path: str, body: bytes):
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        return 400, {"error": "invalid JSON"}
+    if path == "/_fake/help":
+        return 200, {"help": __doc__}
+    if path == "/_fake/reset" and method == "POST":
+        store.reset()
+        return 200, {"reset": True}
+    if path == "/_fake/seed" and method == "POST":
+        specs = data if isinstance(data, list) else [data or {}]
+        n = sum(seed(store, s) for s in specs)
+        return 200, {"created": n}
+    if path == "/_fake/faults":
+        if method == "POST":
+            for spec in data if isinstance(data, list) else [data or {}]:
+                add_fault(store, spec)
+            return 200, {"faults": len(store.faults)}
+        if method == "GET":
+            return 200, {"faults": store.faults}
+        if method == "DELETE":
+            store.faults = []
+            return 200, {"faults": 0}
+    if path == "/_fake/config":
+        if method == "POST":
+            data = data or {}
+            unknown = set(data) - set(DEFAULT_CONFIG)
+            if unknown:
+                raise ApiError(400, f"config: unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
+            if "compute_in_use" in data and data["compute_in_use"] not in ("request", "operation"):
+                raise ApiError(400, "config: compute_in_use must be 'request' or 'operation'")
+            if "cm_in_use" in data and data["cm_in_use"] not in ("request", "operation"):
+                raise ApiError(400, "config: cm_in_use must be 'request' or 'operation'")
+            store.config.update(data)
+            return 200, store.config
+        if method == "GET":
+            return 200, store.config
+    if path == "/_fake/state" and method == "GET":
+        return 200, dump_state(store)
+    if path == "/_fake/requests":
+        if method == "GET":
+            return 200, store.requests
+        if method == "DELETE":
+            store.requests = []
+            return 200, {"requests": 0}
+    return 404, {"error": f"unknown control endpoint {method} {path}; see GET /_fake/help"}
+
+
+# --------------------------------------------------------------------------------------------- HTTP
+GFE_HTML = ("<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error {code} ({text})!!1</title>\n"
+            "  <p><b>{code}.</b> <ins>That\u2019s an error.</ins>\n  <p>The server encountered an error. "
+            "<ins>That\u2019s all we know.</ins>\n")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ESF"
+    sys_version = ""
+
+    def log_message(self, fmt, *args):  # quiet
+        if getattr(self.server, "verbose", False):
+            sys.stderr.write("fake_gcp: " + (fmt % args) + "\n")
+
+    def _read_body(self) -> bytes:
+        te = self.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0] or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, payload, headers: dict | None = None, content_type="application/json; charset=UTF-8"):
+        if payload is None:
+            data = b""
+        elif isinstance(payload, (bytes, str)):
+            data = payload.encode() if isinstance(payload, str) else payload
+        else:
+            data = (json.dumps(payload, indent=2) + "\n").encode()
+        self.send_response(status)
+        if data or status != 204:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Vary", "Origin, X-Origin, Referer")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD" and data:
+            self.wfile.write(data)
+
+    def _handle(self):
+        split = urlsplit(self.path)
+        path = unquote(split.path)
+        raw_query = split.query
+        body = self._read_body()
+        store = STORE
+        if path.startswith("/_fake/"):
+            with store.lock:
+                try:
+                    status, payload = control(store, self.command, path, body)
+                except ApiError as e:
+                    status, payload = e.status, {"error": e.message}
+            self._send(status, payload)
+            return
+        params = {k: v[-1] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+        query = unquote(raw_query)
+        alt = params.get("$alt") or params.get("alt") or ""
+        enum_int = "enum-encoding=int" in alt
+        api, service, project = classify(path)
+        try:
+            parsed_body = json.loads(body) if body else None
+        except ValueError:
+            parsed_body = body.decode(errors="replace")
+        entry = {"method": self.command, "path": path, "query": query, "params": params, "status": None,
+                 "body": parsed_body, "fault": False, "time": time.time(),
+                 "api_client": self.headers.get("x-goog-api-client")}
+        headers = {}
+        with store.lock:
+            fault = match_fault(store, self.command, path, query)
+            store.requests.append(entry)
+            cfg = dict(store.config)
+        if fault and fault["delay_ms"]:
+            time.sleep(fault["delay_ms"] / 1000.0)
+        content_type = "application/json; charset=UTF-8"
+        with store.lock:
+            try:
+                if fault and fault["status"]:
+                    entry["fault"] = True
+                    err = fault_error(api, service, project, self.command, fault)
+                    if fault.get("format") == "html":
+                        status = err.status
+                        payload = GFE_HTML.format(code=status, text=HTTP_REASON.get(status, "Error").title())
+                        content_type = "text/html; charset=UTF-8"
+                        headers.update(err.headers)
+                        raise _Answered(status, payload)
+                    raise err
+                if project and service in (cfg.get("disabled_services") or {}).get(project, []):
+                    raise service_disabled_error(api, service, project)
+                ctx = Ctx(store, params, body, enum_int)
+                handler, groups, allowed = None, (), []
+                for method, rx, h in ROUTES:
+                    m = rx.match(path)
+                    if m:
+                        if method == self.command:
+                            handler, groups = h, m.groups()
+                            break
+                        allowed.append(method)
+                if handler is None:
+                    if allowed:
+                        raise ApiError(501, f"fake_gcp does not implement {self.command} {path} "
+                                            f"(implemented: {', '.join(sorted(set(allowed)))})", grpc="UNIMPLEMENTED")
+                    raise ApiError(404, f"fake_gcp: no such method {self.command} {path}", grpc="NOT_FOUND")
+                status, payload = handler(ctx, *groups)
+                if ctx.notes:
+                    entry["notes"] = ctx.notes
+            except _Answered as a:
+                status, payload = a.status, a.payload
+            except ApiError as e:
+                status, payload = e.status, error_payload(api, e, project, cfg)
+                headers.update(e.headers)
+            entry["status"] = status
+        self._send(status, payload, headers, content_type)
+
+    def _safe(self):
+        try:
+            self._handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as exc:  # report instead of dropping the connection
+            import traceback
+            traceback.print_exc()
+            try:
+                self._send(500, {"error": {"code": 500, "message": f"fake_gcp internal error: {exc!r}",
+                                           "status": "INTERNAL"}})
+            except Exception:
+                pass
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _safe
+
+
+class _Answered(Exception):
+    def __init__(self, status, payload):
+        super().__init__(status)
+        self.status = status
+        self.payload = payload
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="fake Google Cloud REST server (test double)")
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = pick a free one)")
+    ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = ap.parse_args(argv)
+    server = Server(("127.0.0.1", args.port), Handler)
+    server.verbose = args.verbose
+    port = server.server_address[1]
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"listening on 127.0.0.1:{port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""Self-test for the fake Google Cloud REST server (stdlib unittest).
+
+Run from the repository root:  python3 -m unittest tests/gcpserver/test_fake_gcp.py
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER = os.path.join(HERE, "fake_gcp.py")
+# What the Rust clients append to every call (see their transport.rs).
+COMPUTE_Q = {"$alt": "json", "$apiVersion": "2026-09-01"}
+ONEPLATFORM_Q = {"$alt": "json;enum-encoding=int"}
+P = "proj-a"
+FW = f"/compute/v1/projects/{P}/global/firewalls"
+SSL = f"/compute/v1/projects/{P}/global/sslCertificates"
+OPS = f"/compute/v1/projects/{P}/global/operations"
+SA = f"/v1/projects/{P}/serviceAccounts"
+CM = f"/v1/projects/{P}/locations/global"
+
+
+def start_server():
+    proc = subprocess.Popen([sys.executable, SERVER, "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on 127.0.0.1:"):
+        proc.kill()
+        raise RuntimeError(f"server did not start: {line!r} {proc.stderr.read()}")
+    return proc, int(line.rsplit(":", 1)[1])
+
+
+def stop_server(proc):
+    proc.terminate()
+    try:
+        return proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+class FakeGcpTest(unittest.TestCase):
+    proc = None
+    port = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.proc, cls.port = start_server()
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_server(cls.proc)
+
+    def setUp(self):
+        self.call("POST", "/_fake/reset")
+
+    # ---------------------------------------------------------------- helpers
+    def call(self, method, path, body=None, query=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        if query:
+            path = path + "?" + urllib.parse.urlencode(query)
+        headers = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        payload = resp.read()
+        conn.close()
+        try:
+            parsed = json.loads(payload) if payload else None
+        except ValueError:
+            parsed = payload.decode()
+        return resp.status, resp, parsed
+
+    def ok(self, method, path, body=None, query=None, expect=200):
+        status, _, data = self.call(method, path, body, query)
+        self.assertEqual(status, expect, f"{method} {path} -> {status}: {data}")
+        return data
+
+    def compute(self, method, path, **kw):
+        return self.call(method, path, query={**COMPUTE_Q, **kw.pop("query", {})}, **kw)
+
+    def one(self, method, path, **kw):
+        return self.call(method, path, query={**ONEPLATFORM_Q, **kw.pop("query", {})}, **kw)
+
+    def seed(self, **spec):
+        spec.setdefault("project", P)
+        return self.ok("POST", "/_fake/seed", spec)
+
+    # ---------------------------------------------------------------- Compute
+    def test_firewalls_two_pages(self):
+        self.seed(firewalls=[{"name": n} for n in ("fw-e", "fw-a", "fw-c", "fw-b", "fw-d")])
+        status, _, page1 = self.compute("GET", FW, query={"maxResults": "3"})
+        self.assertEqual(status, 200)
+        self.assertEqual(page1["kind"], "compute#firewallList")
+        self.assertEqual(page1["selfLink"], f"https://www.googleapis.com/compute/v1/projects/{P}/global/firewalls")
+        self.assertEqual([f["name"] for f in page1["items"]], ["fw-a", "fw-b", "fw-c"])
+        first = page1["items"][0]
+        self.assertEqual(first["kind"], "compute#firewall")
+        self.assertIsInstance(first["id"], str)
+        self.assertTrue(first["id"].isdigit())
+        self.assertRegex(first["creationTimestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[-+]\d\d:\d\d$")
+        self.assertEqual(first["selfLink"], f"https://www.googleapis.com/compute/v1/projects/{P}/global/firewalls/fw-a")
+        self.assertTrue(first["network"].endswith("/global/networks/default"))
+        self.assertIn("nextPageToken", page1)
+        status, _, page2 = self.compute("GET", FW, query={"maxResults": "3", "pageToken": page1["nextPageToken"]})
+        self.assertEqual(status, 200)
+        self.assertEqual([f["name"] for f in page2["items"]], ["fw-d", "fw-e"])
+        self.assertNotIn("nextPageToken", page2)
+        # the client's parameters reached the server as sent
+        log = self.ok("GET", "/_fake/requests")
+        self.assertEqual(log[-1]["params"]["$alt"], "json")
+        self.assertEqual(log[-1]["params"]["maxResults"], "3")
+        # bad token / out-of-range maxResults are 400s in Compute's legacy error shape
+        status, _, err = self.compute("GET", FW, query={"pageToken": "garbage"})
+        self.assertEqual(status, 400)
+        self.assertEqual(err["error"]["errors"][0]["reason"], "invalid")
+        self.assertNotIn("status", err["error"])
+        status, _, err = self.compute("GET", FW, query={"maxResults": "501"})
+        self.assertEqual(status, 400)
+        # empty list: no items key
+        status, _, empty = self.compute("GET", f"/compute/v1/projects/other/global/firewalls")
+        self.assertEqual((status, "items" in empty), (200, False))
+
+    def test_trivial_filter(self):
+        self.seed(firewalls=[{"name": "allow-ssh"}, {"name": "allow-http"}, {"name": "deny-all", "disabled": True}])
+        _, _, data = self.compute("GET", FW, query={"filter": 'name = "allow-ssh"'})
+        self.assertEqual([f["name"] for f in data["items"]], ["allow-ssh"])
+        _, _, data = self.compute("GET", FW, query={"filter": "name eq allow-.*"})
+        self.assertEqual([f["name"] for f in data["items"]], ["allow-http", "allow-ssh"])
+        _, _, data = self.compute("GET", FW, query={"filter": '(name != "allow-ssh") (disabled = false)'})
+        self.assertEqual([f["name"] for f in data["items"]], ["allow-http"])
+        _, _, data = self.compute("GET", FW, query={"filter": "name = a OR name = b"})  # not trivial: ignored
+        self.assertEqual(len(data["items"]), 3)
+
+    def test_delete_operation_pending_then_done(self):
+        self.seed(firewalls=[{"name": "fw-old"}])
+        status, _, op = self.compute("DELETE", f"{FW}/fw-old")
+        self.assertEqual(status, 200)
+        self.assertEqual(op["kind"], "compute#operation")
+        self.assertEqual(op["operationType"], "delete")
+        self.assertEqual(op["status"], "PENDING")
+        self.assertEqual(op["targetLink"], f"https://www.googleapis.com/compute/v1/projects/{P}/global/firewalls/fw-old")
+        self.assertEqual(op["selfLink"], f"https://www.googleapis.com/compute/v1/projects/{P}/global/operations/{op['name']}")
+        self.assertTrue(op["name"].startswith("operation-"))
+        self.assertEqual(self.compute("GET", f"{FW}/fw-old")[0], 200)  # still there
+        # a second delete while the first runs
+        status, _, err = self.compute("DELETE", f"{FW}/fw-old")
+        self.assertEqual((status, err["error"]["errors"][0]["reason"]), (400, "resourceNotReady"))
+        _, _, polled = self.compute("GET", f"{OPS}/{op['name']}")
+        self.assertEqual(polled["status"], "RUNNING")
+        self.assertEqual(self.compute("GET", f"{FW}/fw-old")[0], 200)
+        _, _, polled = self.compute("GET", f"{OPS}/{op['name']}")
+        self.assertEqual(polled["status"], "DONE")
+        self.assertEqual(polled["progress"], 100)
+        self.assertNotIn("error", polled)
+        status, _, err = self.compute("GET", f"{FW}/fw-old")
+        self.assertEqual(status, 404)
+        self.assertEqual(err["error"]["code"], 404)
+        self.assertEqual(err["error"]["errors"][0],
+                         {"message": f"The resource 'projects/{P}/global/firewalls/fw-old' was not found",
+                          "domain": "global", "reason": "notFound"})
+        # operation_polls = 0: DONE in the delete's own answer; wait finishes at once
+        self.ok("POST", "/_fake/config", {"operation_polls": 0})
+        self.seed(firewalls=[{"name": "fw-2"}, {"name": "fw-3"}])
+        _, _, op = self.compute("DELETE", f"{FW}/fw-2")
+        self.assertEqual(op["status"], "DONE")
+        self.assertEqual(self.compute("GET", f"{FW}/fw-2")[0], 404)
+        self.ok("POST", "/_fake/config", {"operation_polls": 5})
+        _, _, op = self.compute("DELETE", f"{FW}/fw-3")
+        status, _, waited = self.compute("POST", f"{OPS}/{op['name']}/wait")
+        self.assertEqual((status, waited["status"]), (200, "DONE"))
+        self.assertEqual(self.compute("GET", f"{FW}/fw-3")[0], 404)
+        self.assertEqual(self.compute("DELETE", f"{FW}/nope")[0], 404)
+
+    def test_ssl_certificate_in_use_refused(self):
+        self.seed(sslCertificates=[{"name": "cert-used"}, {"name": "cert-free"}],
+                  targetHttpsProxies=[{"name": "https-proxy", "sslCertificates": ["cert-used"]}],
+                  targetSslProxies=[{"name": "ssl-proxy", "certificateMap": "map-1"}])
+        _, _, proxy = self.compute("GET", f"/compute/v1/projects/{P}/global/targetHttpsProxies/https-proxy")
+        self.assertEqual(proxy["sslCertificates"],
+                         [f"https://www.googleapis.com/compute/v1/projects/{P}/global/sslCertificates/cert-used"])
+        base64.urlsafe_b64decode(proxy["fingerprint"])
+        _, _, sslp = self.compute("GET", f"/compute/v1/projects/{P}/global/targetSslProxies")
+        self.assertEqual(sslp["kind"], "compute#targetSslProxyList")
+        self.assertEqual(sslp["items"][0]["certificateMap"],
+                         f"//certificatemanager.googleapis.com/projects/{P}/locations/global/certificateMaps/map-1")
+        # default: refused on the DELETE itself
+        status, _, err = self.compute("DELETE", f"{SSL}/cert-used")
+        self.assertEqual(status, 400)
+        self.assertEqual(err["error"]["errors"][0]["reason"], "resourceInUseByAnotherResource")
+        self.assertIn("is already being used by 'projects/proj-a/global/targetHttpsProxies/https-proxy'",
+                      err["error"]["message"])
+        # selectable: the operation fails instead
+        self.ok("POST", "/_fake/config", {"compute_in_use": "operation", "operation_polls": 1})
+        _, _, op = self.compute("DELETE", f"{SSL}/cert-used")
+        self.assertEqual(op["status"], "PENDING")
+        _, _, done = self.compute("GET", f"{OPS}/{op['name']}")
+        self.assertEqual(done["status"], "DONE")
+        self.assertEqual(done["httpErrorStatusCode"], 400)
+        self.assertEqual(done["error"]["errors"][0]["code"], "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE")
+        self.assertEqual(self.compute("GET", f"{SSL}/cert-used")[0], 200)
+        # an unused one goes
+        _, _, op = self.compute("DELETE", f"{SSL}/cert-free")
+        _, _, done = self.compute("GET", f"{OPS}/{op['name']}")
+        self.assertNotIn("error", done)
+        _, _, listed = self.compute("GET", SSL)
+        self.assertEqual([c["name"] for c in listed["items"]], ["cert-used"])
+        self.assertEqual(listed["items"][0]["type"], "SELF_MANAGED")
+
+    # ---------------------------------------------------------------- IAM
+    def test_iam_list_disable_patch_delete(self):
+        self.seed(serviceAccounts=[{"accountId": "robot-a", "displayName": "A"}, {"accountId": "robot-b"},
+                                   {"email": f"robot-c@{P}.iam.gserviceaccount.com", "description": "old"}])
+        status, _, page1 = self.one("GET", SA, query={"pageSize": "2"})
+        self.assertEqual(status, 200)
+        self.assertEqual(len(page1["accounts"]), 2)
+        _, _, page2 = self.one("GET", SA, query={"pageSize": "2", "pageToken": page1["nextPageToken"]})
+        self.assertEqual([a["email"] for a in page2["accounts"]], [f"robot-c@{P}.iam.gserviceaccount.com"])
+        self.assertNotIn("nextPageToken", page2)
+        sa = page1["accounts"][0]
+        email = f"robot-a@{P}.iam.gserviceaccount.com"
+        self.assertEqual(sa["name"], f"projects/{P}/serviceAccounts/{email}")
+        self.assertEqual((sa["email"], sa["projectId"], sa["displayName"]), (email, P, "A"))
+        self.assertNotIn("disabled", sa)
+        self.assertEqual(sa["oauth2ClientId"], sa["uniqueId"])
+        base64.b64decode(sa["etag"], validate=True)
+        # get via "-" and via the unique id
+        self.assertEqual(self.one("GET", f"/v1/projects/-/serviceAccounts/{email}")[2]["name"], sa["name"])
+        self.assertEqual(self.one("GET", f"{SA}/{sa['uniqueId']}")[2]["email"], email)
+        # disable / enable
+        status, _, body = self.one("POST", f"{SA}/{email}:disable", body={})
+        self.assertEqual((status, body), (200, {}))
+        self.assertIs(self.one("GET", f"{SA}/{email}")[2]["disabled"], True)
+        self.one("POST", f"{SA}/{email}:enable", body={})
+        self.assertNotIn("disabled", self.one("GET", f"{SA}/{email}")[2])
+        # patch (the Rust client strips serviceAccount.name from the body and sends the mask in camelCase)
+        status, _, patched = self.one("PATCH", f"{SA}/{email}",
+                                      body={"serviceAccount": {"description": "managed by driftsweep",
+                                                               "etag": sa["etag"]},
+                                            "updateMask": "description"})
+        self.assertEqual(status, 200, patched)
+        self.assertEqual(patched["description"], "managed by driftsweep")
+        self.assertEqual(patched["displayName"], "A")
+        self.assertNotEqual(patched["etag"], sa["etag"])
+        status, _, err = self.one("PATCH", f"{SA}/{email}", body={"serviceAccount": {"email": "x"},
+                                                                  "updateMask": "email"})
+        self.assertEqual((status, err["error"]["status"]), (400, "INVALID_ARGUMENT"))
+        # delete
+        status, _, body = self.one("DELETE", f"{SA}/{email}")
+        self.assertEqual((status, body), (200, {}))
+        status, _, err = self.one("GET", f"{SA}/{email}")
+        self.assertEqual(status, 404)
+        self.assertEqual(err, {"error": {"code": 404, "message": "Unknown service account", "status": "NOT_FOUND"}})
+        self.assertEqual(len(self.one("GET", SA)[2]["accounts"]), 2)
+        # undelete by unique id
+        status, _, restored = self.one("POST", f"/v1/projects/-/serviceAccounts/{sa['uniqueId']}:undelete", body={})
+        self.assertEqual((status, restored["restoredAccount"]["email"]), (200, email))
+
+    # ---------------------------------------------------------------- Certificate Manager
+    def test_certificate_manager_list_and_delete_via_lro(self):
+        self.seed(certificates=[{"name": "cert-a", "managed": {"domains": ["a.example.com"]}},
+                                {"name": "cert-b"}, {"name": "cert-c"}],
+                  certificateMapEntries=[{"map": "map-1", "name": "entry-1", "hostname": "a.example.com",
+                                          "certificates": ["cert-a"]}],
+                  targetHttpsProxies=[{"name": "lb", "certificateMap": "map-1"}])
+        status, _, page1 = self.one("GET", f"{CM}/certificates", query={"pageSize": "2"})
+        self.assertEqual(status, 200)
+        self.assertEqual([c["name"] for c in page1["certificates"]],
+                         [f"projects/{P}/locations/global/certificates/cert-a",
+                          f"projects/{P}/locations/global/certificates/cert-b"])
+        self.assertEqual(page1["certificates"][0]["managed"]["state"], 3)  # ACTIVE, enum-encoding=int
+        self.assertRegex(page1["certificates"][0]["createTime"], r"Z$")
+        _, _, page2 = self.one("GET", f"{CM}/certificates", query={"pageSize": "2",
+                                                                  "pageToken": page1["nextPageToken"]})
+        self.assertEqual(len(page2["certificates"]), 1)
+        self.assertNotIn("nextPageToken", page2)
+        # without enum-encoding=int the enums are strings
+        _, _, plain = self.call("GET", f"{CM}/certificates/cert-a", query={"$alt": "json"})
+        self.assertEqual(plain["managed"]["state"], "ACTIVE")
+        # maps and entries
+        _, _, maps = self.one("GET", f"{CM}/certificateMaps")
+        self.assertEqual(maps["certificateMaps"][0]["gclbTargets"],
+                         [{"targetHttpsProxy": f"//compute.googleapis.com/projects/{P}/global/targetHttpsProxies/lb"}])
+        _, _, entries = self.one("GET", f"{CM}/certificateMaps/map-1/certificateMapEntries")
+        entry = entries["certificateMapEntries"][0]
+        self.assertEqual(entry["certificates"], [f"projects/{P}/locations/global/certificates/cert-a"])
+        self.assertEqual((entry["hostname"], entry["state"]), ("a.example.com", 1))
+        self.assertEqual(self.one("GET", f"{CM}/certificateMaps/-/certificateMapEntries")[0], 404)
+        self.ok("POST", "/_fake/config", {"cm_entries_wildcard": True})
+        self.assertEqual(len(self.one("GET", f"{CM}/certificateMaps/-/certificateMapEntries")[2]
+                             ["certificateMapEntries"]), 1)
+        # delete an unused certificate: LRO, removed only when done
+        status, _, op = self.one("DELETE", f"{CM}/certificates/cert-b")
+        self.assertEqual(status, 200)
+        self.assertRegex(op["name"], rf"^projects/{P}/locations/global/operations/operation-")
+        self.assertFalse(op.get("done", False))
+        self.assertEqual(op["metadata"]["@type"],
+                         "type.googleapis.com/google.cloud.certificatemanager.v1.OperationMetadata")
+        self.assertEqual(op["metadata"]["target"], f"projects/{P}/locations/global/certificates/cert-b")
+        self.assertEqual(op["metadata"]["verb"], "delete")
+        _, _, polled = self.one("GET", f"/v1/{op['name']}")
+        self.assertFalse(polled.get("done", False))
+        self.assertEqual(self.one("GET", f"{CM}/certificates/cert-b")[0], 200)
+        _, _, polled = self.one("GET", f"/v1/{op['name']}")
+        self.assertIs(polled["done"], True)
+        self.assertEqual(polled["response"], {"@type": "type.googleapis.com/google.protobuf.Empty"})
+        self.assertIn("endTime", polled["metadata"])
+        status, _, err = self.one("GET", f"{CM}/certificates/cert-b")
+        self.assertEqual((status, err["error"]["status"]), (404, "NOT_FOUND"))
+        # a certificate named by a map entry: the operation fails with FAILED_PRECONDITION (9)
+        _, _, op = self.one("DELETE", f"{CM}/certificates/cert-a")
+        self.one("GET", f"/v1/{op['name']}")
+        _, _, polled = self.one("GET", f"/v1/{op['name']}")
+        self.assertIs(polled["done"], True)
+        self.assertEqual(polled["error"]["code"], 9)
+        self.assertNotIn("response", polled)
+        self.assertEqual(self.one("GET", f"{CM}/certificates/cert-a")[0], 200)
+        # or the DELETE itself is refused
+        self.ok("POST", "/_fake/config", {"cm_in_use": "request"})
+        status, _, err = self.one("DELETE", f"{CM}/certificates/cert-a")
+        self.assertEqual((status, err["error"]["status"]), (400, "FAILED_PRECONDITION"))
+
+    # ---------------------------------------------------------------- faults
+    def test_service_disabled_403_shape(self):
+        self.ok("POST", "/_fake/faults", {"path": "^/compute/", "status": 403, "reason": "SERVICE_DISABLED"})
+        status, _, err = self.compute("GET", FW)
+        self.assertEqual(status, 403)
+        e = err["error"]
+        self.assertEqual((e["code"], e["status"]), (403, "PERMISSION_DENIED"))
+        self.assertIn("Compute Engine API has not been used in project", e["message"])
+        self.assertEqual(e["errors"][0]["reason"], "accessNotConfigured")
+        self.assertEqual(e["errors"][0]["domain"], "usageLimits")
+        info = e["details"][0]
+        self.assertEqual(info["@type"], "type.googleapis.com/google.rpc.ErrorInfo")
+        self.assertEqual((info["reason"], info["domain"]), ("SERVICE_DISABLED", "googleapis.com"))
+        self.assertEqual(info["metadata"]["service"], "compute.googleapis.com")
+        self.assertRegex(info["metadata"]["consumer"], r"^projects/\d+$")
+        self.assertEqual({d["@type"] for d in e["details"][1:]},
+                         {"type.googleapis.com/google.rpc.LocalizedMessage", "type.googleapis.com/google.rpc.Help"})
+        # IAM (a newer API) answers without the legacy "errors" list; here via the config switch
+        self.ok("DELETE", "/_fake/faults")
+        self.ok("POST", "/_fake/config", {"disabled_services": {P: ["iam.googleapis.com"]}})
+        status, _, err = self.one("GET", SA)
+        self.assertEqual(status, 403)
+        self.assertNotIn("errors", err["error"])
+        self.assertEqual(err["error"]["details"][0]["metadata"]["service"], "iam.googleapis.com")
+        self.assertEqual(self.one("GET", "/v1/projects/other/serviceAccounts")[0], 200)
+
+    def test_429_then_success(self):
+        self.seed(certificates=[{"name": "cert-a"}])
+        self.ok("POST", "/_fake/faults", {"method": "GET", "path": "/certificates$", "status": 429, "times": 1,
+                                          "retry_after": 2})
+        status, resp, err = self.one("GET", f"{CM}/certificates")
+        self.assertEqual(status, 429)
+        self.assertEqual(resp.getheader("Retry-After"), "2")
+        self.assertEqual(err["error"]["status"], "RESOURCE_EXHAUSTED")
+        self.assertEqual(err["error"]["details"][0]["reason"], "RATE_LIMIT_EXCEEDED")
+        status, _, data = self.one("GET", f"{CM}/certificates")
+        self.assertEqual(status, 200)
+        self.assertEqual(len(data["certificates"]), 1)
+        log = self.ok("GET", "/_fake/requests")
+        self.assertEqual([(r["status"], r["fault"]) for r in log], [(429, True), (200, False)])
+        faults = self.ok("GET", "/_fake/faults")["faults"]
+        self.assertEqual((faults[0]["times"], faults[0]["hits"]), (0, 1))
+        # Compute 429s also carry the legacy errors list
+        self.ok("POST", "/_fake/faults", {"path": "firewalls", "status": 429, "times": 1})
+        status, resp, err = self.compute("GET", FW)
+        self.assertEqual((status, err["error"]["errors"][0]["reason"]), (429, "rateLimitExceeded"))
+        self.assertIsNone(resp.getheader("Retry-After"))
+
+    def test_state_log_reset(self):
+        self.seed(firewalls=[{"name": "fw"}], serviceAccounts=[{"accountId": "robot-x"}],
+                  certificates=[{"name": "c"}])
+        self.compute("GET", FW)
+        state = self.ok("GET", "/_fake/state")
+        proj = state["projects"][P]
+        self.assertEqual([f["name"] for f in proj["firewalls"]], ["fw"])
+        self.assertEqual(len(proj["serviceAccounts"]), 1)
+        self.assertEqual(len(proj["locations"]["global"]["certificates"]), 1)
+        self.assertEqual(len(self.ok("GET", "/_fake/requests")), 1)  # control calls are not logged
+        self.ok("DELETE", "/_fake/requests")
+        self.assertEqual(self.ok("GET", "/_fake/requests"), [])
+        self.ok("POST", "/_fake/reset")
+        self.assertEqual(self.ok("GET", "/_fake/state")["projects"], {})
+        status, _, _ = self.call("POST", "/_fake/seed", {"project": P, "firewall": []})
+        self.assertEqual(status, 400)
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_sigterm_exits_zero(self):
+        proc, port = start_server()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/_fake/config")
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(stop_server(proc), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

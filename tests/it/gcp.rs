@@ -1,0 +1,319 @@
+//! The live GCP sources end to end: the real binary with the official clients pointed at the
+//! fake GCP server in `tests/gcpserver/` (Compute, IAM, Certificate Manager) and at
+//! fake-gcs-server (buckets).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::services::{Service, fake_gcs, free_port};
+use crate::{stderr, write};
+
+pub struct FakeGcp {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for FakeGcp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl FakeGcp {
+    pub fn start() -> FakeGcp {
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .arg(crate::root().join("tests/gcpserver/fake_gcp.py"))
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        crate::services::wait_for_port(port, &mut child, "the fake GCP server");
+        let gcp = FakeGcp { child, port };
+        // Operations finish on the first poll: the clients' polling backoff is real time.
+        gcp.control("POST", "/_fake/config", &json!({"operation_polls": 1}));
+        gcp
+    }
+
+    pub fn control(&self, method: &str, path: &str, body: &Value) -> Value {
+        let (status, text) = Service::http_to(self.port, method, path, &body.to_string());
+        assert!(status < 300, "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub fn seed(&self, body: Value) {
+        self.control("POST", "/_fake/seed", &body);
+    }
+
+    pub fn fault(&self, fault: Value) {
+        self.control("POST", "/_fake/faults", &fault);
+    }
+
+    pub fn requests(&self) -> Vec<Value> {
+        match self.control("GET", "/_fake/requests", &Value::Null) {
+            Value::Array(a) => a,
+            other => panic!("request log: {other}"),
+        }
+    }
+}
+
+pub const PROJECT: &str = "aia-test";
+
+/// The project of the tests: allowed and stray resources of every kind, the tricky in-use ones.
+pub struct Project {
+    pub gcp: FakeGcp,
+    pub gcs: Service,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn project() -> Project {
+    let gcp = FakeGcp::start();
+    // More than one page of firewall rules (the client asks for 500 at a time).
+    let mut firewalls: Vec<Value> = (0..501)
+        .map(|i| json!({"name": format!("aia-allow-{i:03}")}))
+        .collect();
+    firewalls.push(json!({"name": "old-open-ssh"}));
+    firewalls.push(json!({"name": "gke-aia-1234-all"}));
+    gcp.seed(json!({
+        "project": PROJECT,
+        "firewalls": firewalls,
+        "sslCertificates": [
+            {"name": "aia-cert"}, {"name": "old-cert"}, {"name": "used-cert"}
+        ],
+        "targetHttpsProxies": [{"name": "lb-proxy", "sslCertificates": ["used-cert"]}],
+        "serviceAccounts": [
+            {"accountId": "aia-api", "displayName": "API"},
+            {"accountId": "old-batch", "displayName": "gone"},
+            {"email": format!("service-1@gcp-sa-aia.iam.gserviceaccount.com")}
+        ],
+        "certificates": [{"name": "aia-cm"}, {"name": "old-cm"}, {"name": "mapped-cm"}],
+        "certificateMaps": [{"name": "lb-map"}],
+        "certificateMapEntries": [{"map": "lb-map", "name": "www", "certificates": ["mapped-cm"]}]
+    }));
+    let gcs = fake_gcs(&["aia-assets", "old-empty", "old-full"]);
+    let (status, body) = gcs.http(
+        "POST",
+        "/upload/storage/v1/b/old-full/o?uploadType=media&name=data.csv",
+        "a,b\n",
+    );
+    assert!(status < 300, "{status} {body}");
+    Project {
+        gcp,
+        gcs,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Project {
+    pub fn policy(&self, extra: &str) -> PathBuf {
+        write(
+            self.dir.path(),
+            "policy.yaml",
+            &format!(
+                "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  firewall_rules: {{allowed: [\"aia-*\"]}}\n  buckets: {{allowed: [\"aia-*\"]{extra}}}\n  service_accounts: {{allowed: [\"aia-*\"]}}\n  ssl_certificates: {{allowed: [\"aia-*\"]}}\nsafety:\n  min_age_hours: 0\n  max_deletions: 20\n"
+            ),
+        )
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        let gcp = format!("http://127.0.0.1:{}", self.gcp.port);
+        vec![
+            ("DRIFTSWEEP_GCP_COMPUTE_ENDPOINT".into(), gcp.clone()),
+            ("DRIFTSWEEP_GCP_IAM_ENDPOINT".into(), gcp.clone()),
+            ("DRIFTSWEEP_GCP_CERTIFICATEMANAGER_ENDPOINT".into(), gcp),
+            (
+                "STORAGE_EMULATOR_HOST".into(),
+                format!("127.0.0.1:{}", self.gcs.port),
+            ),
+            ("DRIFTSWEEP_GCP_CREDENTIALS".into(), "anonymous".into()),
+        ]
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_driftsweep"));
+        cmd.args(args)
+            .current_dir(crate::root())
+            .env_remove("DRIFTSWEEP_POLICY")
+            .env_remove("DRIFTSWEEP_BACKUP");
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn report(&self, extra_args: &[&str], name: &str) -> (Output, Value) {
+        let path = self.path(name);
+        let policy = self.policy("");
+        let mut args = vec![
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--report",
+            path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra_args);
+        let out = self.run(&args);
+        let report = std::fs::read_to_string(&path)
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap_or(Value::Null);
+        (out, report)
+    }
+}
+
+/// `Kind name` → (action, reasons).
+pub fn verdicts(report: &Value) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                format!(
+                    "{} {}",
+                    f["kind"].as_str().unwrap(),
+                    f["name"].as_str().unwrap()
+                ),
+                (
+                    f["action"].as_str().unwrap().to_string(),
+                    f["reasons"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.as_str().unwrap().to_string())
+                        .collect(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn sa(name: &str) -> String {
+    format!("IamServiceAccount {name}@{PROJECT}.iam.gserviceaccount.com")
+}
+
+#[test]
+fn a_live_gcp_audit_reads_every_page_keeps_what_is_in_use_and_replays_equal() {
+    let p = project();
+    // One throttled answer on the first page: retried.
+    p.gcp.fault(json!({"method": "GET", "path": "/global/firewalls$", "status": 429, "retry_after": 1, "times": 1}));
+    let (out, live) = p.report(&[], "live.json");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = verdicts(&live);
+    let action = |key: &str| {
+        v.get(key)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no verdict for {key}: {:?}",
+                    v.keys()
+                        .filter(|k| !k.contains("aia-allow"))
+                        .collect::<Vec<_>>()
+                )
+            })
+            .0
+            .as_str()
+    };
+    assert_eq!(
+        v.keys()
+            .filter(|k| k.starts_with("FirewallRule aia-allow-"))
+            .count(),
+        501,
+        "both pages read"
+    );
+    assert_eq!(action("FirewallRule old-open-ssh"), "delete");
+    assert_eq!(action("FirewallRule gke-aia-1234-all"), "keep");
+    assert_eq!(action("SslCertificate old-cert"), "delete");
+    assert_eq!(
+        action("SslCertificate used-cert"),
+        "keep",
+        "used by a proxy, whatever the allowlist"
+    );
+    assert!(
+        v["SslCertificate used-cert"]
+            .1
+            .contains(&"in-use".to_string())
+    );
+    assert_eq!(action("Certificate old-cm"), "delete");
+    assert_eq!(action("Certificate mapped-cm"), "keep");
+    assert_eq!(action(&sa("old-batch")), "delete");
+    assert_eq!(action(&sa("aia-api")), "keep");
+    assert_eq!(
+        action("IamServiceAccount service-1@gcp-sa-aia.iam.gserviceaccount.com"),
+        "keep"
+    );
+    assert_eq!(action("Bucket old-empty"), "delete");
+    assert_eq!(action("Bucket old-full"), "keep", "not empty");
+    assert_eq!(action("Bucket aia-assets"), "keep");
+    let firewall_lists = p
+        .gcp
+        .requests()
+        .iter()
+        .filter(|r| {
+            r["method"] == "GET" && r["path"].as_str().unwrap().ends_with("/global/firewalls")
+        })
+        .count();
+    assert_eq!(firewall_lists, 3, "a 429, then two pages");
+
+    // The snapshot of the same project replays to the same verdicts.
+    let snap = p.path("snap");
+    let policy = p.policy("");
+    let out = p.run(&[
+        "snapshot",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--out",
+        snap.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let now = live["evaluated_at"].as_str().unwrap().to_string();
+    let (out, replay) = p.report(
+        &["--snapshot", snap.to_str().unwrap(), "--now", &now],
+        "replay.json",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(verdicts(&replay), v);
+}
+
+#[test]
+fn a_disabled_api_is_reported_for_its_provider_and_protects_its_kind() {
+    let p = project();
+    p.gcp
+        .fault(json!({"path": "/serviceAccounts$", "status": 403, "reason": "SERVICE_DISABLED"}));
+    p.gcp
+        .fault(json!({"path": "/targetHttpsProxies$", "status": 403}));
+    let (out, report) = p.report(&[], "report.json");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v = verdicts(&report);
+    assert!(
+        !v.keys().any(|k| k.starts_with("IamServiceAccount ")),
+        "no account judged unread"
+    );
+    for key in ["SslCertificate old-cert", "Certificate old-cm"] {
+        assert_eq!(
+            v[key].0, "keep",
+            "{key}: proxies unread, so nothing proves it unused"
+        );
+        assert!(
+            v[key].1.contains(&"listing-incomplete".to_string()),
+            "{key}: {:?}",
+            v[key].1
+        );
+    }
+    assert_eq!(
+        v["FirewallRule old-open-ssh"].0, "delete",
+        "other providers go on"
+    );
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("SERVICE_DISABLED") && errors.contains("service accounts"),
+        "{errors}"
+    );
+    assert!(errors.contains("forbidden"), "{errors}");
+}
