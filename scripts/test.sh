@@ -162,6 +162,8 @@ quiet hadolint Dockerfile
 # kubectl, that a real client accepts it), so a failure there is not mistaken for driftsweep's.
 step "fake kube-apiserver self-test (tests/apiserver)"
 quiet python3 -m unittest tests/apiserver/test_fake_apiserver.py
+step "fake GCP REST server self-test (tests/gcpserver)"
+quiet python3 -m unittest tests/gcpserver/test_fake_gcp.py
 
 # Unit and integration tests (no doctests) against the release build above.
 if cargo nextest --version >/dev/null 2>&1; then

@@ -484,10 +484,22 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
                     .ok(),
                     None => None,
                 };
+                let gcp = match &policy.gcp {
+                    Some(g) => match crate::inventory::gcp_live::GcpAuth::from_env() {
+                        Ok(auth) => crate::inventory::gcp_live::GcpClients::new(g, auth)
+                            .await
+                            .ok()
+                            .map(|c| (c, g)),
+                        Err(_) => None,
+                    },
+                    None => None,
+                };
                 let still_leased = || held.as_ref().is_none_or(lease::Lease::held);
                 let exec = Executors {
                     cluster: cluster.as_ref(),
                     registry: registry.as_ref(),
+                    gcp: gcp.as_ref().map(|(c, g)| (c, *g)),
+                    now: settings.now,
                     backup: &backup,
                     still_leased: &still_leased,
                 };

@@ -275,6 +275,30 @@ impl Backup {
         .await
     }
 
+    /// Writes a GCP resource as the API returned it: a record to re-create it from (with
+    /// gcloud or the API); `restore` does not re-create GCP resources.
+    pub async fn gcp(&self, kind: &str, name: &str, object: &Value) -> Result<String, BackupError> {
+        let rel = format!("gcp/{kind}/{name}.json");
+        let entry = Entry {
+            provider: "gcp".to_string(),
+            kind: kind.to_string(),
+            api_version: None,
+            namespace: None,
+            name: name.to_string(),
+            uid: None,
+            file: rel.clone(),
+            backed_up_at: Utc::now(),
+            restorable: false,
+            contents_of: None,
+        };
+        self.record(
+            &rel,
+            serde_json::to_vec_pretty(object).unwrap_or_default(),
+            entry,
+        )
+        .await
+    }
+
     async fn record(&self, rel: &str, bytes: Vec<u8>, entry: Entry) -> Result<String, BackupError> {
         let location = self
             .store

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::evaluate::{Action, Finding, Findings, Outcome, OutcomeStatus};
 use crate::inventory::cluster::{Cluster, DeleteOutcome, KubeTarget};
+use crate::inventory::gcp_live::{GcpClients, GcpDelete};
 use crate::inventory::registry::client::{DeleteOutcome as RegistryOutcome, RegistryClient};
 use crate::inventory::{Inventory, Provider};
 use crate::plan::{self, Blocked};
@@ -74,7 +75,8 @@ pub fn check_plan(
             current: policy_digest.to_string(),
         });
     }
-    let age = now - plan.started_at;
+    // Measured against the time the plan decided as of (its `--now`, else when it ran).
+    let age = now - plan.evaluated_at;
     if age > Duration::hours(i64::from(max_age_hours)) {
         return Err(PlanError::TooOld {
             path: path.to_string(),
@@ -244,6 +246,9 @@ pub fn gates(
 pub struct Executors<'a> {
     pub cluster: Option<&'a Cluster>,
     pub registry: Option<&'a RegistryClient>,
+    pub gcp: Option<(&'a GcpClients, &'a crate::policy::GcpPolicy)>,
+    /// The time of the run (service accounts: when one was disabled).
+    pub now: DateTime<Utc>,
     pub backup: &'a backup::Backup,
     /// False once the Lease is lost: stop deleting.
     pub still_leased: &'a (dyn Fn() -> bool + Sync),
@@ -313,7 +318,21 @@ pub async fn execute(selection: &mut Selection, inventory: &Inventory, exec: &Ex
                     skipped("its repository could not be read this run (see errors)")
                 }
             }
-            Provider::Gcp => skipped(NOT_IN_INVENTORY),
+            Provider::Gcp => {
+                let listed = crate::inventory::GcpKind::parse(&f.kind).is_some_and(|k| {
+                    inventory.gcp_listed.contains(&k)
+                        && !inventory.has_gap(&crate::inventory::Protects::Gcp(k))
+                });
+                if listed {
+                    Outcome {
+                        status: OutcomeStatus::AlreadyGone,
+                        reason: None,
+                        backup: None,
+                    }
+                } else {
+                    skipped("its list failed this run (see errors)")
+                }
+            }
         };
         f.outcome = Some(outcome);
     }
@@ -380,7 +399,94 @@ async fn delete_one(f: &Finding, exec: &Executors<'_>) -> Outcome {
             };
             delete_image(client, f, exec.backup).await
         }
-        Provider::Gcp => skipped("GCP deletions are not in this build"),
+        Provider::Gcp => {
+            let Some((clients, policy)) = exec.gcp else {
+                return skipped("the GCP project is not configured");
+            };
+            delete_gcp(clients, policy, f, exec.backup, exec.now).await
+        }
+    }
+}
+
+/// The creation time a GCP API reports, to tell a re-created resource from the reviewed one.
+fn created_of(current: &serde_json::Value) -> Option<DateTime<Utc>> {
+    ["creationTimestamp", "timeCreated", "createTime"]
+        .iter()
+        .find_map(|k| current.get(*k).and_then(serde_json::Value::as_str))
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+async fn delete_gcp(
+    clients: &GcpClients,
+    policy: &crate::policy::GcpPolicy,
+    f: &Finding,
+    backup: &backup::Backup,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let Some(kind) = crate::inventory::GcpKind::parse(&f.kind) else {
+        return skipped(format!("unknown GCP kind {}", f.kind));
+    };
+    let current = match clients
+        .current(kind, &f.name, f.identity.resource_name.as_deref())
+        .await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Outcome {
+                status: OutcomeStatus::AlreadyGone,
+                reason: None,
+                backup: None,
+            };
+        }
+        Err(e) => return failed(e, None),
+    };
+    let id = current
+        .get("id")
+        .or_else(|| current.get("uniqueId"))
+        .and_then(serde_json::Value::as_str);
+    let reviewed_id = f.identity.id.as_deref();
+    if kind != crate::inventory::GcpKind::Bucket
+        && let (Some(now_id), Some(was)) = (id, reviewed_id)
+        && now_id != was
+    {
+        return skipped(format!(
+            "re-created since review: id is now {now_id} (was {was})"
+        ));
+    }
+    if let (Some(now_created), Some(was)) = (created_of(&current), f.created_at)
+        && now_created != was
+    {
+        return skipped(format!(
+            "re-created since review: created {now_created} (was {was})"
+        ));
+    }
+    let location = match backup.gcp(&f.kind, &f.name, &current).await {
+        Ok(l) => l,
+        Err(e) => return failed(format!("not deleted: {e}"), None),
+    };
+    match clients.delete(kind, &f.name, &current, policy, now).await {
+        Ok(GcpDelete::Deleted(note)) => Outcome {
+            status: OutcomeStatus::Deleted,
+            reason: note,
+            backup: Some(location),
+        },
+        Ok(GcpDelete::AlreadyGone) => Outcome {
+            status: OutcomeStatus::AlreadyGone,
+            reason: None,
+            backup: Some(location),
+        },
+        Ok(GcpDelete::Skipped(why)) => Outcome {
+            status: OutcomeStatus::Skipped,
+            reason: Some(why),
+            backup: Some(location),
+        },
+        Ok(GcpDelete::Disabled(why)) => Outcome {
+            status: OutcomeStatus::Disabled,
+            reason: Some(why),
+            backup: Some(location),
+        },
+        Err(e) => failed(e, Some(location)),
     }
 }
 

@@ -141,10 +141,15 @@ pub async fn restore(
         };
         if !entry.restorable {
             result.status = RestoreStatus::NotRestorable;
-            result.detail = Some(
+            result.detail = Some(if entry.provider == "gcp" {
+                format!(
+                    "GCP resources are not re-created by restore; {} holds it as the API returned it (service accounts: `gcloud iam service-accounts undelete` within 30 days)",
+                    store.location(&entry.file)
+                )
+            } else {
                 "image versions cannot be restored: the registry deleted their blobs; push the image again from its source"
-                    .to_string(),
-            );
+                    .to_string()
+            });
             out.push(result);
             continue;
         }

@@ -42,7 +42,7 @@ fn report(findings: Vec<Finding>, digest: &str, age_hours: i64) -> Report {
             run_id: "plan-1".into(),
             mode: Mode::DryRun,
             started_at: Utc::now() - Duration::hours(age_hours),
-            evaluated_at: Utc::now(),
+            evaluated_at: Utc::now() - Duration::hours(age_hours),
             policy: PolicyRef {
                 name: "p".into(),
                 digest: digest.into(),

@@ -206,6 +206,8 @@ pub enum OutcomeStatus {
     AlreadyGone,
     Skipped,
     Failed,
+    /// Service accounts, first phase: disabled; a later run deletes them.
+    Disabled,
 }
 
 impl OutcomeStatus {
@@ -215,6 +217,7 @@ impl OutcomeStatus {
             OutcomeStatus::AlreadyGone => "already-gone",
             OutcomeStatus::Skipped => "skipped",
             OutcomeStatus::Failed => "failed",
+            OutcomeStatus::Disabled => "disabled",
         }
     }
 }

@@ -664,3 +664,419 @@ async fn read_buckets(clients: &GcpClients, read: &mut GcpRead) {
     read.resources.append(&mut buckets);
     read.listed.push(GcpKind::Bucket);
 }
+
+/// What a GCP delete did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GcpDelete {
+    /// Deleted; the note says how to undo it where that is possible.
+    Deleted(Option<String>),
+    AlreadyGone,
+    Skipped(String),
+    /// Service accounts, first phase: disabled, to be deleted by a later run.
+    Disabled(String),
+}
+
+/// The description marker that records when enforce disabled an account.
+const DISABLED_MARKER: &str = "[driftsweep: disabled at ";
+
+/// When enforce disabled the account, from its description.
+pub fn disabled_at(description: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let start = description.rfind(DISABLED_MARKER)? + DISABLED_MARKER.len();
+    let end = description[start..].find(']')? + start;
+    chrono::DateTime::parse_from_rfc3339(&description[start..end])
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn not_found(e: &google_cloud_gax::error::Error) -> bool {
+    e.http_status_code() == Some(404)
+        || e.status()
+            .is_some_and(|s| s.code == google_cloud_gax::error::rpc::Code::NotFound)
+}
+
+fn in_use(e: &google_cloud_gax::error::Error) -> bool {
+    let text = e.to_string();
+    text.contains("resourceInUseByAnotherResource")
+        || text.contains("RESOURCE_IN_USE_BY_ANOTHER_RESOURCE")
+        || text.contains("is already being used by")
+        || e.status()
+            .is_some_and(|s| s.code == google_cloud_gax::error::rpc::Code::FailedPrecondition)
+}
+
+impl GcpClients {
+    fn certificate_name(&self, name: &str, resource_name: Option<&str>) -> String {
+        resource_name
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}/certificates/{name}", self.certificate_parent()))
+    }
+
+    /// The resource as the API returns it now; `None` when it is gone.
+    pub async fn current(
+        &self,
+        kind: GcpKind,
+        name: &str,
+        resource_name: Option<&str>,
+    ) -> Result<Option<Value>, String> {
+        let p = self.project.clone();
+        macro_rules! get {
+            ($call:expr, $what:expr) => {
+                match with_retries($what, || $call).await {
+                    Ok(v) => Ok(serde_json::to_value(v).ok()),
+                    Err(e)
+                        if e.contains("404")
+                            || e.contains("NOT_FOUND")
+                            || e.contains("not found") =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+        }
+        match kind {
+            GcpKind::FirewallRule => {
+                let c = self.firewalls.as_ref().ok_or("no Compute client")?;
+                get!(
+                    c.get().set_project(p.clone()).set_firewall(name).send(),
+                    "firewalls.get"
+                )
+            }
+            GcpKind::SslCertificate => {
+                let c = self.ssl.as_ref().ok_or("no Compute client")?;
+                get!(
+                    c.get()
+                        .set_project(p.clone())
+                        .set_ssl_certificate(name)
+                        .send(),
+                    "sslCertificates.get"
+                )
+            }
+            GcpKind::Certificate => {
+                let c = self
+                    .certificates
+                    .as_ref()
+                    .ok_or("no Certificate Manager client")?;
+                let full = self.certificate_name(name, resource_name);
+                get!(
+                    c.get_certificate().set_name(full.clone()).send(),
+                    "certificates.get"
+                )
+            }
+            GcpKind::IamServiceAccount => {
+                let c = self.iam.as_ref().ok_or("no IAM client")?;
+                let full = format!("projects/-/serviceAccounts/{name}");
+                get!(
+                    c.get_service_account().set_name(full.clone()).send(),
+                    "serviceAccounts.get"
+                )
+            }
+            GcpKind::Bucket => match self.storage_get(&format!("/storage/v1/b/{name}")).await {
+                Ok(v) => Ok(Some(v)),
+                Err(e) if e.contains("404") => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Deletes one resource (`current` is what `current` returned, already backed up).
+    pub async fn delete(
+        &self,
+        kind: GcpKind,
+        name: &str,
+        current: &Value,
+        policy: &GcpPolicy,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<GcpDelete, String> {
+        use google_cloud_lro::Poller as _;
+        let p = self.project.clone();
+        match kind {
+            GcpKind::FirewallRule | GcpKind::SslCertificate => {
+                let result = if kind == GcpKind::FirewallRule {
+                    let c = self.firewalls.as_ref().ok_or("no Compute client")?;
+                    c.delete()
+                        .set_project(p)
+                        .set_firewall(name)
+                        .poller()
+                        .until_done()
+                        .await
+                } else {
+                    let c = self.ssl.as_ref().ok_or("no Compute client")?;
+                    c.delete()
+                        .set_project(p)
+                        .set_ssl_certificate(name)
+                        .poller()
+                        .until_done()
+                        .await
+                };
+                match result {
+                    Ok(op) => match op.error.as_ref().map(|e| &e.errors) {
+                        Some(errors) if !errors.is_empty() => {
+                            let text = errors
+                                .iter()
+                                .map(|e| {
+                                    format!(
+                                        "{}: {}",
+                                        e.code.as_deref().unwrap_or("error"),
+                                        e.message.as_deref().unwrap_or("")
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join("; ");
+                            if text.contains("RESOURCE_IN_USE") || text.contains("being used by") {
+                                Ok(GcpDelete::Skipped(format!(
+                                    "in use by another resource: {text}"
+                                )))
+                            } else if text.contains("NOT_FOUND") {
+                                Ok(GcpDelete::AlreadyGone)
+                            } else {
+                                Err(format!("the delete operation failed: {text}"))
+                            }
+                        }
+                        _ => Ok(GcpDelete::Deleted(None)),
+                    },
+                    Err(e) if not_found(&e) => Ok(GcpDelete::AlreadyGone),
+                    Err(e) if in_use(&e) => Ok(GcpDelete::Skipped(format!(
+                        "in use by another resource: {e}"
+                    ))),
+                    Err(e) => Err(describe("delete", &e)),
+                }
+            }
+            GcpKind::Certificate => {
+                let c = self
+                    .certificates
+                    .as_ref()
+                    .ok_or("no Certificate Manager client")?;
+                let full = current
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| self.certificate_name(name, None));
+                match c
+                    .delete_certificate()
+                    .set_name(full)
+                    .poller()
+                    .until_done()
+                    .await
+                {
+                    Ok(()) => Ok(GcpDelete::Deleted(None)),
+                    Err(e) if not_found(&e) => Ok(GcpDelete::AlreadyGone),
+                    Err(e) if in_use(&e) => Ok(GcpDelete::Skipped(format!(
+                        "in use (a certificate map entry names it): {e}"
+                    ))),
+                    Err(e) => Err(describe("certificates.delete", &e)),
+                }
+            }
+            GcpKind::IamServiceAccount => self.service_account(name, current, policy, now).await,
+            GcpKind::Bucket => self.bucket(name, current, policy).await,
+        }
+    }
+
+    /// Two phases: disable and record when; delete once disabled long enough.
+    async fn service_account(
+        &self,
+        email: &str,
+        current: &Value,
+        policy: &GcpPolicy,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<GcpDelete, String> {
+        let c = self.iam.as_ref().ok_or("no IAM client")?;
+        let days = policy
+            .service_accounts
+            .as_ref()
+            .map_or(7, |s| s.disable_days);
+        let full = format!("projects/{}/serviceAccounts/{email}", self.project);
+        let description = current
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let disabled = current.get("disabled").and_then(Value::as_bool) == Some(true);
+        let unique_id = current
+            .get("uniqueId")
+            .and_then(Value::as_str)
+            .unwrap_or("UNIQUE_ID")
+            .to_string();
+        if !disabled {
+            let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let marked = if description.is_empty() {
+                format!("{DISABLED_MARKER}{stamp}]")
+            } else {
+                format!("{description} {DISABLED_MARKER}{stamp}]")
+            };
+            let account = google_cloud_iam_admin_v1::model::ServiceAccount::new()
+                .set_name(full.clone())
+                .set_description(marked);
+            with_retries("serviceAccounts.patch", || {
+                c.patch_service_account()
+                    .set_service_account(account.clone())
+                    .set_update_mask(
+                        google_cloud_wkt::FieldMask::default().set_paths(["description"]),
+                    )
+                    .send()
+            })
+            .await?;
+            with_retries("serviceAccounts.disable", || {
+                c.disable_service_account().set_name(full.clone()).send()
+            })
+            .await?;
+            return Ok(GcpDelete::Disabled(format!(
+                "disabled, not deleted: a later enforce deletes it after {days} days if it is still disabled. Undo: gcloud iam service-accounts enable {email} --project {}",
+                self.project
+            )));
+        }
+        let Some(since) = disabled_at(&description) else {
+            return Ok(GcpDelete::Skipped(
+                "disabled by someone else (no driftsweep record of when); not deleted".to_string(),
+            ));
+        };
+        let due = since + chrono::Duration::days(i64::from(days));
+        if now < due {
+            return Ok(GcpDelete::Skipped(format!(
+                "disabled at {since}; deleted by an enforce run from {due} (`gcp.service_accounts.disable_days`: {days})"
+            )));
+        }
+        match with_retries("serviceAccounts.delete", || {
+            c.delete_service_account().set_name(full.clone()).send()
+        })
+        .await
+        {
+            Ok(()) => Ok(GcpDelete::Deleted(Some(format!(
+                "undo within 30 days: gcloud iam service-accounts undelete {unique_id} --project {}",
+                self.project
+            )))),
+            Err(e) if e.contains("404") || e.contains("NOT_FOUND") => Ok(GcpDelete::AlreadyGone),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn storage_send(&self, method: reqwest::Method, path: &str) -> Result<u16, String> {
+        let url = format!("{}{path}", self.storage);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(token) = self.auth.bearer().await? {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(r)
+                    if (r.status().as_u16() == 429 || r.status().is_server_error())
+                        && attempt < ATTEMPTS => {}
+                Ok(r) => return Ok(r.status().as_u16()),
+                Err(_) if attempt < ATTEMPTS => {}
+                Err(e) => return Err(format!("{method} {url}: {e}")),
+            }
+            tokio::time::sleep(Duration::from_millis(250u64 << attempt.min(6))).await;
+        }
+    }
+
+    /// Only an empty bucket, unless `delete_non_empty`; never one with a locked retention.
+    async fn bucket(
+        &self,
+        name: &str,
+        current: &Value,
+        policy: &GcpPolicy,
+    ) -> Result<GcpDelete, String> {
+        if current
+            .pointer("/retentionPolicy/isLocked")
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
+            return Ok(GcpDelete::Skipped(
+                "its retention policy is locked".to_string(),
+            ));
+        }
+        let delete_non_empty = policy.buckets.as_ref().is_some_and(|b| b.delete_non_empty);
+        let objects = self
+            .storage_get(&format!("/storage/v1/b/{name}/o?maxResults=1"))
+            .await?;
+        let empty = super::gcs::objects_list_is_empty(&objects)?;
+        let mut note = None;
+        if !empty {
+            if !delete_non_empty {
+                return Ok(GcpDelete::Skipped(
+                    "not empty (set `gcp.buckets.delete_non_empty` to delete its objects too)"
+                        .to_string(),
+                ));
+            }
+            let count = self.empty_bucket(name).await?;
+            note = Some(format!(
+                "{count} objects deleted first; object data is not backed up"
+            ));
+        }
+        match self
+            .storage_send(reqwest::Method::DELETE, &format!("/storage/v1/b/{name}"))
+            .await?
+        {
+            200..=299 => Ok(GcpDelete::Deleted(note)),
+            404 => Ok(GcpDelete::AlreadyGone),
+            409 | 412 => Ok(GcpDelete::Skipped(
+                "not empty: objects were written since".to_string(),
+            )),
+            status => Err(format!("deleting bucket {name}: HTTP {status}")),
+        }
+    }
+
+    async fn empty_bucket(&self, name: &str) -> Result<usize, String> {
+        let mut count = 0;
+        loop {
+            let page = self
+                .storage_get(&format!("/storage/v1/b/{name}/o?maxResults=1000"))
+                .await?;
+            let items: Vec<String> = page
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect();
+            if items.is_empty() {
+                return Ok(count);
+            }
+            for object in items {
+                let encoded: String = url_encode(&object);
+                match self
+                    .storage_send(
+                        reqwest::Method::DELETE,
+                        &format!("/storage/v1/b/{name}/o/{encoded}"),
+                    )
+                    .await?
+                {
+                    200..=299 | 404 => count += 1,
+                    status => {
+                        return Err(format!("deleting object {object} of {name}: HTTP {status}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_disable_time_is_read_back_from_the_description() {
+        let t = disabled_at("batch jobs [driftsweep: disabled at 2026-11-29T07:30:00Z]").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-29T07:30:00+00:00");
+        assert!(disabled_at("no marker").is_none());
+        assert!(disabled_at("[driftsweep: disabled at garbage]").is_none());
+    }
+
+    #[test]
+    fn object_names_are_encoded_for_their_path() {
+        assert_eq!(url_encode("a/b c.csv"), "a%2Fb%20c.csv");
+    }
+}

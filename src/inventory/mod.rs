@@ -55,6 +55,19 @@ pub enum GcpKind {
 }
 
 impl GcpKind {
+    pub const ALL: [GcpKind; 5] = [
+        GcpKind::FirewallRule,
+        GcpKind::Bucket,
+        GcpKind::IamServiceAccount,
+        GcpKind::SslCertificate,
+        GcpKind::Certificate,
+    ];
+
+    /// The kind a report spells `kind`.
+    pub fn parse(kind: &str) -> Option<GcpKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             GcpKind::FirewallRule => "FirewallRule",

@@ -162,9 +162,10 @@ pub struct GcpPolicy {
     /// Cloud Storage buckets. Absent: buckets are not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buckets: Option<BucketPolicy>,
-    /// IAM service accounts (matched by email). Absent: not audited.
+    /// IAM service accounts (matched by email). Absent: not audited. Enforce deletes in two
+    /// phases: it disables an account first, and deletes it in a later run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_accounts: Option<Allowlist>,
+    pub service_accounts: Option<ServiceAccountPolicy>,
     /// Compute SSL certificates and Certificate Manager certificates. Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_certificates: Option<Allowlist>,
@@ -177,6 +178,23 @@ pub struct Allowlist {
     /// list cannot be empty.
     #[schemars(with = "Vec<String>")]
     pub allowed: Vec<Glob>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountPolicy {
+    /// Account email patterns that may exist.
+    #[schemars(with = "Vec<String>")]
+    pub allowed: Vec<Glob>,
+    /// Days an account stays disabled (by an enforce run, which records when in its
+    /// description) before a later enforce run deletes it. Anything using it fails visibly in
+    /// that time, and `gcloud iam service-accounts enable` undoes it.
+    #[serde(default = "default_disable_days")]
+    pub disable_days: u32,
+}
+
+fn default_disable_days() -> u32 {
+    7
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -42,9 +42,13 @@ fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
     }
     if r.mode == super::Mode::Enforce && r.blocked.is_none() {
         use crate::evaluate::OutcomeStatus as S;
+        let disabled = match r.outcome_count(S::Disabled) {
+            0 => String::new(),
+            n => format!("{n} disabled, "),
+        };
         writeln!(
             out,
-            "  outcome: {} deleted, {} already gone, {} skipped, {} failed",
+            "  outcome: {} deleted, {disabled}{} already gone, {} skipped, {} failed",
             r.outcome_count(S::Deleted),
             r.outcome_count(S::AlreadyGone),
             r.outcome_count(S::Skipped),
@@ -53,7 +57,7 @@ fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
         for f in r.actions().iter().filter(|f| {
             f.outcome
                 .as_ref()
-                .is_some_and(|o| matches!(o.status, S::Skipped | S::Failed))
+                .is_some_and(|o| matches!(o.status, S::Skipped | S::Failed | S::Disabled))
         }) {
             let name = match &f.namespace {
                 Some(ns) => format!("{} {ns}/{}", f.kind, f.name),

@@ -53,6 +53,16 @@ impl FakeGcp {
         self.control("POST", "/_fake/faults", &fault);
     }
 
+    /// Whether a GET of the resource at `path` finds it.
+    pub fn exists(&self, path: &str) -> bool {
+        let (status, body) = Service::http_to(self.port, "GET", path, "");
+        assert!(
+            status == 200 || status == 404,
+            "GET {path}: {status} {body}"
+        );
+        status == 200
+    }
+
     pub fn requests(&self) -> Vec<Value> {
         match self.control("GET", "/_fake/requests", &Value::Null) {
             Value::Array(a) => a,
@@ -316,4 +326,187 @@ fn a_disabled_api_is_reported_for_its_provider_and_protects_its_kind() {
         "{errors}"
     );
     assert!(errors.contains("forbidden"), "{errors}");
+}
+
+impl Project {
+    /// A dry run (the plan), then enforce of it, both deciding as of `now`.
+    fn plan_and_enforce(&self, policy: &std::path::Path, now: &str, tag: &str) -> (Output, Value) {
+        let plan = self.path(&format!("plan-{tag}.json"));
+        let out = self.run(&[
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--now",
+            now,
+            "--report",
+            plan.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let outcome = self.path(&format!("outcome-{tag}.json"));
+        let backup = self.path("backups");
+        let out = self.run(&[
+            "run",
+            "--enforce",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--now",
+            now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ]);
+        let report = std::fs::read_to_string(&outcome)
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap_or(Value::Null);
+        (out, report)
+    }
+}
+
+/// `Kind name` → (status, reason, backup) of every planned action.
+fn outcomes(report: &Value) -> std::collections::BTreeMap<String, (String, String, bool)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| !f["outcome"].is_null())
+        .map(|f| {
+            (
+                format!(
+                    "{} {}",
+                    f["kind"].as_str().unwrap(),
+                    f["name"].as_str().unwrap()
+                ),
+                (
+                    f["outcome"]["status"].as_str().unwrap().to_string(),
+                    f["outcome"]["reason"].as_str().unwrap_or("").to_string(),
+                    f["outcome"]["backup"].is_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `days` from now, a minute on so that what the test just made is not younger than "now".
+fn now_plus(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days) + chrono::Duration::minutes(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[test]
+fn enforce_deletes_gcp_resources_through_their_operations_and_skips_what_is_in_use() {
+    let p = project();
+    // Between the lists and the delete, a proxy starts using the certificate: the API refuses.
+    p.gcp.fault(json!({
+        "method": "DELETE", "path": "/sslCertificates/old-cert$", "status": 400,
+        "reason": "resourceInUseByAnotherResource",
+        "message": "The ssl_certificate resource 'old-cert' is already being used by 'new-proxy'"
+    }));
+    let policy = p.policy("");
+    let (out, report) = p.plan_and_enforce(&policy, &now_plus(0), "1");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&report);
+    assert_eq!(o["FirewallRule old-open-ssh"].0, "deleted", "{o:?}");
+    assert!(o["FirewallRule old-open-ssh"].2, "backed up first");
+    assert_eq!(o["Certificate old-cm"].0, "deleted", "{o:?}");
+    assert_eq!(o["Bucket old-empty"].0, "deleted", "{o:?}");
+    assert_eq!(o["SslCertificate old-cert"].0, "skipped");
+    assert!(
+        o["SslCertificate old-cert"]
+            .1
+            .contains("in use by another resource"),
+        "{o:?}"
+    );
+    assert_eq!(o[&sa("old-batch")].0, "disabled", "first phase only");
+    assert!(
+        o[&sa("old-batch")]
+            .1
+            .contains("gcloud iam service-accounts enable")
+    );
+
+    let compute = |coll: &str, name: &str| {
+        p.gcp.exists(&format!(
+            "/compute/v1/projects/{PROJECT}/global/{coll}/{name}"
+        ))
+    };
+    let cm = |name: &str| {
+        p.gcp.exists(&format!(
+            "/v1/projects/{PROJECT}/locations/global/certificates/{name}"
+        ))
+    };
+    assert!(
+        !compute("firewalls", "old-open-ssh") && !cm("old-cm"),
+        "gone from the project"
+    );
+    assert!(compute("sslCertificates", "old-cert") && compute("sslCertificates", "used-cert"));
+    assert!(cm("mapped-cm") && compute("firewalls", "gke-aia-1234-all"));
+    // The firewall delete was a long-running operation, polled until DONE.
+    assert!(p.gcp.requests().iter().any(
+        |r| r["method"] == "GET" && r["path"].as_str().unwrap().contains("/global/operations/")
+    ));
+    let (status, _) = p.gcs.http("GET", "/storage/v1/b/old-empty", "");
+    assert_eq!(status, 404);
+    let (status, _) = p.gcs.http("GET", "/storage/v1/b/old-full", "");
+    assert_eq!(status, 200, "a non-empty bucket is not planned");
+}
+
+#[test]
+fn service_accounts_are_disabled_then_deleted_after_the_grace_days() {
+    let p = project();
+    let policy = p.policy("");
+    let account = |p: &Project| {
+        p.gcp.exists(&format!(
+            "/v1/projects/{PROJECT}/serviceAccounts/old-batch@{PROJECT}.iam.gserviceaccount.com"
+        ))
+    };
+    let (out, first) = p.plan_and_enforce(&policy, &now_plus(0), "1");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(outcomes(&first)[&sa("old-batch")].0, "disabled");
+    assert!(account(&p), "disabled, not deleted");
+
+    // Three days later: still within `disable_days` (7).
+    let (out, second) = p.plan_and_enforce(&policy, &now_plus(3), "2");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&second);
+    assert_eq!(o[&sa("old-batch")].0, "skipped", "{o:?}");
+    assert!(o[&sa("old-batch")].1.contains("disable_days"), "{o:?}");
+    assert!(account(&p));
+
+    // Eight days later: deleted, with the undelete command.
+    let (out, third) = p.plan_and_enforce(&policy, &now_plus(8), "3");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&third);
+    assert_eq!(o[&sa("old-batch")].0, "deleted", "{o:?}");
+    assert!(
+        o[&sa("old-batch")]
+            .1
+            .contains("gcloud iam service-accounts undelete"),
+        "{o:?}"
+    );
+    assert!(!account(&p));
+    assert!(p.gcp.exists(&format!(
+        "/v1/projects/{PROJECT}/serviceAccounts/aia-api@{PROJECT}.iam.gserviceaccount.com"
+    )));
+}
+
+#[test]
+fn a_non_empty_bucket_is_deleted_only_when_the_policy_says_so() {
+    let p = project();
+    let policy = p.policy(", delete_non_empty: true");
+    let (out, report) = p.plan_and_enforce(&policy, &now_plus(0), "1");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&report);
+    assert_eq!(o["Bucket old-full"].0, "deleted", "{o:?}");
+    assert!(
+        o["Bucket old-full"]
+            .1
+            .contains("object data is not backed up"),
+        "{o:?}"
+    );
+    let (status, _) = p.gcs.http("GET", "/storage/v1/b/old-full", "");
+    assert_eq!(status, 404);
+    let (status, _) = p.gcs.http("GET", "/storage/v1/b/aia-assets", "");
+    assert_eq!(status, 200);
 }
