@@ -20,6 +20,45 @@ use serde_json::{Value, json};
 use super::{Gap, GcpKind, GcpResource, Protects, Provider};
 use crate::policy::GcpPolicy;
 
+/// The IAM permissions of every call the audit makes (`gcp/roles/auditor.yaml`).
+pub const AUDITOR_PERMISSIONS: &[&str] = &[
+    "compute.firewalls.list",
+    "compute.sslCertificates.list",
+    "compute.targetHttpsProxies.list",
+    "compute.targetSslProxies.list",
+    "certificatemanager.certs.list",
+    "certificatemanager.certmaps.list",
+    "certificatemanager.certmapentries.list",
+    "iam.serviceAccounts.list",
+    "storage.buckets.list",
+    "storage.objects.list",
+    "artifactregistry.dockerimages.list",
+    "artifactregistry.repositories.downloadArtifacts",
+];
+
+/// The permissions of every call enforce adds (`gcp/roles/enforcer.yaml`).
+pub const ENFORCER_PERMISSIONS: &[&str] = &[
+    "compute.firewalls.get",
+    "compute.firewalls.delete",
+    "compute.networks.updatePolicy",
+    "compute.sslCertificates.get",
+    "compute.sslCertificates.delete",
+    "compute.globalOperations.get",
+    "certificatemanager.certs.get",
+    "certificatemanager.certs.delete",
+    "certificatemanager.operations.get",
+    "iam.serviceAccounts.get",
+    "iam.serviceAccounts.update",
+    "iam.serviceAccounts.disable",
+    "iam.serviceAccounts.delete",
+    "storage.buckets.get",
+    "storage.buckets.delete",
+    "storage.objects.delete",
+    "artifactregistry.tags.delete",
+    "artifactregistry.versions.delete",
+    "artifactregistry.repositories.deleteArtifacts",
+];
+
 /// Attempts per call when the API answers 429 or 5xx, or the connection fails.
 const ATTEMPTS: u32 = 5;
 
@@ -88,7 +127,7 @@ pub fn describe(what: &str, e: &google_cloud_gax::error::Error) -> String {
     }
     match e.http_status_code() {
         Some(403) => format!(
-            "{what}: forbidden; grant the permissions in k8s/gcp/driftsweep-roles.yaml ({e})"
+            "{what}: forbidden; grant the role in gcp/roles/auditor.yaml (enforcer.yaml for deletes) ({e})"
         ),
         _ => format!("{what}: {e}"),
     }

@@ -510,3 +510,31 @@ fn a_non_empty_bucket_is_deleted_only_when_the_policy_says_so() {
     let (status, _) = p.gcs.http("GET", "/storage/v1/b/aia-assets", "");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn the_custom_roles_grant_exactly_the_permissions_of_the_calls() {
+    use driftsweep::inventory::gcp_live::{AUDITOR_PERMISSIONS, ENFORCER_PERMISSIONS};
+    for (file, expected) in [
+        ("gcp/roles/auditor.yaml", AUDITOR_PERMISSIONS),
+        ("gcp/roles/enforcer.yaml", ENFORCER_PERMISSIONS),
+    ] {
+        let text = std::fs::read_to_string(crate::root().join(file)).unwrap();
+        let doc = &driftsweep::yaml::parse_documents(&text).unwrap()[0].value;
+        let mut listed: Vec<&str> = doc["includedPermissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        listed.sort();
+        let mut expected = expected.to_vec();
+        expected.sort();
+        assert_eq!(listed, expected, "{file}");
+        assert!(
+            doc["title"].is_string() && doc["stage"] == "GA",
+            "{file}: a gcloud role file"
+        );
+    }
+    let guide = std::fs::read_to_string(crate::root().join("docs/guide.md")).unwrap();
+    assert!(guide.contains("gcp/roles/auditor.yaml") && guide.contains("gcp/roles/enforcer.yaml"));
+}
