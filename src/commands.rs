@@ -473,26 +473,21 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
             let mut selection = enforce::select(findings, reviewed.as_ref());
             let blocked = enforce::gates(&selection, &policy.safety, settings.now);
             if blocked.is_none() {
+                let auth = crate::inventory::gcp_live::GcpAuth::from_env().await;
                 let registry = match &policy.registry {
-                    Some(r) => crate::inventory::live::registry_client(
-                        r,
-                        crate::inventory::gcp_live::GcpAuth::from_env()
-                            .ok()
-                            .as_ref(),
-                    )
-                    .await
-                    .ok(),
+                    Some(r) => crate::inventory::live::registry_client(r, auth.as_ref().ok())
+                        .await
+                        .ok(),
                     None => None,
                 };
-                let gcp = match &policy.gcp {
-                    Some(g) => match crate::inventory::gcp_live::GcpAuth::from_env() {
-                        Ok(auth) => crate::inventory::gcp_live::GcpClients::new(g, auth)
+                let gcp = match (&policy.gcp, &auth) {
+                    (Some(g), Ok(auth)) => {
+                        crate::inventory::gcp_live::GcpClients::new(g, auth.clone())
                             .await
                             .ok()
-                            .map(|c| (c, g)),
-                        Err(_) => None,
-                    },
-                    None => None,
+                            .map(|c| (c, g))
+                    }
+                    _ => None,
                 };
                 let still_leased = || held.as_ref().is_none_or(lease::Lease::held);
                 let exec = Executors {

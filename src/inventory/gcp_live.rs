@@ -71,7 +71,8 @@ pub struct GcpAuth {
 
 impl GcpAuth {
     /// Application default credentials, or none when `DRIFTSWEEP_GCP_CREDENTIALS=anonymous`.
-    pub fn from_env() -> Result<GcpAuth, String> {
+    /// Async because the credential's token cache needs the runtime it is made in.
+    pub async fn from_env() -> Result<GcpAuth, String> {
         if std::env::var("DRIFTSWEEP_GCP_CREDENTIALS").is_ok_and(|v| v == "anonymous") {
             return Ok(GcpAuth { token: None });
         }

@@ -75,7 +75,7 @@ pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) 
             )),
         }
     }
-    let auth = GcpAuth::from_env();
+    let auth = GcpAuth::from_env().await;
     let mut gcp_files = BTreeMap::new();
     if let Some(g) = &policy.gcp {
         let clients = match &auth {

@@ -502,8 +502,12 @@ fn google_registries_get_a_token_from_application_default_credentials() {
         .build()
         .unwrap();
     // The run's one credential, the same the GCP clients get.
-    let auth = driftsweep::inventory::gcp_live::GcpAuth::from_env().unwrap();
-    let token = rt.block_on(auth.bearer()).unwrap();
+    let token = rt
+        .block_on(async {
+            let auth = driftsweep::inventory::gcp_live::GcpAuth::from_env().await?;
+            auth.bearer().await
+        })
+        .unwrap();
     assert_eq!(token.as_deref(), Some("ya29.test-token"));
     assert!(
         paths
