@@ -20,16 +20,14 @@ pub fn parent_of(root: &str) -> Option<(String, String)> {
     ))
 }
 
-/// A client for `endpoint` (the public API when `None`), with application default
-/// credentials or none.
-pub async fn client(endpoint: Option<String>, anonymous: bool) -> Result<ArtifactRegistry, String> {
-    let mut builder = ArtifactRegistry::builder();
+/// A client for `endpoint` (the public API when `None`), with the run's credential.
+pub async fn client(
+    endpoint: Option<String>,
+    auth: &super::gcp_live::GcpAuth,
+) -> Result<ArtifactRegistry, String> {
+    let mut builder = ArtifactRegistry::builder().with_credentials(auth.credentials());
     if let Some(endpoint) = endpoint {
         builder = builder.with_endpoint(endpoint);
-    }
-    if anonymous {
-        builder = builder
-            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
     }
     builder
         .build()

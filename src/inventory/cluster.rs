@@ -347,8 +347,14 @@ impl Cluster {
                 ))
             })?,
         };
+        // A list page that takes longer than this fails (and is retried, then reported).
+        let timeout = std::env::var("DRIFTSWEEP_KUBE_TIMEOUT_SECONDS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&s| s > 0)
+            .unwrap_or(60);
         config.connect_timeout = Some(Duration::from_secs(10));
-        config.read_timeout = Some(Duration::from_secs(60));
+        config.read_timeout = Some(Duration::from_secs(timeout));
         let client = kube::Client::try_from(config).map_err(|e| err(e.to_string()))?;
         let qps = std::env::var("DRIFTSWEEP_KUBE_QPS")
             .ok()

@@ -111,7 +111,11 @@ pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) 
     }
     if let Some(r) = &policy.registry {
         match registry_client(r, auth.as_ref().ok()).await {
-            Ok(client) => read_registry(&client, r, &mut inventory, &mut listings).await,
+            Ok(client) => {
+                let anonymous = GcpAuth::anonymous();
+                let auth = auth.as_ref().unwrap_or(&anonymous);
+                read_registry(&client, r, auth, &mut inventory, &mut listings).await
+            }
             Err(e) => inventory.gaps.push(gap(
                 Provider::Registry,
                 "all registries".to_string(),
@@ -177,6 +181,7 @@ pub fn read_plan(policy: &Policy, desired: &Desired) -> ReadPlan {
 pub async fn read_registry(
     client: &RegistryClient,
     policy: &crate::policy::RegistryPolicy,
+    auth: &GcpAuth,
     inventory: &mut Inventory,
     listings: &mut Vec<RepositoryListing>,
 ) {
@@ -186,10 +191,7 @@ pub async fn read_registry(
         let found = if super::artifact_registry::parent_of(root).is_some() {
             if artifact_registry.is_none() {
                 let endpoint = std::env::var("DRIFTSWEEP_GCP_ARTIFACTREGISTRY_ENDPOINT").ok();
-                let anonymous =
-                    std::env::var("DRIFTSWEEP_GCP_CREDENTIALS").is_ok_and(|v| v == "anonymous");
-                artifact_registry =
-                    Some(super::artifact_registry::client(endpoint, anonymous).await);
+                artifact_registry = Some(super::artifact_registry::client(endpoint, auth).await);
             }
             match artifact_registry.as_ref() {
                 Some(Ok(ar)) => super::artifact_registry::repositories(ar, root).await,

@@ -234,6 +234,19 @@ impl TestCluster {
         crate::driftsweep(&all)
     }
 
+    /// The same, with extra environment variables.
+    pub fn driftsweep_with(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_driftsweep"));
+        cmd.args(args)
+            .args(["--kubeconfig", self.kubeconfig.to_str().unwrap()])
+            .current_dir(crate::root())
+            .env_remove("DRIFTSWEEP_POLICY");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("driftsweep runs")
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

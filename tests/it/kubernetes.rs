@@ -359,6 +359,46 @@ fn a_forbidden_pod_list_blocks_every_deletion_it_could_prevent_and_is_reported()
 }
 
 #[test]
+fn a_list_that_times_out_protects_what_it_could_prove_in_use() {
+    let c = TestCluster::fake();
+    let app = c.ns("app");
+    seed_app(&c, &app);
+    let policy = policy_with_manifests(&c, &app, "none");
+    // Every Deployment list hangs longer than the client waits.
+    c.fake_server().fault(json!({
+        "method": "GET", "path": "^/apis/apps/v1/deployments$", "status": null, "delay_ms": 3000
+    }));
+    let report = c.path("report.json");
+    let out = c.driftsweep_with(
+        &[
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--now",
+            &later(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[("DRIFTSWEEP_KUBE_TIMEOUT_SECONDS", "1")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for kind in [
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "ServiceAccount",
+    ] {
+        assert_eq!(deletions(&report, kind), Vec::<String>::new(), "{kind}");
+    }
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("Deployment") && errors.contains("kubernetes-references"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn a_list_that_expires_mid_pagination_is_reported_not_truncated() {
     let c = TestCluster::fake();
     let app = c.ns("app");

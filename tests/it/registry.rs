@@ -585,7 +585,7 @@ fn artifact_registry_roots_are_enumerated_with_docker_images_list() {
     let found = rt.block_on(async {
         let client = driftsweep::inventory::artifact_registry::client(
             Some(format!("http://127.0.0.1:{port}")),
-            true,
+            &driftsweep::inventory::gcp_live::GcpAuth::anonymous(),
         )
         .await
         .unwrap();
