@@ -150,6 +150,24 @@ pub struct Entry {
     pub contents_of: Option<String>,
 }
 
+impl Entry {
+    /// An entry for what is not a Kubernetes object (not re-created by `restore`).
+    fn record(provider: &str, kind: &str, name: &str, file: &str) -> Entry {
+        Entry {
+            provider: provider.to_string(),
+            kind: kind.to_string(),
+            api_version: None,
+            namespace: None,
+            name: name.to_string(),
+            uid: None,
+            file: file.to_string(),
+            backed_up_at: Utc::now(),
+            restorable: false,
+            contents_of: None,
+        }
+    }
+}
+
 /// `index.json`: every entry of the backup, across reruns of the plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Index {
@@ -255,18 +273,7 @@ impl Backup {
         record: &Value,
     ) -> Result<String, BackupError> {
         let rel = format!("registry/{repository}@{digest}.json");
-        let entry = Entry {
-            provider: "registry".to_string(),
-            kind: "Image".to_string(),
-            api_version: None,
-            namespace: None,
-            name: format!("{repository}@{digest}"),
-            uid: None,
-            file: rel.clone(),
-            backed_up_at: Utc::now(),
-            restorable: false,
-            contents_of: None,
-        };
+        let entry = Entry::record("registry", "Image", &format!("{repository}@{digest}"), &rel);
         self.record(
             &rel,
             serde_json::to_vec_pretty(record).unwrap_or_default(),
@@ -279,18 +286,7 @@ impl Backup {
     /// gcloud or the API); `restore` does not re-create GCP resources.
     pub async fn gcp(&self, kind: &str, name: &str, object: &Value) -> Result<String, BackupError> {
         let rel = format!("gcp/{kind}/{name}.json");
-        let entry = Entry {
-            provider: "gcp".to_string(),
-            kind: kind.to_string(),
-            api_version: None,
-            namespace: None,
-            name: name.to_string(),
-            uid: None,
-            file: rel.clone(),
-            backed_up_at: Utc::now(),
-            restorable: false,
-            contents_of: None,
-        };
+        let entry = Entry::record("gcp", kind, name, &rel);
         self.record(
             &rel,
             serde_json::to_vec_pretty(object).unwrap_or_default(),

@@ -224,21 +224,16 @@ pub fn content_kinds() -> Vec<KindInfo> {
         .collect()
 }
 
-/// Kinds whose objects prove another object is in use: Pods and what makes Pods (image and
-/// volume references), Ingresses (TLS Secrets), role bindings (ServiceAccounts).
-pub const REFERENCE_KINDS: &[&str] = &[
-    "Pod",
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "Job",
-    "CronJob",
-    "ReplicationController",
-    "Ingress",
-    "RoleBinding",
-    "ClusterRoleBinding",
-];
+/// Kinds whose objects prove another object is in use: Pods and what makes Pods (the
+/// snapshot's reference kinds: image and volume references), plus Ingresses (TLS Secrets) and
+/// role bindings (ServiceAccounts).
+pub fn reference_kinds() -> impl Iterator<Item = &'static str> {
+    super::snapshot::REFERENCE_KINDS.iter().copied().chain([
+        "Ingress",
+        "RoleBinding",
+        "ClusterRoleBinding",
+    ])
+}
 
 /// Spaces requests out to at most `qps` per second.
 struct RateLimiter {
@@ -883,16 +878,21 @@ impl ReadPlan {
             }
         }
         if references {
-            for kind in REFERENCE_KINDS.iter().chain(["ServiceAccount"].iter()) {
+            for kind in reference_kinds() {
                 if let Some(info) = kind_named(kind) {
-                    let protects = if REFERENCE_KINDS.contains(kind) {
-                        Protects::KubernetesReferences
-                    } else {
-                        Protects::KubernetesKind(info.kind.clone())
-                    };
-                    push(info.api_version(), info.kind.clone(), protects);
+                    push(
+                        info.api_version(),
+                        info.kind.clone(),
+                        Protects::KubernetesReferences,
+                    );
                 }
             }
+            // Pods name their ServiceAccount; the account list itself proves nothing.
+            push(
+                "v1".to_string(),
+                "ServiceAccount".to_string(),
+                Protects::KubernetesKind("ServiceAccount".to_string()),
+            );
         }
         for (api_version, kind) in manifest_kinds {
             push(

@@ -332,15 +332,14 @@ impl GcpRead {
     }
 }
 
-/// Reads every GCP kind the policy audits.
-pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
-    let mut read = GcpRead::default();
-    let p = clients.project.clone();
-    if let Some(client) = &clients.firewalls {
-        let listed = list_compute(
+/// Every item of one global Compute collection, as REST JSON; the four clients share the
+/// shape of their `list` but not a type.
+macro_rules! compute_list {
+    ($client:expr, $project:expr, $what:expr) => {
+        list_compute(
             |token| {
-                let c = client.clone();
-                let p = p.clone();
+                let c = $client.clone();
+                let p = $project.clone();
                 async move {
                     let page = c
                         .list()
@@ -352,9 +351,18 @@ pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
                     Ok((to_json(page.items), page.next_page_token))
                 }
             },
-            "firewalls.list",
+            $what,
         )
-        .await;
+        .await
+    };
+}
+
+/// Reads every GCP kind the policy audits.
+pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
+    let mut read = GcpRead::default();
+    let p = clients.project.clone();
+    if let Some(client) = &clients.firewalls {
+        let listed = compute_list!(client, p, "firewalls.list");
         record(
             &mut read,
             GcpKind::FirewallRule,
@@ -366,24 +374,7 @@ pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
         );
     }
     if let Some(client) = &clients.ssl {
-        let listed = list_compute(
-            |token| {
-                let c = client.clone();
-                let p = p.clone();
-                async move {
-                    let page = c
-                        .list()
-                        .set_project(p)
-                        .set_max_results(500u32)
-                        .set_page_token(token)
-                        .send()
-                        .await?;
-                    Ok((to_json(page.items), page.next_page_token))
-                }
-            },
-            "sslCertificates.list",
-        )
-        .await;
+        let listed = compute_list!(client, p, "sslCertificates.list");
         record(
             &mut read,
             GcpKind::SslCertificate,
@@ -396,42 +387,8 @@ pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
     }
     let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if let (Some(https), Some(ssl)) = (&clients.https_proxies, &clients.ssl_proxies) {
-        let https = list_compute(
-            |token| {
-                let c = https.clone();
-                let p = p.clone();
-                async move {
-                    let page = c
-                        .list()
-                        .set_project(p)
-                        .set_max_results(500u32)
-                        .set_page_token(token)
-                        .send()
-                        .await?;
-                    Ok((to_json(page.items), page.next_page_token))
-                }
-            },
-            "targetHttpsProxies.list",
-        )
-        .await;
-        let ssl = list_compute(
-            |token| {
-                let c = ssl.clone();
-                let p = p.clone();
-                async move {
-                    let page = c
-                        .list()
-                        .set_project(p)
-                        .set_max_results(500u32)
-                        .set_page_token(token)
-                        .send()
-                        .await?;
-                    Ok((to_json(page.items), page.next_page_token))
-                }
-            },
-            "targetSslProxies.list",
-        )
-        .await;
+        let https = compute_list!(https, p, "targetHttpsProxies.list");
+        let ssl = compute_list!(ssl, p, "targetSslProxies.list");
         for (file, listed) in [
             ("targetHttpsProxies.json", https),
             ("targetSslProxies.json", ssl),
