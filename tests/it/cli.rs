@@ -296,6 +296,8 @@ fn help_explains_every_command_with_examples() {
         vec!["run", "--help"],
         vec!["policy", "check", "--help"],
         vec!["policy", "schema", "--help"],
+        vec!["snapshot", "--help"],
+        vec!["restore", "--help"],
     ] {
         let out = driftsweep(&args);
         assert_eq!(out.status.code(), Some(0));
@@ -312,6 +314,12 @@ fn help_explains_every_command_with_examples() {
         "--fail-on-findings",
         "--now",
         "--version",
+        "--kubeconfig",
+        "--context",
+        "--enforce",
+        "--plan",
+        "--no-review",
+        "--backup",
     ] {
         assert!(run_help.contains(flag), "{flag} missing from run --help");
     }

@@ -538,3 +538,53 @@ fn the_custom_roles_grant_exactly_the_permissions_of_the_calls() {
     let guide = std::fs::read_to_string(crate::root().join("docs/guide.md")).unwrap();
     assert!(guide.contains("gcp/roles/auditor.yaml") && guide.contains("gcp/roles/enforcer.yaml"));
 }
+
+#[test]
+fn a_bucket_written_to_after_review_is_not_deleted() {
+    let p = project();
+    let policy = p.policy("");
+    let policy = policy.to_str().unwrap();
+    let plan = p.path("plan.json");
+    let now = now_plus(0);
+    let out = p.run(&[
+        "run",
+        "--policy",
+        policy,
+        "--now",
+        &now,
+        "--report",
+        plan.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // After the review, someone starts using the empty bucket.
+    let (status, body) = p.gcs.http(
+        "POST",
+        "/upload/storage/v1/b/old-empty/o?uploadType=media&name=new.csv",
+        "x\n",
+    );
+    assert!(status < 300, "{status} {body}");
+    let outcome = p.path("outcome.json");
+    let backup = p.path("backups");
+    let out = p.run(&[
+        "run",
+        "--enforce",
+        "--policy",
+        policy,
+        "--now",
+        &now,
+        "--plan",
+        plan.to_str().unwrap(),
+        "--backup",
+        backup.to_str().unwrap(),
+        "--report",
+        outcome.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&outcome).unwrap()).unwrap();
+    let o = outcomes(&report);
+    assert_eq!(o["Bucket old-empty"].0, "skipped", "{o:?}");
+    // The re-read sees the object, so the bucket is no longer condemned.
+    assert!(o["Bucket old-empty"].1.contains("not-empty"), "{o:?}");
+    let (status, _) = p.gcs.http("GET", "/storage/v1/b/old-empty", "");
+    assert_eq!(status, 200, "still there, with its new object");
+}
