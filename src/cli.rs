@@ -84,10 +84,10 @@ Examples:
   driftsweep snapshot --policy policies/aia.yaml --out snapshots/2026-11-29
   driftsweep run --policy policies/aia.yaml --snapshot snapshots/2026-11-29
 
-This build records the cluster (every kind the audit reads, as `List`s of the API's objects;
-Secrets as metadata and type only, never their values) and the container registries (tags/list
-bodies with Google's extension, synthesised when the registry lacks it, and index manifests).
-The GCP part comes with its live source.";
+It records the cluster (every kind the audit reads, as `List`s of the API's objects; Secrets as
+metadata and type only, never their values), the container registries (tags/list bodies with
+Google's extension, synthesised when the registry lacks it, and index manifests) and the GCP
+project (the REST list bodies of Compute, IAM, Certificate Manager and Cloud Storage).";
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
@@ -163,10 +163,10 @@ pub struct RunArgs {
 
     /// Read the inventory from a snapshot folder instead of live APIs, e.g.
     /// `examples/snapshot` (holds kubernetes/, registry/ and gcp/ API responses). Without it
-    /// the cluster (see `--kubeconfig`) and the registries are read live
-    /// (`registry.plain_http_hosts` for HTTP registries, `DRIFTSWEEP_REGISTRY_USERNAME`/
-    /// `_PASSWORD` for basic or token auth); this build has no live GCP source yet, so a live
-    /// run deletes nothing in the project.
+    /// the cluster (see `--kubeconfig`), the registries (`registry.plain_http_hosts` for HTTP
+    /// registries, `DRIFTSWEEP_REGISTRY_USERNAME`/`_PASSWORD` for basic or token auth) and the
+    /// GCP project (application default credentials; `DRIFTSWEEP_GCP_*_ENDPOINT` and
+    /// `STORAGE_EMULATOR_HOST` point the APIs elsewhere) are read live.
     #[arg(long, value_name = "DIR")]
     pub snapshot: Option<PathBuf>,
 

@@ -1,6 +1,6 @@
-//! The live inventory: what the APIs say now. Today that is the cluster and the container
-//! registries; the GCP sources are separate work, and until they land a live run records the
-//! project as not read, so nothing there is deleted.
+//! The live inventory: what the APIs say now, from the cluster, the container registries and
+//! the GCP project. A source that cannot be read is a gap: nothing it could protect is
+//! deleted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,7 +40,7 @@ fn gap(provider: Provider, what: String, error: String, protects: Protects, fail
     }
 }
 
-/// Reads every source this build has.
+/// Reads every source the policy names.
 pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) -> LiveInventory {
     let mut inventory = Inventory::default();
     let mut listings = Vec::new();
