@@ -7,6 +7,7 @@ use chrono::Utc;
 
 use crate::cli::RunArgs;
 use crate::evaluate::{self, Action};
+use crate::inventory::live;
 use crate::inventory::snapshot::{self, SnapshotError};
 use crate::plan;
 use crate::report::{self, Mode, PolicyRef, Report, ReportInput};
@@ -48,6 +49,8 @@ pub enum CommandError {
     Cluster(Box<crate::inventory::cluster::ClusterError>),
     #[error(transparent)]
     Lease(Box<crate::enforce::lease::LeaseError>),
+    #[error("enforce needs the cluster and cannot use it: {0}")]
+    Unreachable(String),
     #[error("cannot write `{}`", path.display())]
     Write {
         path: std::path::PathBuf,
@@ -71,7 +74,8 @@ impl CommandError {
             | CommandError::Runtime(_)
             | CommandError::Backup(_)
             | CommandError::Cluster(_)
-            | CommandError::Lease(_) => EXIT_RUNTIME,
+            | CommandError::Lease(_)
+            | CommandError::Unreachable(_) => EXIT_RUNTIME,
         }
     }
 }
@@ -111,11 +115,11 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         Some(dir) => (snapshot::read(dir)?, format!("snapshot:{}", dir.display())),
         None => {
             let runtime = runtime()?;
-            let live = runtime.block_on(crate::inventory::live::read(
-                &settings.policy.policy,
-                &settings.desired,
-                &settings.cluster,
-            ));
+            let policy = &settings.policy.policy;
+            let live = runtime.block_on(async {
+                let sources = live::Sources::connect(policy, &settings.cluster).await;
+                live::read(policy, &settings.desired, &sources).await
+            });
             (live.inventory, "live".to_string())
         }
     };
@@ -288,16 +292,13 @@ pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
     }
     let recorded_at = Utc::now();
     let cluster = settings::cluster_options(&args.cluster);
-    let live = runtime()?.block_on(crate::inventory::live::read(
-        &policy.policy,
-        &desired,
-        &cluster,
-    ));
-    crate::inventory::live::write_snapshot(&args.out, &live, recorded_at).map_err(|source| {
-        CommandError::Write {
-            path: args.out.clone(),
-            source,
-        }
+    let live = runtime()?.block_on(async {
+        let sources = live::Sources::connect(&policy.policy, &cluster).await;
+        live::read(&policy.policy, &desired, &sources).await
+    });
+    live::write_snapshot(&args.out, &live, recorded_at).map_err(|source| CommandError::Write {
+        path: args.out.clone(),
+        source,
     })?;
     let versions: usize = live
         .inventory
@@ -441,19 +442,18 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
         .map_or_else(|| run_id.clone(), |r| r.run_id.clone());
 
     let outcome = runtime.block_on(async {
-        let needs_cluster = policy.kubernetes.is_some()
-            || policy.registry.as_ref().is_some_and(|r| r.protect_in_use);
-        let cluster = if needs_cluster {
-            Some(crate::inventory::cluster::Cluster::connect(&settings.cluster).await?)
-        } else {
-            None
+        // Every client is made once: the audit reads and enforce deletes through the same.
+        let sources = live::Sources::connect(policy, &settings.cluster).await;
+        let cluster = match &sources.cluster {
+            Some(Err(e)) => return Err(CommandError::Unreachable(e.clone())),
+            _ => sources.cluster(),
         };
         let holder = format!(
             "{run_id} (pid {} on {})",
             std::process::id(),
             std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown host".to_string())
         );
-        let held = match &cluster {
+        let held = match cluster {
             Some(c) => {
                 Some(lease::Lease::acquire(c, &policy.safety.lease_namespace, &holder).await?)
             }
@@ -465,35 +465,22 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
         let result = async {
             let store = backup::Store::open(&location).await?;
             let backup = backup::Backup::open(store, &plan_id).await?;
-            let live =
-                crate::inventory::live::read(policy, &settings.desired, &settings.cluster).await;
+            let live = live::read(policy, &settings.desired, &sources).await;
             let mut findings =
                 crate::evaluate::evaluate(policy, &settings.desired, &live.inventory, settings.now);
             plan::plan(&mut findings, &policy.safety, settings.now);
             let mut selection = enforce::select(findings, reviewed.as_ref());
             let blocked = enforce::gates(&selection, &policy.safety, settings.now);
             if blocked.is_none() {
-                let auth = crate::inventory::gcp_live::GcpAuth::from_env().await;
-                let registry = match &policy.registry {
-                    Some(r) => crate::inventory::live::registry_client(r, auth.as_ref().ok())
-                        .await
-                        .ok(),
-                    None => None,
-                };
-                let gcp = match (&policy.gcp, &auth) {
-                    (Some(g), Ok(auth)) => {
-                        crate::inventory::gcp_live::GcpClients::new(g, auth.clone())
-                            .await
-                            .ok()
-                            .map(|c| (c, g))
-                    }
-                    _ => None,
-                };
                 let still_leased = || held.as_ref().is_none_or(lease::Lease::held);
                 let exec = Executors {
-                    cluster: cluster.as_ref(),
-                    registry: registry.as_ref(),
-                    gcp: gcp.as_ref().map(|(c, g)| (c, *g)),
+                    cluster,
+                    registry: sources.registry.as_ref().and_then(|r| r.as_ref().ok()),
+                    gcp: policy
+                        .gcp
+                        .as_ref()
+                        .zip(sources.gcp.as_ref().and_then(|g| g.as_ref().ok()))
+                        .map(|(g, c)| (c, g)),
                     now: settings.now,
                     backup: &backup,
                     still_leased: &still_leased,

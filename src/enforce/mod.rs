@@ -24,7 +24,6 @@ use crate::inventory::registry::client::{DeleteOutcome as RegistryOutcome, Regis
 use crate::inventory::{Inventory, Provider};
 use crate::plan::{self, Blocked};
 use crate::report::Report;
-use crate::settings::RunSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -579,25 +578,6 @@ async fn delete_image(client: &RegistryClient, f: &Finding, backup: &backup::Bac
         },
         Err(e) => failed(e.to_string(), Some(location)),
     }
-}
-
-/// Counts of outcomes, for the summary and the subject line.
-pub fn tally(findings: &[Finding]) -> std::collections::BTreeMap<OutcomeStatus, usize> {
-    let mut out = std::collections::BTreeMap::new();
-    for f in findings {
-        if let Some(o) = &f.outcome {
-            *out.entry(o.status).or_insert(0) += 1;
-        }
-    }
-    out
-}
-
-/// The settings a run needs to enforce, beyond a dry run's.
-pub struct EnforceSettings {
-    pub run: RunSettings,
-    /// The reviewed plan and where it came from; `None` with `--no-review`.
-    pub plan: Option<(Report, String)>,
-    pub backup: String,
 }
 
 #[cfg(test)]

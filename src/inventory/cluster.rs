@@ -270,8 +270,6 @@ impl RateLimiter {
 pub struct Cluster {
     client: kube::Client,
     limiter: Arc<RateLimiter>,
-    /// Counts every request sent (retries included), for tests and benchmarks.
-    requests: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What a delete did.
@@ -292,15 +290,6 @@ pub struct KubeTarget {
     pub name: String,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
-}
-
-impl KubeTarget {
-    pub fn display(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{}/{ns}/{}", self.kind, self.name),
-            None => format!("{}/{}", self.kind, self.name),
-        }
-    }
 }
 
 /// A target re-read and checked by a server-side dry run: safe to back up and delete.
@@ -358,12 +347,7 @@ impl Cluster {
         Ok(Cluster {
             client,
             limiter: Arc::new(RateLimiter::new(qps)),
-            requests: Arc::default(),
         })
-    }
-
-    pub fn requests(&self) -> usize {
-        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends one request; retries 429, 5xx and connection failures with backoff (honouring
@@ -393,8 +377,6 @@ impl Cluster {
                     message: e.to_string(),
                 })?;
             self.limiter.wait().await;
-            self.requests
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (retry_after, error) = match self.client.send(request).await {
                 Ok(response) => {
                     let status = response.status();
@@ -734,11 +716,6 @@ impl Cluster {
             Ok(prepared) => self.delete(&prepared).await,
             Err(outcome) => Ok(outcome),
         }
-    }
-
-    /// The raw client, for the Lease and for restore.
-    pub fn client(&self) -> &kube::Client {
-        &self.client
     }
 
     /// Sends a request built elsewhere (restore, the Lease) through the same retry policy.

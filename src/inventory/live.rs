@@ -40,90 +40,121 @@ fn gap(provider: Provider, what: String, error: String, protects: Protects, fail
     }
 }
 
-/// Reads every source the policy names.
-pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) -> LiveInventory {
+/// The clients of one run, each made once: the audit reads through them and enforce deletes
+/// through them. `None`: the policy does not use that source; `Err`: it cannot be used.
+pub struct Sources {
+    pub cluster: Option<Result<Cluster, String>>,
+    /// The run's one Google credential (GCP clients, Artifact Registry, Google registries).
+    pub auth: GcpAuth,
+    pub gcp: Option<Result<GcpClients, String>>,
+    pub registry: Option<Result<RegistryClient, String>>,
+}
+
+impl Sources {
+    /// Connects what the policy names. The cluster is probed once (`/version`), so an
+    /// unreachable one is one clear error.
+    pub async fn connect(policy: &Policy, cluster: &ClusterOptions) -> Sources {
+        let cluster = if policy.kubernetes.is_some()
+            || policy.registry.as_ref().is_some_and(|r| r.protect_in_use)
+        {
+            Some(match Cluster::connect(cluster).await {
+                Ok(client) => match client.probe().await {
+                    Ok(version) => {
+                        tracing::info!(%version, "connected to the cluster");
+                        Ok(client)
+                    }
+                    Err(e) => Err(format!("cannot reach the cluster: {e}")),
+                },
+                Err(e) => Err(e.to_string()),
+            })
+        } else {
+            None
+        };
+        let (auth, auth_error) = match GcpAuth::from_env().await {
+            Ok(auth) => (auth, None),
+            Err(e) => (GcpAuth::anonymous(), Some(e)),
+        };
+        let gcp = match (&policy.gcp, &auth_error) {
+            (None, _) => None,
+            (Some(_), Some(e)) => Some(Err(e.clone())),
+            (Some(g), None) => Some(GcpClients::new(g, auth.clone()).await),
+        };
+        let registry = match &policy.registry {
+            Some(r) => Some(registry_client(r, &auth).await),
+            None => None,
+        };
+        Sources {
+            cluster,
+            auth,
+            gcp,
+            registry,
+        }
+    }
+
+    /// The cluster, when the policy uses it and it answered.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref().and_then(|c| c.as_ref().ok())
+    }
+}
+
+/// Reads every source the policy names, through `sources`.
+pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> LiveInventory {
     let mut inventory = Inventory::default();
     let mut listings = Vec::new();
     let mut kubernetes_lists = BTreeMap::new();
     let mut kubernetes_listed = Vec::new();
-    if policy.kubernetes.is_some() || policy.registry.as_ref().is_some_and(|r| r.protect_in_use) {
-        let connected = match Cluster::connect(cluster).await {
-            Ok(client) => match client.probe().await {
-                Ok(version) => {
-                    tracing::info!(%version, "connected to the cluster");
-                    Ok(client)
-                }
-                Err(e) => Err(format!("cannot reach the cluster: {e}")),
-            },
-            Err(e) => Err(e.to_string()),
-        };
-        match connected {
-            Ok(client) => {
-                let plan = read_plan(policy, desired);
-                let read = super::cluster::read(&client, &plan).await;
-                inventory.kubernetes = Some(read.objects);
-                inventory.gaps.extend(read.gaps);
-                kubernetes_lists = read.lists;
-                kubernetes_listed = read.listed;
-            }
-            Err(e) => inventory.gaps.push(gap(
-                Provider::Kubernetes,
-                "the cluster".to_string(),
-                e,
-                Protects::KubernetesReferences,
-                true,
-            )),
+    match &sources.cluster {
+        None => {}
+        Some(Ok(client)) => {
+            let plan = read_plan(policy, desired);
+            let read = super::cluster::read(client, &plan).await;
+            inventory.kubernetes = Some(read.objects);
+            inventory.gaps.extend(read.gaps);
+            kubernetes_lists = read.lists;
+            kubernetes_listed = read.listed;
         }
+        Some(Err(e)) => inventory.gaps.push(gap(
+            Provider::Kubernetes,
+            "the cluster".to_string(),
+            e.clone(),
+            Protects::KubernetesReferences,
+            true,
+        )),
     }
-    let auth = GcpAuth::from_env().await;
     let mut gcp_files = BTreeMap::new();
-    if let Some(g) = &policy.gcp {
-        let clients = match &auth {
-            Ok(auth) => GcpClients::new(g, auth.clone()).await,
-            Err(e) => Err(e.clone()),
-        };
-        match clients {
-            Ok(clients) => {
-                let read = super::gcp_live::read(g, &clients).await;
-                inventory.gcp = read.resources;
-                inventory.gcp_listed = read.listed;
-                inventory.gaps.extend(read.gaps);
-                gcp_files = read.files;
-            }
-            Err(e) => {
-                for kind in [
-                    GcpKind::FirewallRule,
-                    GcpKind::SslCertificate,
-                    GcpKind::Certificate,
-                    GcpKind::Bucket,
-                    GcpKind::IamServiceAccount,
-                ] {
-                    inventory.gaps.push(gap(
-                        Provider::Gcp,
-                        format!("{} in the project", kind.as_str()),
-                        e.clone(),
-                        Protects::Gcp(kind),
-                        true,
-                    ));
-                }
+    match (&policy.gcp, &sources.gcp) {
+        (Some(g), Some(Ok(clients))) => {
+            let read = super::gcp_live::read(g, clients).await;
+            inventory.gcp = read.resources;
+            inventory.gcp_listed = read.listed;
+            inventory.gaps.extend(read.gaps);
+            gcp_files = read.files;
+        }
+        (_, Some(Err(e))) => {
+            for kind in GcpKind::ALL {
+                inventory.gaps.push(gap(
+                    Provider::Gcp,
+                    format!("{} in the project", kind.as_str()),
+                    e.clone(),
+                    Protects::Gcp(kind),
+                    true,
+                ));
             }
         }
+        _ => {}
     }
-    if let Some(r) = &policy.registry {
-        match registry_client(r, auth.as_ref().ok()).await {
-            Ok(client) => {
-                let anonymous = GcpAuth::anonymous();
-                let auth = auth.as_ref().unwrap_or(&anonymous);
-                read_registry(&client, r, auth, &mut inventory, &mut listings).await
-            }
-            Err(e) => inventory.gaps.push(gap(
-                Provider::Registry,
-                "all registries".to_string(),
-                e,
-                Protects::Repository("*".to_string()),
-                true,
-            )),
+    match (&policy.registry, &sources.registry) {
+        (Some(r), Some(Ok(client))) => {
+            read_registry(client, r, &sources.auth, &mut inventory, &mut listings).await
         }
+        (_, Some(Err(e))) => inventory.gaps.push(gap(
+            Provider::Registry,
+            "all registries".to_string(),
+            e.clone(),
+            Protects::Repository("*".to_string()),
+            true,
+        )),
+        _ => {}
     }
     LiveInventory {
         inventory,
@@ -136,9 +167,9 @@ pub async fn read(policy: &Policy, desired: &Desired, cluster: &ClusterOptions) 
 
 /// A registry client with the credentials the environment gives: basic or token auth from
 /// `DRIFTSWEEP_REGISTRY_*`, and an ADC token for Google registries.
-pub async fn registry_client(
+async fn registry_client(
     r: &crate::policy::RegistryPolicy,
-    auth: Option<&GcpAuth>,
+    auth: &GcpAuth,
 ) -> Result<RegistryClient, String> {
     let mut credentials = Credentials::from_env();
     let google = r
@@ -148,13 +179,10 @@ pub async fn registry_client(
         .any(|repo| is_google_host(split_repository(repo).0));
     if google {
         // The run's one Google credential (anonymous: none).
-        match auth.map(GcpAuth::bearer) {
-            Some(bearer) => match bearer.await {
-                Ok(token) => credentials.google_token = token,
-                // Without a token, public images still read; private ones fail per repository.
-                Err(e) => tracing::warn!(error = %e, "no Google credentials for the registries"),
-            },
-            None => tracing::warn!("no Google credentials for the registries"),
+        match auth.bearer().await {
+            Ok(token) => credentials.google_token = token,
+            // Without a token, public images still read; private ones fail per repository.
+            Err(e) => tracing::warn!(error = %e, "no Google credentials for the registries"),
         }
     }
     RegistryClient::new(&r.plain_http_hosts, credentials).map_err(|e| e.to_string())
