@@ -588,3 +588,91 @@ fn a_bucket_written_to_after_review_is_not_deleted() {
     let (status, _) = p.gcs.http("GET", "/storage/v1/b/old-empty", "");
     assert_eq!(status, 200, "still there, with its new object");
 }
+
+#[test]
+fn an_account_someone_else_disabled_is_never_deleted() {
+    let p = project();
+    // Disabled by a person, with no record of when: driftsweep cannot know it is safe.
+    p.gcp.seed(json!({
+        "project": PROJECT,
+        "serviceAccounts": [{"accountId": "old-manual", "disabled": true, "description": "off for now"}]
+    }));
+    let policy = p.policy("");
+    let manual = |p: &Project| {
+        p.gcp.exists(&format!(
+            "/v1/projects/{PROJECT}/serviceAccounts/old-manual@{PROJECT}.iam.gserviceaccount.com"
+        ))
+    };
+    for (days, tag) in [(0, "1"), (30, "2")] {
+        let (out, report) = p.plan_and_enforce(&policy, &now_plus(days), tag);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let o = outcomes(&report);
+        assert_eq!(o[&sa("old-manual")].0, "skipped", "{o:?}");
+        assert!(
+            o[&sa("old-manual")].1.contains("disabled by someone else"),
+            "{o:?}"
+        );
+        assert!(manual(&p), "after {days} days");
+    }
+}
+
+#[test]
+fn a_gcp_resource_re_created_after_review_is_not_deleted() {
+    let p = project();
+    let policy = p.policy("");
+    let policy = policy.to_str().unwrap();
+    let plan = p.path("plan.json");
+    let now = now_plus(0);
+    let out = p.run(&[
+        "run",
+        "--policy",
+        policy,
+        "--now",
+        &now,
+        "--report",
+        plan.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // After the review the rule is deleted and made again under the same name: another id.
+    let rule = format!("/compute/v1/projects/{PROJECT}/global/firewalls/old-open-ssh");
+    let (status, op) = Service::http_to(p.gcp.port, "DELETE", &rule, "");
+    assert_eq!(status, 200, "{op}");
+    let op: Value = serde_json::from_str(&op).unwrap();
+    let poll = format!(
+        "/compute/v1/projects/{PROJECT}/global/operations/{}",
+        op["name"].as_str().unwrap()
+    );
+    let (status, _) = Service::http_to(p.gcp.port, "GET", &poll, "");
+    assert_eq!(status, 200);
+    assert!(!p.gcp.exists(&rule));
+    p.gcp
+        .seed(json!({"project": PROJECT, "firewalls": [{"name": "old-open-ssh"}]}));
+
+    let outcome = p.path("outcome.json");
+    let backup = p.path("backups");
+    let out = p.run(&[
+        "run",
+        "--enforce",
+        "--policy",
+        policy,
+        "--now",
+        &now,
+        "--plan",
+        plan.to_str().unwrap(),
+        "--backup",
+        backup.to_str().unwrap(),
+        "--report",
+        outcome.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&outcome).unwrap()).unwrap();
+    let o = outcomes(&report);
+    assert_eq!(o["FirewallRule old-open-ssh"].0, "skipped", "{o:?}");
+    assert!(
+        o["FirewallRule old-open-ssh"]
+            .1
+            .contains("changed since review"),
+        "{o:?}"
+    );
+    assert!(p.gcp.exists(&rule), "the new rule stays");
+}
