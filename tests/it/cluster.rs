@@ -311,3 +311,27 @@ pub fn verdicts(report: &Path) -> std::collections::BTreeMap<String, (String, Ve
         })
         .collect()
 }
+
+/// `Kind name` → (status, reason, backup) of every planned action.
+pub fn outcomes(report: &Value) -> std::collections::BTreeMap<String, (String, String, bool)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| !f["outcome"].is_null())
+        .map(|f| {
+            (
+                format!(
+                    "{} {}",
+                    f["kind"].as_str().unwrap(),
+                    f["name"].as_str().unwrap()
+                ),
+                (
+                    f["outcome"]["status"].as_str().unwrap().to_string(),
+                    f["outcome"]["reason"].as_str().unwrap_or("").to_string(),
+                    f["outcome"]["backup"].is_string(),
+                ),
+            )
+        })
+        .collect()
+}

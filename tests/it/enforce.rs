@@ -1,14 +1,13 @@
 //! Enforce end to end: the real binary against the fake API server (or a real cluster, see
 //! `cluster.rs`) and Debian's registry server. A dry run writes the plan; enforce executes it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cluster::TestCluster;
+use crate::cluster::{TestCluster, outcomes};
 use crate::registry::{Pusher, start_registry};
 use crate::{stderr, write};
 
@@ -159,25 +158,6 @@ impl Scene {
     }
 }
 
-/// `name` (or `namespace/name`) → (status, reason) of every planned action.
-fn outcomes(report: &Value) -> BTreeMap<String, (String, String)> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| !f["outcome"].is_null())
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap().to_string(),
-                (
-                    f["outcome"]["status"].as_str().unwrap().to_string(),
-                    f["outcome"]["reason"].as_str().unwrap_or("").to_string(),
-                ),
-            )
-        })
-        .collect()
-}
-
 /// What a restore must bring back equal: content, labels, annotations, type.
 fn content(o: &Value) -> Value {
     json!({
@@ -214,12 +194,22 @@ fn a_reviewed_plan_is_enforced_with_backups_and_restored_equal() {
     assert_eq!(report["mode"], "enforce");
     let o = outcomes(&report);
     let image = |d: &str| format!("{host}/team/app@{d}");
-    for name in ["orphan-0", "orphan-1", "orphan-secret", s.stray.as_str()] {
-        assert_eq!(o[name].0, "deleted", "{name}: {o:?}");
+    let stray = format!("Namespace {}", s.stray);
+    for key in [
+        "ConfigMap orphan-0",
+        "ConfigMap orphan-1",
+        "Secret orphan-secret",
+        &stray,
+    ] {
+        assert_eq!(o[key].0, "deleted", "{key}: {o:?}");
+        assert!(o[key].2, "{key}: backed up first");
     }
-    assert_eq!(o[&image(&old)].0, "deleted", "{o:?}");
-    assert_eq!(o[&image(&older)].0, "deleted", "{o:?}");
-    assert!(!o.contains_key("used"), "a kept object is not acted on");
+    assert_eq!(o[&format!("Image {}", image(&old))].0, "deleted", "{o:?}");
+    assert_eq!(o[&format!("Image {}", image(&older))].0, "deleted", "{o:?}");
+    assert!(
+        !o.contains_key("ConfigMap used"),
+        "a kept object is not acted on"
+    );
     for f in report["findings"].as_array().unwrap() {
         if f["outcome"]["status"] == "deleted" {
             assert!(f["outcome"]["backup"].is_string(), "{f}");
@@ -299,15 +289,19 @@ fn objects_that_changed_or_came_into_use_after_review_are_skipped() {
     let (out, report) = s.enforce(&plan);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let o = outcomes(&report);
-    assert_eq!(o["orphan-0"].0, "skipped");
+    assert_eq!(o["ConfigMap orphan-0"].0, "skipped");
     assert!(
-        o["orphan-0"].1.contains("re-created"),
+        o["ConfigMap orphan-0"].1.contains("re-created"),
         "{:?}",
-        o["orphan-0"]
+        o["ConfigMap orphan-0"]
     );
-    assert_eq!(o["orphan-1"].0, "skipped");
-    assert!(o["orphan-1"].1.contains("in-use"), "{:?}", o["orphan-1"]);
-    assert_eq!(o["orphan-2"].0, "deleted");
+    assert_eq!(o["ConfigMap orphan-1"].0, "skipped");
+    assert!(
+        o["ConfigMap orphan-1"].1.contains("in-use"),
+        "{:?}",
+        o["ConfigMap orphan-1"]
+    );
+    assert_eq!(o["ConfigMap orphan-2"].0, "deleted");
     assert!(s.get_cm(&s.app, "orphan-0").is_some());
     assert!(s.get_cm(&s.app, "orphan-1").is_some());
     assert!(s.get_cm(&s.app, "orphan-2").is_none());
@@ -381,7 +375,7 @@ fn a_second_concurrent_run_is_refused_by_the_lease() {
     assert!(status.success(), "the first run finished its work");
     let first_outcome: Value =
         serde_json::from_str(&std::fs::read_to_string(&first_report).unwrap()).unwrap();
-    assert_eq!(outcomes(&first_outcome)["orphan-2"].0, "deleted");
+    assert_eq!(outcomes(&first_outcome)["ConfigMap orphan-2"].0, "deleted");
     let lease = s.c.send("GET", &lease_path, None).unwrap();
     assert!(
         lease["spec"]["holderIdentity"].is_null(),
@@ -435,7 +429,7 @@ fn a_run_killed_midway_and_run_again_ends_as_an_uninterrupted_run() {
     let o = outcomes(&outcome);
     let gone = o
         .values()
-        .filter(|(status, _)| status == "already-gone")
+        .filter(|(status, _, _)| status == "already-gone")
         .count();
     assert!(
         gone >= 2,

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
+use crate::cluster::outcomes;
 use crate::services::{Service, fake_gcs, free_port};
 use crate::{stderr, write};
 
@@ -363,30 +364,6 @@ impl Project {
             .unwrap_or(Value::Null);
         (out, report)
     }
-}
-
-/// `Kind name` → (status, reason, backup) of every planned action.
-fn outcomes(report: &Value) -> std::collections::BTreeMap<String, (String, String, bool)> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| !f["outcome"].is_null())
-        .map(|f| {
-            (
-                format!(
-                    "{} {}",
-                    f["kind"].as_str().unwrap(),
-                    f["name"].as_str().unwrap()
-                ),
-                (
-                    f["outcome"]["status"].as_str().unwrap().to_string(),
-                    f["outcome"]["reason"].as_str().unwrap_or("").to_string(),
-                    f["outcome"]["backup"].is_string(),
-                ),
-            )
-        })
-        .collect()
 }
 
 /// `days` from now, a minute on so that what the test just made is not younger than "now".
