@@ -340,10 +340,7 @@ pub async fn execute(selection: &mut Selection, inventory: &Inventory, exec: &Ex
 const NOT_IN_INVENTORY: &str = "not in the current inventory";
 
 fn display(f: &Finding) -> String {
-    match &f.namespace {
-        Some(ns) => format!("{} {ns}/{}", f.kind, f.name),
-        None => format!("{} {}", f.kind, f.name),
-    }
+    format!("{} {}", f.kind, crate::report::in_namespace(f, &f.name))
 }
 
 fn log_outcome(f: &Finding, outcome: &Outcome, position: usize, total: u64) {

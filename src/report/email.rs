@@ -179,17 +179,11 @@ pub fn plain_text(report: &Report) -> String {
             "\nTo delete:\n"
         });
         for f in deletions.iter().take(EMAIL_LIST_LIMIT) {
-            let ns = f
-                .namespace
-                .as_deref()
-                .map(|n| format!("{n}/"))
-                .unwrap_or_default();
             out.push_str(&format!(
-                "  {:>3}. {} {}{} - {}\n",
+                "  {:>3}. {} {} - {}\n",
                 f.plan_order.unwrap_or_default(),
                 f.kind,
-                ns,
-                display_name(f),
+                super::in_namespace(f, &display_name(f)),
                 if enforce {
                     super::outcome_words(f)
                 } else {
@@ -212,16 +206,10 @@ pub fn plain_text(report: &Report) -> String {
     if !drift.is_empty() {
         out.push_str("\nDrift:\n");
         for f in drift.iter().take(EMAIL_LIST_LIMIT) {
-            let ns = f
-                .namespace
-                .as_deref()
-                .map(|n| format!("{n}/"))
-                .unwrap_or_default();
             out.push_str(&format!(
-                "  {} {}{} - {}\n",
+                "  {} {} - {}\n",
                 f.kind,
-                ns,
-                f.name,
+                super::in_namespace(f, &f.name),
                 reasons_in_words(f)
             ));
             for d in &f.drift {

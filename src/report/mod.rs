@@ -241,6 +241,14 @@ pub(crate) fn plans_images(r: &Report) -> bool {
             .any(|f| f.provider == Provider::Registry)
 }
 
+/// `namespace/name`, or `name` for what has no namespace.
+pub fn in_namespace(f: &Finding, name: &str) -> String {
+    match &f.namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
+}
+
 /// An enforce outcome in words: `deleted (backup …)`, `skipped: why`.
 pub(crate) fn outcome_words(f: &Finding) -> String {
     let Some(o) = &f.outcome else {

@@ -59,11 +59,13 @@ fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
                 .as_ref()
                 .is_some_and(|o| matches!(o.status, S::Skipped | S::Failed | S::Disabled))
         }) {
-            let name = match &f.namespace {
-                Some(ns) => format!("{} {ns}/{}", f.kind, f.name),
-                None => format!("{} {}", f.kind, f.name),
-            };
-            writeln!(out, "    {name}: {}", super::outcome_words(f))?;
+            writeln!(
+                out,
+                "    {} {}: {}",
+                f.kind,
+                super::in_namespace(f, &f.name),
+                super::outcome_words(f)
+            )?;
         }
         return Ok(());
     }
