@@ -570,3 +570,34 @@ fn the_plan_and_the_backups_can_live_in_cloud_storage() {
         "--only restores only that"
     );
 }
+
+#[test]
+fn a_namespace_whose_contents_cannot_be_backed_up_is_not_deleted() {
+    let s = scene(TestCluster::fake(), 2, "", None);
+    let plan = s.plan();
+    // The audit lists across namespaces; only the backup lists inside the namespace.
+    s.c.fake_server().fault(json!({
+        "method": "GET", "path": format!("^/api/v1/namespaces/{}/secrets$", s.stray), "status": 403
+    }));
+    let (out, report) = s.enforce(&plan);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed action exits 1: {}",
+        stderr(&out)
+    );
+    let o = outcomes(&report);
+    let stray = &o[&format!("Namespace {}", s.stray)];
+    assert_eq!(stray.0, "failed", "{o:?}");
+    assert!(
+        stray.1.contains("not deleted") && stray.1.contains("backup"),
+        "{stray:?}"
+    );
+    assert!(s.c.get("v1", "Namespace", None, &s.stray).is_some());
+    assert!(
+        s.c.get("v1", "Secret", Some(&s.stray), "inside-secret")
+            .is_some()
+    );
+    // One failure does not stop the others.
+    assert_eq!(o["ConfigMap orphan-0"].0, "deleted", "{o:?}");
+}
