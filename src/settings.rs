@@ -116,24 +116,10 @@ pub fn cluster_options(
 
 /// `snapshot.json`'s `recorded_at`: a replay decides as of when the snapshot was taken.
 fn recorded_at(snapshot: &Path) -> Result<Option<DateTime<Utc>>, SettingsError> {
-    let path = snapshot.join("snapshot.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let err = |message: String| SettingsError::SnapshotMeta {
-        path: path.clone(),
-        message,
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
-    match value.get("recorded_at") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => crate::inventory::kubernetes::parse_time(s)
-            .map(Some)
-            .map_err(|e| err(format!("recorded_at: `{s}` is not an RFC 3339 time ({e})"))),
-        Some(_) => Err(err(
-            "recorded_at: expected an RFC 3339 time string".to_string()
-        )),
-    }
+    crate::inventory::snapshot::meta(snapshot)
+        .map(|m| m.recorded_at)
+        .map_err(|message| SettingsError::SnapshotMeta {
+            path: snapshot.join("snapshot.json"),
+            message,
+        })
 }

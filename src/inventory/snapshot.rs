@@ -45,14 +45,47 @@ pub const REFERENCE_KINDS: &[&str] = &[
     "ReplicationController",
 ];
 
-/// Whether `snapshot.json` records that Pods were listed completely.
-fn listed_pods(dir: &Path) -> bool {
-    fs::read_to_string(dir.join("snapshot.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-        .and_then(|meta| meta.get("kubernetes_listed").cloned())
-        .and_then(|listed| listed.as_array().cloned())
-        .is_some_and(|listed| listed.iter().any(|k| k.as_str() == Some("Pod")))
+/// What `snapshot.json` says about a snapshot.
+#[derive(Debug, Default)]
+pub struct Meta {
+    /// When it was recorded: a replay decides as of then.
+    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The Kubernetes kinds `driftsweep snapshot` listed completely.
+    pub kubernetes_listed: Vec<String>,
+}
+
+/// Reads `snapshot.json` (absent: nothing known). Errors name the field.
+pub fn meta(dir: &Path) -> Result<Meta, String> {
+    let path = dir.join("snapshot.json");
+    if !path.is_file() {
+        return Ok(Meta::default());
+    }
+    let text = fs::read_to_string(&path).map_err(|e| format!("cannot read: {e}"))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let recorded_at = match value.get("recorded_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            super::kubernetes::parse_time(s)
+                .map_err(|e| format!("recorded_at: `{s}` is not an RFC 3339 time ({e})"))?,
+        ),
+        Some(_) => return Err("recorded_at: expected an RFC 3339 time string".to_string()),
+    };
+    let kubernetes_listed = match value.get("kubernetes_listed") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(kinds)) => kinds
+            .iter()
+            .map(|k| {
+                k.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "kubernetes_listed: expected kind names".to_string())
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("kubernetes_listed: expected a list of kind names".to_string()),
+    };
+    Ok(Meta {
+        recorded_at,
+        kubernetes_listed,
+    })
 }
 
 /// Reads a snapshot folder into an inventory.
@@ -75,7 +108,12 @@ pub fn read(dir: &Path) -> Result<Inventory, SnapshotError> {
         let has_namespaced = objects.iter().any(|o| o.namespace.is_some());
         // A snapshot written by `driftsweep snapshot` says which kinds it listed: a cluster
         // with no Pod at all is then known to have none.
-        if has_namespaced && !has_references && !listed_pods(dir) {
+        let listed_pods = meta(dir)
+            .map_err(|m| file_error(&dir.join("snapshot.json"), m))?
+            .kubernetes_listed
+            .iter()
+            .any(|k| k == "Pod");
+        if has_namespaced && !has_references && !listed_pods {
             inventory.gaps.push(Gap {
                 provider: Provider::Kubernetes,
                 what: "Pods and workloads".to_string(),
