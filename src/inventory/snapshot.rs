@@ -376,3 +376,45 @@ fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_meta_is_read_once_and_bad_fields_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            meta(dir.path()).unwrap().recorded_at.is_none(),
+            "absent: nothing known"
+        );
+        let write = |text: &str| std::fs::write(dir.path().join("snapshot.json"), text).unwrap();
+        write(r#"{"recorded_at": "2026-11-29T07:30:00Z", "kubernetes_listed": ["Pod"]}"#);
+        let m = meta(dir.path()).unwrap();
+        assert_eq!(
+            m.recorded_at.unwrap().to_rfc3339(),
+            "2026-11-29T07:30:00+00:00"
+        );
+        assert_eq!(m.kubernetes_listed, ["Pod"]);
+        write(r#"{"recorded_at": "yesterday"}"#);
+        assert!(meta(dir.path()).unwrap_err().contains("recorded_at"));
+        write(r#"{"kubernetes_listed": "Pod"}"#);
+        assert!(meta(dir.path()).unwrap_err().contains("kubernetes_listed"));
+    }
+
+    #[test]
+    fn a_snapshot_without_pods_is_references_unknown_unless_it_says_pods_were_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cm = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "a"}}"#;
+        std::fs::create_dir_all(dir.path().join("kubernetes")).unwrap();
+        std::fs::write(dir.path().join("kubernetes/cm.json"), cm).unwrap();
+        let unknown = Protects::KubernetesReferences;
+        assert!(read(dir.path()).unwrap().has_gap(&unknown));
+        std::fs::write(
+            dir.path().join("snapshot.json"),
+            r#"{"kubernetes_listed": ["Pod", "ConfigMap"]}"#,
+        )
+        .unwrap();
+        assert!(!read(dir.path()).unwrap().has_gap(&unknown));
+    }
+}
