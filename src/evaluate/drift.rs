@@ -10,7 +10,8 @@ use crate::inventory::{Inventory, KubeObject, Provider};
 use crate::manifests::{Desired, VERSION_PLACEHOLDER};
 
 /// Kinds every read of the cluster lists, so their absence means "missing". Other kinds
-/// count as listed only when at least one object of the kind was seen.
+/// count as listed when the inventory says they were (`kubernetes_listed`), or when at least
+/// one object of the kind was seen.
 const ALWAYS_LISTED: &[&str] = &[
     "Namespace",
     "ConfigMap",
@@ -37,7 +38,8 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
         let want = &d.object;
         let listed = ALWAYS_LISTED.contains(&want.kind.as_str())
             || (REFERENCE_KINDS.contains(&want.kind.as_str()) && !references_unknown)
-            || kinds.contains(want.kind.as_str());
+            || kinds.contains(want.kind.as_str())
+            || inventory.kubernetes_listed.contains(&want.kind);
         if !listed {
             continue;
         }
@@ -194,6 +196,14 @@ mod tests {
         assert_eq!(d.drift[0].actual.as_deref(), Some("reg.io/p/api:1.1.0"));
         // No Service was listed at all: its absence proves nothing.
         assert!(!f.items.iter().any(|x| x.kind == "Service"));
+        // Services listed, none there: the Service is missing.
+        let mut listed = live.clone();
+        listed.kubernetes_listed = vec!["Service".to_string()];
+        let f = crate::evaluate::testkit::evaluate(&p, &want, &listed);
+        assert_eq!(
+            verdict(&f, "Service", Some("prod"), "api"),
+            (Action::Drift, vec![Reason::Missing])
+        );
     }
 
     #[test]

@@ -24,8 +24,6 @@ pub struct LiveInventory {
     pub listings: Vec<RepositoryListing>,
     /// `kubernetes/<resource>.json` bodies: `List`s of the objects as read.
     pub kubernetes_lists: BTreeMap<String, Value>,
-    /// The Kubernetes kinds listed completely.
-    pub kubernetes_listed: Vec<String>,
     /// `gcp/<file>` bodies: the REST list responses.
     pub gcp_files: BTreeMap<String, Value>,
 }
@@ -102,7 +100,6 @@ pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> Live
     let mut inventory = Inventory::default();
     let mut listings = Vec::new();
     let mut kubernetes_lists = BTreeMap::new();
-    let mut kubernetes_listed = Vec::new();
     match &sources.cluster {
         None => {}
         Some(Ok(client)) => {
@@ -111,7 +108,7 @@ pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> Live
             inventory.kubernetes = Some(read.objects);
             inventory.gaps.extend(read.gaps);
             kubernetes_lists = read.lists;
-            kubernetes_listed = read.listed;
+            inventory.kubernetes_listed = read.listed;
         }
         Some(Err(e)) => inventory.gaps.push(gap(
             Provider::Kubernetes,
@@ -160,7 +157,6 @@ pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> Live
         inventory,
         listings,
         kubernetes_lists,
-        kubernetes_listed,
         gcp_files,
     }
 }
@@ -320,7 +316,8 @@ pub fn write_snapshot(
         (
             "kubernetes_listed",
             Value::Array(
-                live.kubernetes_listed
+                live.inventory
+                    .kubernetes_listed
                     .iter()
                     .map(|k| Value::String(k.clone()))
                     .collect(),

@@ -181,6 +181,9 @@ pub struct Inventory {
     pub gcp: Vec<GcpResource>,
     /// GCP kinds whose list was read (an absent list means: not audited).
     pub gcp_listed: Vec<GcpKind>,
+    /// Kubernetes kinds known to be listed completely (a live read, or a snapshot's
+    /// `snapshot.json`): an absent object of such a kind is really absent.
+    pub kubernetes_listed: Vec<String>,
     pub gaps: Vec<Gap>,
 }
 

@@ -108,11 +108,10 @@ pub fn read(dir: &Path) -> Result<Inventory, SnapshotError> {
         let has_namespaced = objects.iter().any(|o| o.namespace.is_some());
         // A snapshot written by `driftsweep snapshot` says which kinds it listed: a cluster
         // with no Pod at all is then known to have none.
-        let listed_pods = meta(dir)
+        inventory.kubernetes_listed = meta(dir)
             .map_err(|m| file_error(&dir.join("snapshot.json"), m))?
-            .kubernetes_listed
-            .iter()
-            .any(|k| k == "Pod");
+            .kubernetes_listed;
+        let listed_pods = inventory.kubernetes_listed.iter().any(|k| k == "Pod");
         if has_namespaced && !has_references && !listed_pods {
             inventory.gaps.push(Gap {
                 provider: Provider::Kubernetes,
