@@ -4,12 +4,12 @@
 //! and labelled `driftsweep-e2e`, and those namespaces are deleted when the test ends.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use driftsweep::inventory::cluster::{Cluster, ClusterError, ClusterOptions, kind_named};
 use serde_json::{Value, json};
 
-use crate::services::{Service, free_port};
+use crate::services::{Service, python_server};
 
 pub const E2E_ENV: &str = "DRIFTSWEEP_E2E_KUBECONFIG";
 
@@ -25,35 +25,19 @@ pub struct TestCluster {
 }
 
 pub struct FakeApiServer {
-    child: Child,
-    pub port: u16,
-}
-
-impl Drop for FakeApiServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    /// The process; stopped when this is dropped.
+    pub service: Service,
 }
 
 impl FakeApiServer {
     pub fn start() -> FakeApiServer {
-        let port = free_port();
-        let script = crate::root().join("tests/apiserver/fake_apiserver.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        crate::services::wait_for_port(port, &mut child, "the fake API server");
-        FakeApiServer { child, port }
+        let service = python_server("tests/apiserver/fake_apiserver.py", "the fake API server");
+        FakeApiServer { service }
     }
 
     fn control(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         // The same minimal HTTP client the other local services use.
-        Service::http_to(self.port, method, path, body)
+        Service::http_to(self.service.port, method, path, body)
     }
 
     /// Injects a fault (see `tests/apiserver/fake_apiserver.py`).
@@ -103,7 +87,7 @@ impl TestCluster {
             &kubeconfig,
             format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{}\nusers:\n- name: fake\n  user:\n    token: fake-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\n",
-                fake.port
+                fake.service.port
             ),
         )
         .unwrap();

@@ -3,45 +3,30 @@
 //! fake-gcs-server (buckets).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
 use crate::cluster::outcomes;
-use crate::services::{Service, fake_gcs, free_port};
+use crate::services::{Service, fake_gcs, python_server};
 use crate::{stderr, write};
 
 pub struct FakeGcp {
-    child: Child,
-    pub port: u16,
-}
-
-impl Drop for FakeGcp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    /// The process; stopped when this is dropped.
+    pub service: Service,
 }
 
 impl FakeGcp {
     pub fn start() -> FakeGcp {
-        let port = free_port();
-        let mut child = Command::new("python3")
-            .arg(crate::root().join("tests/gcpserver/fake_gcp.py"))
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        crate::services::wait_for_port(port, &mut child, "the fake GCP server");
-        let gcp = FakeGcp { child, port };
+        let service = python_server("tests/gcpserver/fake_gcp.py", "the fake GCP server");
+        let gcp = FakeGcp { service };
         // Operations finish on the first poll: the clients' polling backoff is real time.
         gcp.control("POST", "/_fake/config", &json!({"operation_polls": 1}));
         gcp
     }
 
     pub fn control(&self, method: &str, path: &str, body: &Value) -> Value {
-        let (status, text) = Service::http_to(self.port, method, path, &body.to_string());
+        let (status, text) = Service::http_to(self.service.port, method, path, &body.to_string());
         assert!(status < 300, "{method} {path}: {status} {text}");
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
@@ -56,7 +41,7 @@ impl FakeGcp {
 
     /// Whether a GET of the resource at `path` finds it.
     pub fn exists(&self, path: &str) -> bool {
-        let (status, body) = Service::http_to(self.port, "GET", path, "");
+        let (status, body) = Service::http_to(self.service.port, "GET", path, "");
         assert!(
             status == 200 || status == 404,
             "GET {path}: {status} {body}"
@@ -131,7 +116,7 @@ impl Project {
     }
 
     pub fn env(&self) -> Vec<(String, String)> {
-        let gcp = format!("http://127.0.0.1:{}", self.gcp.port);
+        let gcp = format!("http://127.0.0.1:{}", self.gcp.service.port);
         vec![
             ("DRIFTSWEEP_GCP_COMPUTE_ENDPOINT".into(), gcp.clone()),
             ("DRIFTSWEEP_GCP_IAM_ENDPOINT".into(), gcp.clone()),
@@ -612,14 +597,14 @@ fn a_gcp_resource_re_created_after_review_is_not_deleted() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // After the review the rule is deleted and made again under the same name: another id.
     let rule = format!("/compute/v1/projects/{PROJECT}/global/firewalls/old-open-ssh");
-    let (status, op) = Service::http_to(p.gcp.port, "DELETE", &rule, "");
+    let (status, op) = Service::http_to(p.gcp.service.port, "DELETE", &rule, "");
     assert_eq!(status, 200, "{op}");
     let op: Value = serde_json::from_str(&op).unwrap();
     let poll = format!(
         "/compute/v1/projects/{PROJECT}/global/operations/{}",
         op["name"].as_str().unwrap()
     );
-    let (status, _) = Service::http_to(p.gcp.port, "GET", &poll, "");
+    let (status, _) = Service::http_to(p.gcp.service.port, "GET", &poll, "");
     assert_eq!(status, 200);
     assert!(!p.gcp.exists(&rule));
     p.gcp

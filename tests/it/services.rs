@@ -68,6 +68,21 @@ finally:
     controller.stop()
 "#;
 
+/// One of the project's own stand-ins (`tests/*/…py`, stdlib Python) on a free local port.
+pub fn python_server(script: &str, what: &str) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new("python3")
+        .arg(crate::root().join(script))
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs");
+    wait_for_port(port, &mut child, what);
+    Service { child, port, dir }
+}
+
 /// An SMTP server that saves every message it receives as `N.eml` in `dir`.
 pub fn smtp_sink() -> Service {
     let dir = tempfile::tempdir().unwrap();
