@@ -160,6 +160,9 @@ fn skipped(reason: impl Into<String>) -> Outcome {
 pub struct Selection {
     pub findings: Findings,
     pub deletions: Vec<usize>,
+    /// Planned objects the current inventory lacks (gone, or their list failed): the
+    /// executor finds out which; nothing is deleted either way.
+    pub unlisted: Vec<usize>,
 }
 
 /// Matches the reviewed plan (or, with `--no-review`, the current plan) against the current
@@ -180,6 +183,7 @@ pub fn select(current: Findings, reviewed: Option<&Report>) -> Selection {
         return Selection {
             findings,
             deletions: current_plan,
+            unlisted: Vec::new(),
         };
     };
     let mut by_key: HashMap<Key, usize> = HashMap::new();
@@ -193,15 +197,15 @@ pub fn select(current: Findings, reviewed: Option<&Report>) -> Selection {
         .collect();
     planned.sort_by_key(|f| f.plan_order.unwrap_or(usize::MAX));
     let mut selected = Vec::new();
+    let mut unlisted = Vec::new();
     let mut in_review = std::collections::HashSet::new();
     for p in planned {
         in_review.insert(key(p));
         match by_key.get(&key(p)) {
             None => {
-                // Not in the current inventory: gone, or not listed (see `errors`). The
-                // executor checks which; nothing is deleted either way.
                 let mut f = p.clone();
-                f.outcome = Some(skipped(NOT_IN_INVENTORY));
+                f.outcome = Some(skipped("not in the current inventory"));
+                unlisted.push(findings.items.len());
                 findings.items.push(f);
             }
             Some(&i) => {
@@ -229,6 +233,7 @@ pub fn select(current: Findings, reviewed: Option<&Report>) -> Selection {
     Selection {
         findings,
         deletions: selected,
+        unlisted,
     }
 }
 
@@ -282,14 +287,8 @@ pub async fn execute(selection: &mut Selection, inventory: &Inventory, exec: &Ex
     }
     bar.finish_and_clear();
     // Planned objects no longer in the inventory: already gone, or not listed.
-    for f in &mut selection.findings.items {
-        let unlisted = f
-            .outcome
-            .as_ref()
-            .is_some_and(|o| o.reason.as_deref() == Some(NOT_IN_INVENTORY));
-        if !unlisted {
-            continue;
-        }
+    for &i in &selection.unlisted {
+        let f = &mut selection.findings.items[i];
         let outcome = match f.provider {
             Provider::Kubernetes => match exec.cluster {
                 Some(cluster) => match cluster.exists(&target_of(f)).await {
@@ -336,8 +335,6 @@ pub async fn execute(selection: &mut Selection, inventory: &Inventory, exec: &Ex
         f.outcome = Some(outcome);
     }
 }
-
-const NOT_IN_INVENTORY: &str = "not in the current inventory";
 
 fn display(f: &Finding) -> String {
     format!("{} {}", f.kind, crate::report::in_namespace(f, &f.name))

@@ -110,6 +110,16 @@ fn only_reviewed_unchanged_and_still_condemned_objects_are_selected() {
     assert!(reason("now-used").contains("now kept (in-use)"));
     assert_eq!(reason("unreviewed"), "not in the reviewed plan");
     assert_eq!(reason("gone"), "not in the current inventory");
+    let unlisted: Vec<&str> = selection
+        .unlisted
+        .iter()
+        .map(|&i| selection.findings.items[i].name.as_str())
+        .collect();
+    assert_eq!(
+        unlisted,
+        ["gone"],
+        "the executor checks whether it is really gone"
+    );
 }
 
 #[test]
