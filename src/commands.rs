@@ -51,6 +51,10 @@ pub enum CommandError {
     Lease(Box<crate::enforce::lease::LeaseError>),
     #[error("enforce needs the cluster and cannot use it: {0}")]
     Unreachable(String),
+    #[error(
+        "this cluster account may not delete what the plan deletes (missing {0}); nothing was deleted and the Lease was not taken\nhint: run enforce as the ServiceAccount `driftsweep-enforce` (k8s/driftsweep/enforce-job.yaml), the only one bound to the ClusterRole `driftsweep-delete`"
+    )]
+    NotPermitted(String),
     #[error("cannot write `{}`", path.display())]
     Write {
         path: std::path::PathBuf,
@@ -75,7 +79,8 @@ impl CommandError {
             | CommandError::Backup(_)
             | CommandError::Cluster(_)
             | CommandError::Lease(_)
-            | CommandError::Unreachable(_) => EXIT_RUNTIME,
+            | CommandError::Unreachable(_)
+            | CommandError::NotPermitted(_) => EXIT_RUNTIME,
         }
     }
 }
@@ -448,11 +453,13 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
             Some(Err(e)) => return Err(CommandError::Unreachable(e.clone())),
             _ => sources.cluster(),
         };
-        let holder = format!(
-            "{run_id} (pid {} on {})",
-            std::process::id(),
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown host".to_string())
-        );
+        let holder = format!("{run_id} (pid {} on {})", std::process::id(), host_name());
+        if let Some(c) = cluster {
+            let missing = enforce::missing_permissions(c, reviewed.as_ref(), policy).await?;
+            if !missing.is_empty() {
+                return Err(CommandError::NotPermitted(missing.join(", ")));
+            }
+        }
         let held = match cluster {
             Some(c) => {
                 Some(lease::Lease::acquire(c, &policy.safety.lease_namespace, &holder).await?)
@@ -536,6 +543,17 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
             EXIT_OK
         },
     )
+}
+
+/// This machine's name, for the Lease holder (a pod's name in a pod): `HOSTNAME` when the
+/// environment has it, else the kernel's.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "an unnamed host".to_string())
 }
 
 /// Reads a reviewed plan: a file, or an archived report in Cloud Storage.

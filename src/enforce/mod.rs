@@ -246,6 +246,55 @@ pub fn gates(
     plan::gates(&selection.findings, &selection.deletions, safety, now)
 }
 
+/// What this cluster account may not do of what enforce will do: get and delete each kind the
+/// plan deletes, in each namespace it deletes in. Asked before the Lease is taken, so an
+/// account that cannot delete neither deletes nor blocks the one that can. With no reviewed
+/// plan, every audited kind in every namespace.
+pub async fn missing_permissions(
+    cluster: &Cluster,
+    reviewed: Option<&Report>,
+    policy: &crate::policy::Policy,
+) -> Result<Vec<String>, crate::inventory::cluster::ClusterError> {
+    let mut needed: std::collections::BTreeSet<(String, String, Option<String>)> =
+        Default::default();
+    match reviewed {
+        Some(plan) => {
+            for f in plan
+                .findings
+                .iter()
+                .filter(|f| f.action == Action::Delete && f.provider == Provider::Kubernetes)
+            {
+                let target = target_of(f);
+                needed.insert((target.api_version, target.kind, target.namespace));
+            }
+        }
+        None => {
+            let audited = policy.kubernetes.iter().flat_map(|k| k.kinds.iter());
+            for kind in audited
+                .map(|k| k.as_str().to_string())
+                .chain(["Namespace".to_string()])
+            {
+                if let Some(info) = crate::inventory::cluster::kind_named(&kind) {
+                    needed.insert((info.api_version(), kind, None));
+                }
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for (api_version, kind, namespace) in needed {
+        let info = cluster.resolve(&api_version, &kind).await?;
+        for verb in ["get", "delete"] {
+            if !cluster.can(verb, &info, namespace.as_deref()).await? {
+                missing.push(match &namespace {
+                    Some(ns) => format!("`{verb} {}` in `{ns}`", info.resource()),
+                    None => format!("`{verb} {}`", info.resource()),
+                });
+            }
+        }
+    }
+    Ok(missing)
+}
+
 /// The backends enforce deletes through.
 pub struct Executors<'a> {
     pub cluster: Option<&'a Cluster>,

@@ -718,6 +718,38 @@ impl Cluster {
         }
     }
 
+    /// Whether this client's account may `verb` objects of `info` in `namespace` (in every
+    /// namespace when `None`), asked with a SelfSubjectAccessReview: RBAC's own answer, which
+    /// every authenticated account may ask for itself.
+    pub async fn can(
+        &self,
+        verb: &str,
+        info: &KindInfo,
+        namespace: Option<&str>,
+    ) -> Result<bool, ClusterError> {
+        let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+        let body = serde_json::json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {
+                "verb": verb,
+                "group": info.group,
+                "resource": info.plural,
+                "namespace": namespace.filter(|_| info.namespaced).unwrap_or(""),
+            }},
+        });
+        let request = http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(body.to_string().into_bytes())
+            .map_err(|e| ClusterError::Transport {
+                method: "POST".to_string(),
+                path: path.to_string(),
+                message: e.to_string(),
+            })?;
+        let review = self.call(request).await?;
+        Ok(review.pointer("/status/allowed") == Some(&Value::Bool(true)))
+    }
+
     /// Sends a request built elsewhere (restore, the Lease) through the same retry policy.
     pub async fn send_json(&self, request: http::Request<Vec<u8>>) -> Result<Value, ClusterError> {
         self.call(request).await

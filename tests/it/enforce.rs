@@ -1,5 +1,6 @@
-//! Enforce end to end: the real binary against the fake API server (or a real cluster, see
-//! `cluster.rs`) and Debian's registry server. A dry run writes the plan; enforce executes it.
+//! Enforce end to end: the real binary against the real control plane (`cluster.rs`), through
+//! the fault proxy where a test injects faults, and Debian's registry server. A dry run writes
+//! the plan; enforce executes it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::cluster::{TestCluster, outcomes};
+use crate::proxy::Rule;
 use crate::registry::{Pusher, start_registry};
 use crate::{stderr, write};
 
@@ -66,7 +68,7 @@ fn scene(c: TestCluster, orphans: usize, safety: &str, registry: Option<&str>) -
         c.dir.path(),
         "policy.yaml",
         &format!(
-            "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, \"{lease}\"]\nsafety:\n  min_age_hours: 0\n  lease_namespace: \"{lease}\"\n{safety}{registry}"
+            "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, \"{lease}\"]\nsafety:\n  min_age_hours: 0\n  max_deletions: 100000\n  lease_namespace: \"{lease}\"\n{safety}{registry}"
         ),
     );
     let backup = c.path("backups");
@@ -84,8 +86,8 @@ impl Scene {
         self.policy.to_str().unwrap()
     }
 
-    /// A dry run; its report is the plan. On a shared real cluster the plan is narrowed to
-    /// this test's objects, as a reviewer removes what they do not approve.
+    /// A dry run; its report is the plan, narrowed to this test's objects (the control plane
+    /// is shared), as a reviewer removes what they do not approve.
     fn plan(&self) -> PathBuf {
         let plan = self.c.path("plan.json");
         let out = self.c.driftsweep(&[
@@ -96,16 +98,7 @@ impl Scene {
             plan.to_str().unwrap(),
         ]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        if self.c.fake.is_none() {
-            let mut report: Value =
-                serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
-            let prefix = self.c.prefix.clone();
-            report["findings"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|f| f["provider"] != "kubernetes" || f.to_string().contains(&prefix));
-            std::fs::write(&plan, report.to_string()).unwrap();
-        }
+        self.c.narrow_to_own(&plan);
         plan
     }
 
@@ -309,8 +302,14 @@ fn objects_that_changed_or_came_into_use_after_review_are_skipped() {
 
 #[test]
 fn a_plan_over_a_gate_deletes_nothing_and_says_by_how_much() {
-    // Four unused ConfigMaps out of six: over a ratio of a half.
-    let s = scene(TestCluster::fake(), 4, "  max_deletion_ratio: 0.5\n", None);
+    // Four unused ConfigMaps out of six: over a ratio of a half. `--no-review` plans the whole
+    // cluster, so this test has a control plane of its own.
+    let s = scene(
+        TestCluster::private_with_proxy(),
+        4,
+        "  max_deletion_ratio: 0.5\n",
+        None,
+    );
     let report_path = s.c.path("outcome.json");
     let out = s.enforce_command(None, &report_path).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -325,21 +324,24 @@ fn a_plan_over_a_gate_deletes_nothing_and_says_by_how_much() {
             "nothing deleted"
         );
     }
-    let requests = s.c.fake_server().requests();
+    let requests = s.c.proxy().requests();
     assert!(
-        !requests.iter().any(|r| r["method"] == "DELETE"),
+        requests.iter().any(|r| r.path.ends_with("/configmaps")),
+        "the proxy saw the run's lists"
+    );
+    assert!(
+        !requests.iter().any(|r| r.method == "DELETE"),
         "no delete was even sent"
     );
 }
 
 #[test]
 fn a_second_concurrent_run_is_refused_by_the_lease() {
-    let s = scene(TestCluster::fake(), 3, "", None);
+    let s = scene(TestCluster::with_proxy(), 3, "", None);
     let plan = s.plan();
     // Slow deletes keep the first run going while the second starts.
-    s.c.fake_server().fault(
-        json!({"method": "DELETE", "path": "/configmaps/", "status": null, "delay_ms": 700}),
-    );
+    s.c.proxy()
+        .fault(Rule::on("DELETE", "/configmaps/").delay_ms(700));
     let first_report = s.c.path("first.json");
     let mut first = s
         .enforce_command(Some(&plan), &first_report)
@@ -385,12 +387,11 @@ fn a_second_concurrent_run_is_refused_by_the_lease() {
 
 #[test]
 fn a_run_killed_midway_and_run_again_ends_as_an_uninterrupted_run() {
-    let s = scene(TestCluster::fake(), 6, "", None);
+    let s = scene(TestCluster::with_proxy(), 6, "", None);
     let plan = s.plan();
-    s.c.fake_server().fault(
-        json!({"method": "DELETE", "path": "/configmaps/", "status": null, "delay_ms": 300}),
-    );
-    s.c.fake_server().clear_requests();
+    s.c.proxy()
+        .fault(Rule::on("DELETE", "/configmaps/").delay_ms(300));
+    s.c.proxy().clear_requests();
     let report = s.c.path("killed.json");
     let mut run = s
         .enforce_command(Some(&plan), &report)
@@ -402,12 +403,10 @@ fn a_run_killed_midway_and_run_again_ends_as_an_uninterrupted_run() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let real_deletes =
-            s.c.fake_server()
+            s.c.proxy()
                 .requests()
                 .iter()
-                .filter(|r| {
-                    r["method"] == "DELETE" && r["status"] == 200 && r["body"]["dryRun"].is_null()
-                })
+                .filter(|r| r.method == "DELETE" && r.status == 200 && !r.dry_run())
                 .count();
         if real_deletes >= 2 {
             break;
@@ -461,7 +460,7 @@ fn a_run_killed_midway_and_run_again_ends_as_an_uninterrupted_run() {
 
 #[test]
 fn enforce_refuses_without_a_backup_or_a_plan() {
-    let s = scene(TestCluster::fake(), 1, "", None);
+    let s = scene(TestCluster::start(), 1, "", None);
     let out =
         s.c.driftsweep(&["run", "--enforce", "--policy", s.policy(), "--no-review"]);
     assert_eq!(out.status.code(), Some(2));
@@ -491,8 +490,9 @@ fn the_plan_and_the_backups_can_live_in_cloud_storage() {
     let gcs = crate::services::fake_gcs(&["aia-reports", "aia-backups"]);
     let host = format!("127.0.0.1:{}", gcs.port);
     let env = [("STORAGE_EMULATOR_HOST", host.as_str())];
-    let s = scene(TestCluster::fake(), 1, "", None);
+    let s = scene(TestCluster::start(), 1, "", None);
     let kubeconfig = s.c.kubeconfig.to_str().unwrap().to_string();
+    let local = s.c.path("plan.json");
     let out = bin(
         &[
             "run",
@@ -502,6 +502,8 @@ fn the_plan_and_the_backups_can_live_in_cloud_storage() {
             &kubeconfig,
             "--archive",
             "gs://aia-reports/driftsweep",
+            "--report",
+            local.to_str().unwrap(),
         ],
         &env,
     );
@@ -512,6 +514,16 @@ fn the_plan_and_the_backups_can_live_in_cloud_storage() {
         .find_map(|l| l.trim().strip_prefix("archived: "))
         .unwrap_or_else(|| panic!("no archive line in {err}"))
         .to_string();
+    // The reviewer approves this test's objects only (the control plane is shared), and puts
+    // the narrowed plan back where it was archived.
+    s.c.narrow_to_own(&local);
+    let object = plan.trim_start_matches("gs://aia-reports/");
+    let (status, body) = gcs.http_upload(
+        "aia-reports",
+        object,
+        &std::fs::read_to_string(&local).unwrap(),
+    );
+    assert!(status < 300, "{status} {body}");
     let original = s.get_cm(&s.app, "orphan-0").unwrap();
 
     let report = s.c.path("outcome.json");
@@ -573,12 +585,11 @@ fn the_plan_and_the_backups_can_live_in_cloud_storage() {
 
 #[test]
 fn a_namespace_whose_contents_cannot_be_backed_up_is_not_deleted() {
-    let s = scene(TestCluster::fake(), 2, "", None);
+    let s = scene(TestCluster::with_proxy(), 2, "", None);
     let plan = s.plan();
     // The audit lists across namespaces; only the backup lists inside the namespace.
-    s.c.fake_server().fault(json!({
-        "method": "GET", "path": format!("^/api/v1/namespaces/{}/secrets$", s.stray), "status": 403
-    }));
+    s.c.proxy()
+        .fault(Rule::on("GET", &format!("^/api/v1/namespaces/{}/secrets$", s.stray)).status(403));
     let (out, report) = s.enforce(&plan);
     assert_eq!(
         out.status.code(),

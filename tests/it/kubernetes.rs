@@ -1,12 +1,13 @@
-//! The live Kubernetes source end to end: the real binary against the fake API server (or a
-//! real cluster, see `cluster.rs`), its snapshot replayed offline, each fault path, and the
-//! delete primitive.
+//! The live Kubernetes source end to end: the real binary against the real control plane
+//! (`cluster.rs`), its snapshot replayed offline, each fault path through the fault proxy, and
+//! the delete primitive.
 
 use chrono::{Duration, Utc};
 use driftsweep::inventory::cluster::{DeleteOutcome, KubeTarget, kind_named};
 use serde_json::{Value, json};
 
 use crate::cluster::{TestCluster, verdicts};
+use crate::proxy::Rule;
 use crate::{stderr, write};
 
 /// Decide a month after the objects were made, so the minimum age never hides a verdict.
@@ -169,7 +170,7 @@ fn policy_with_manifests(c: &TestCluster, app: &str, kept: &str) -> std::path::P
         c.dir.path(),
         "policy.yaml",
         &format!(
-            "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, \"{kept}\"]\n  manifests: [manifests]\n  delete_pvcs: true\n"
+            "version: 1\nname: e2e\nsafety:\n  max_deletions: 100000\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, \"{kept}\"]\n  manifests: [manifests]\n  delete_pvcs: true\n"
         ),
     )
 }
@@ -244,10 +245,10 @@ fn a_live_dry_run_decides_like_its_own_snapshot_replayed() {
     // The manifest names a ConfigMap the cluster lacks.
     assert_eq!(live[&format!("ConfigMap {app}/never-applied")].0, "drift");
 
-    // Same verdicts from the replay (on a shared real cluster: for this test's objects).
+    // Same verdicts from the replay (for this test's objects: other tests share the cluster).
     let ours = |m: &std::collections::BTreeMap<String, (String, Vec<String>)>| {
         m.iter()
-            .filter(|(k, _)| c.fake.is_some() || k.contains(&c.prefix))
+            .filter(|(k, _)| k.contains(&c.prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<Vec<_>>()
     };
@@ -318,7 +319,7 @@ fn deletions(report: &Value, kind: &str) -> Vec<String> {
 
 #[test]
 fn a_forbidden_pod_list_blocks_every_deletion_it_could_prevent_and_is_reported() {
-    let c = TestCluster::fake();
+    let c = TestCluster::with_proxy();
     let app = c.ns("app");
     seed_app(&c, &app);
     let policy = policy_with_manifests(&c, &app, "none");
@@ -329,8 +330,8 @@ fn a_forbidden_pod_list_blocks_every_deletion_it_could_prevent_and_is_reported()
         "the seed has deletions to block"
     );
 
-    c.fake_server()
-        .fault(json!({"method": "GET", "path": "^/api/v1/pods$", "status": 403}));
+    c.proxy()
+        .fault(Rule::on("GET", "^/api/v1/pods$").status(403));
     let (out, report) = dry_run(&c, &policy);
     assert_eq!(out.status.code(), Some(1), "a failed list exits 1");
     for kind in [
@@ -360,14 +361,13 @@ fn a_forbidden_pod_list_blocks_every_deletion_it_could_prevent_and_is_reported()
 
 #[test]
 fn a_list_that_times_out_protects_what_it_could_prove_in_use() {
-    let c = TestCluster::fake();
+    let c = TestCluster::with_proxy();
     let app = c.ns("app");
     seed_app(&c, &app);
     let policy = policy_with_manifests(&c, &app, "none");
     // Every Deployment list hangs longer than the client waits.
-    c.fake_server().fault(json!({
-        "method": "GET", "path": "^/apis/apps/v1/deployments$", "status": null, "delay_ms": 3000
-    }));
+    c.proxy()
+        .fault(Rule::on("GET", "^/apis/apps/v1/deployments$").stall());
     let report = c.path("report.json");
     let out = c.driftsweep_with(
         &[
@@ -400,20 +400,21 @@ fn a_list_that_times_out_protects_what_it_could_prove_in_use() {
 
 #[test]
 fn a_list_that_expires_mid_pagination_is_reported_not_truncated() {
-    let c = TestCluster::fake();
+    let c = TestCluster::with_proxy();
     let app = c.ns("app");
     c.namespace(&app);
-    let old = (Utc::now() - Duration::days(10)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let many: Vec<Value> = (0..1200)
         .map(|i| {
             json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": format!("cm-{i:05}"), "namespace": app, "creationTimestamp": old}})
+            "metadata": {"name": format!("cm-{i:05}"), "namespace": app}})
         })
         .collect();
-    c.fake_server().seed(&many);
-    c.fake_server().fault(json!({
-        "method": "GET", "path": "^/api/v1/configmaps$", "query": "continue=", "status": 410
-    }));
+    c.create_many(many);
+    c.proxy().fault(
+        Rule::on("GET", "^/api/v1/configmaps$")
+            .query("continue=")
+            .status(410),
+    );
     let policy = c.policy(&[&app], "");
     let (out, report) = dry_run(&c, &policy);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -427,35 +428,35 @@ fn a_list_that_expires_mid_pagination_is_reported_not_truncated() {
 
 #[test]
 fn throttled_lists_are_retried_after_the_servers_delay() {
-    let c = TestCluster::fake();
+    let c = TestCluster::with_proxy();
     let app = c.ns("app");
     seed_app(&c, &app);
     let policy = c.policy(&[&app], "");
-    c.fake_server().fault(json!({
-        "method": "GET", "path": "^/api/v1/configmaps$", "status": 429, "retry_after": 1, "times": 1,
-        "format": "text"
-    }));
-    c.fake_server().clear_requests();
+    c.proxy()
+        .fault(Rule::on("GET", "^/api/v1/configmaps$").throttle(1).times(1));
+    c.proxy().clear_requests();
     let (out, report) = dry_run(&c, &policy);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         deletions(&report, "ConfigMap"),
         ["defined", "orphan-config"]
     );
-    let lists: Vec<Value> = c
-        .fake_server()
+    let lists: Vec<_> = c
+        .proxy()
         .requests()
         .into_iter()
-        .filter(|r| r["path"] == "/api/v1/configmaps")
+        .filter(|r| r.path == "/api/v1/configmaps")
         .collect();
-    assert_eq!(lists.len(), 2, "{lists:?}");
-    assert_eq!(lists[0]["status"], 429);
-    assert_eq!(lists[1]["status"], 200);
+    // The first page was refused once, then asked again, the same request.
+    assert!(lists.len() >= 2, "{lists:?}");
+    assert_eq!((lists[0].status, lists[1].status), (429, 200), "{lists:?}");
+    assert_eq!(lists[0].query, lists[1].query, "{lists:?}");
+    assert!(!lists[1].query.contains("continue="), "{lists:?}");
 }
 
 #[test]
 fn five_thousand_config_maps_are_each_listed_exactly_once() {
-    let c = TestCluster::fake();
+    let c = TestCluster::with_proxy();
     let app = c.ns("big");
     c.namespace(&app);
     let many: Vec<Value> = (0..5000)
@@ -464,8 +465,8 @@ fn five_thousand_config_maps_are_each_listed_exactly_once() {
             "metadata": {"name": format!("cm-{i:05}"), "namespace": app}})
         })
         .collect();
-    c.fake_server().seed(&many);
-    c.fake_server().clear_requests();
+    c.create_many(many);
+    c.proxy().clear_requests();
     let info = kind_named("ConfigMap").unwrap();
     let items = c.block_on(c.client.list(&info, false, None)).unwrap();
     let mut names: Vec<String> = items
@@ -478,11 +479,10 @@ fn five_thousand_config_maps_are_each_listed_exactly_once() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 5000, "no object twice");
-    let pages = c.fake_server().requests().len();
-    assert_eq!(
-        pages, 11,
-        "pages of 500 (5,000 + the namespaces' own kube-root-ca.crt)"
-    );
+    // Pages of 500 over everything the cluster holds (other tests' ConfigMaps too), each
+    // asked for once.
+    let pages = c.proxy().requests().len();
+    assert_eq!(pages, items.len().div_ceil(500), "{} items", items.len());
 }
 
 fn target(o: &Value) -> KubeTarget {
@@ -616,33 +616,31 @@ fn the_delete_primitive_deletes_exactly_the_reviewed_object() {
 
 #[test]
 fn the_delete_primitive_sends_dry_run_then_preconditions_and_retries_only_throttling() {
-    let c = TestCluster::fake();
+    let c = TestCluster::with_proxy();
     let app = c.ns("wire");
     c.namespace(&app);
     let cm = c.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": app}}));
     let path = format!("/api/v1/namespaces/{app}/configmaps/x");
-    c.fake_server().fault(json!({"method": "DELETE", "path": format!("^{path}$"), "query": null, "status": 429, "retry_after": 1, "times": 1}));
-    c.fake_server().clear_requests();
+    c.proxy().fault(
+        Rule::on("DELETE", &format!("^{path}$"))
+            .status(429)
+            .retry_after(1)
+            .times(1),
+    );
+    c.proxy().clear_requests();
     assert_eq!(
         c.block_on(c.client.delete_object(&target(&cm))).unwrap(),
         DeleteOutcome::Deleted
     );
-    let log: Vec<Value> = c
-        .fake_server()
+    let log: Vec<_> = c
+        .proxy()
         .requests()
         .into_iter()
-        .filter(|r| r["path"] == json!(path))
+        .filter(|r| r.path == path)
         .collect();
-    let summary: Vec<(String, bool, i64)> = log
+    let summary: Vec<(String, bool, u16)> = log
         .iter()
-        .map(|r| {
-            (
-                r["method"].as_str().unwrap().to_string(),
-                r["query"].as_str().unwrap_or("").contains("dryRun=All")
-                    || r["body"]["dryRun"] == json!(["All"]),
-                r["status"].as_i64().unwrap(),
-            )
-        })
+        .map(|r| (r.method.clone(), r.dry_run(), r.status))
         .collect();
     assert_eq!(
         summary,
@@ -653,7 +651,7 @@ fn the_delete_primitive_sends_dry_run_then_preconditions_and_retries_only_thrott
             ("DELETE".to_string(), false, 200),
         ]
     );
-    let body = &log[3]["body"];
+    let body = &log[3].body;
     assert_eq!(body["preconditions"]["uid"], cm["metadata"]["uid"]);
     assert_eq!(
         body["preconditions"]["resourceVersion"],
@@ -663,18 +661,18 @@ fn the_delete_primitive_sends_dry_run_then_preconditions_and_retries_only_thrott
 
     // A 403 is final: one attempt, an error, nothing deleted.
     let cm = c.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "y", "namespace": app}}));
-    c.fake_server()
-        .fault(json!({"method": "DELETE", "path": "/configmaps/y$", "status": 403}));
-    c.fake_server().clear_requests();
+    c.proxy()
+        .fault(Rule::on("DELETE", "/configmaps/y$").status(403));
+    c.proxy().clear_requests();
     let error = c
         .block_on(c.client.delete_object(&target(&cm)))
         .unwrap_err();
     assert_eq!(error.code(), Some(403));
     let deletes = c
-        .fake_server()
+        .proxy()
         .requests()
         .into_iter()
-        .filter(|r| r["method"] == "DELETE")
+        .filter(|r| r.method == "DELETE")
         .count();
     assert_eq!(deletes, 1);
     assert!(c.get("v1", "ConfigMap", Some(&app), "y").is_some());
@@ -702,4 +700,117 @@ fn a_namespace_is_deleted_in_the_foreground_with_its_contents() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(c.get("v1", "ConfigMap", Some(&gone), "inside").is_none());
+}
+
+#[test]
+fn the_kubelet_stand_in_runs_pods_for_the_real_controllers() {
+    let c = TestCluster::start();
+    let app = c.ns("rollout");
+    c.namespace(&app);
+    let kubelet = crate::kubelet::Kubelet::start(std::slice::from_ref(&app));
+    kubelet.fail_image("broken", "CrashLoopBackOff");
+    let deployment = |name: &str, image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": app},
+            "spec": {"replicas": 2, "progressDeadlineSeconds": 2,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": image}]}}}})
+    };
+    c.create(deployment("good", "registry.invalid/good:1.0.0"));
+    c.create(deployment("bad", "registry.invalid/broken:1.0.0"));
+    let condition = |name: &str, kind: &str| {
+        c.get("apps/v1", "Deployment", Some(&app), name)
+            .and_then(|d| {
+                d["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|k| k["type"] == kind)
+                    .map(|k| (k["status"].clone(), k["reason"].clone()))
+            })
+    };
+    c.wait_for("the healthy Deployment to become available", || {
+        condition("good", "Available") == Some((json!("True"), json!("MinimumReplicasAvailable")))
+            && c.get("apps/v1", "Deployment", Some(&app), "good").unwrap()["status"]
+                ["readyReplicas"]
+                == 2
+    });
+    c.wait_for("the crash-looping Deployment to pass its deadline", || {
+        condition("bad", "Progressing") == Some((json!("False"), json!("ProgressDeadlineExceeded")))
+    });
+    let pods = c
+        .send(
+            "GET",
+            &format!("/api/v1/namespaces/{app}/pods?labelSelector=app%3Dbad"),
+            None,
+        )
+        .unwrap();
+    let reasons: Vec<&Value> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"])
+        .collect();
+    assert_eq!(
+        reasons,
+        [&json!("CrashLoopBackOff"), &json!("CrashLoopBackOff")]
+    );
+}
+
+#[test]
+fn a_cut_connection_and_a_failing_later_page_are_retried_or_reported() {
+    let c = TestCluster::with_proxy();
+    let app = c.ns("app");
+    c.namespace(&app);
+    let many: Vec<Value> = (0..1200)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i:05}"), "namespace": app}})
+        })
+        .collect();
+    c.create_many(many);
+    let policy = c.policy(&[&app], "");
+
+    // Once each: the first page cut after 1,000 bytes, the second page a 500. Both retried.
+    c.proxy().fault(
+        Rule::on("GET", "^/api/v1/configmaps$")
+            .reset_after(1000)
+            .times(1),
+    );
+    c.proxy().fault(
+        Rule::on("GET", "^/api/v1/configmaps$")
+            .query("continue=")
+            .status(500)
+            .times(1),
+    );
+    c.proxy().clear_requests();
+    let (out, report) = dry_run(&c, &policy);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(deletions(&report, "ConfigMap").len(), 1200);
+    let statuses: Vec<u16> = c
+        .proxy()
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/configmaps")
+        .map(|r| r.status)
+        .take(4)
+        .collect();
+    assert_eq!(statuses, [200, 200, 500, 200], "cut, retried; 500, retried");
+
+    // A later page that keeps failing: the list is a gap, and no ConfigMap is deleted.
+    c.proxy().clear_faults();
+    c.proxy().fault(
+        Rule::on("GET", "^/api/v1/configmaps$")
+            .query("continue=")
+            .status(500)
+            .skip(1),
+    );
+    let (out, report) = dry_run(&c, &policy);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(deletions(&report, "ConfigMap"), Vec::<String>::new());
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("ConfigMap") && errors.contains("500"),
+        "{errors}"
+    );
 }

@@ -2,10 +2,13 @@
 
 mod cli;
 mod cluster;
+mod controlplane;
 mod delivery;
 mod enforce;
 mod gcp;
+mod kubelet;
 mod kubernetes;
+mod proxy;
 mod rbac;
 mod registry;
 mod reports;

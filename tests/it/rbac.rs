@@ -96,3 +96,242 @@ fn the_roles_grant_exactly_the_verbs_driftsweep_sends() {
         .collect();
     assert_eq!(role("driftsweep-lease"), lease);
 }
+
+/// `(group, resource, verb)` of a request to the API server; `None` for non-resource paths
+/// (`/version`, discovery).
+fn grant_of(r: &crate::proxy::Logged) -> Option<(String, String, String)> {
+    let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let (resource, name) = match rest {
+        [] => return None,
+        ["namespaces", _ns, resource, name @ ..] => (*resource, name.first()),
+        [resource, name @ ..] => (*resource, name.first()),
+    };
+    let verb = match (r.method.as_str(), name.is_some()) {
+        ("GET", true) => "get",
+        ("GET", false) if r.query.contains("watch=") => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    };
+    Some((group.to_string(), resource.to_string(), verb.to_string()))
+}
+
+/// What the requests logged since the last clear needed, less the SelfSubjectAccessReviews
+/// enforce asks first (every authenticated account may, through `system:basic-user`).
+fn used(c: &crate::cluster::TestCluster) -> Grants {
+    let requests = c.proxy().requests();
+    let denied: Vec<_> = requests.iter().filter(|r| r.status == 403).collect();
+    assert!(
+        denied.is_empty(),
+        "nothing the account needs is missing: {denied:?}"
+    );
+    requests
+        .iter()
+        .filter_map(grant_of)
+        .filter(|(_, resource, _)| resource != "selfsubjectaccessreviews")
+        .collect()
+}
+
+#[test]
+fn the_shipped_accounts_audit_and_enforce_with_exactly_what_they_are_granted() {
+    use serde_json::json;
+
+    let c = crate::cluster::TestCluster::with_proxy();
+    // The production overlay, as an operator applies it; its CronJob never fires here.
+    let rendered = std::process::Command::new("kubectl")
+        .args(["kustomize", "k8s/overlays/production"])
+        .current_dir(crate::root())
+        .output()
+        .expect("kubectl runs (scripts/test.sh installs it)");
+    assert!(rendered.status.success(), "{}", crate::stderr(&rendered));
+    c.kubectl_apply(&crate::stdout(&rendered));
+    c.send(
+        "PATCH",
+        "/apis/batch/v1/namespaces/driftsweep/cronjobs/driftsweep",
+        Some(&json!({"spec": {"suspend": true}})),
+    )
+    .unwrap();
+
+    // One object of every kind each grant covers: an orphan of every audited kind, what
+    // proves use, a Service the manifests define, and a stray namespace.
+    let app = c.ns("app");
+    let stray = c.ns("stray");
+    c.namespace(&app);
+    c.namespace(&stray);
+    let meta = |name: &str| json!({"name": name, "namespace": app});
+    c.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("orphan-cm")}));
+    c.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("used-cm")}));
+    c.create(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("orphan-secret"),
+        "stringData": {"k": "v"}}),
+    );
+    c.create(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta("orphan-sa")}));
+    c.create(
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta("orphan-pvc"),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
+    c.create(
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("web"),
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:1.0.0",
+                    "envFrom": [{"configMapRef": {"name": "used-cm"}}]}]}}}}),
+    );
+    c.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "inside", "namespace": stray}}));
+    crate::write(
+        c.dir.path(),
+        "manifests/web.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {app}\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n"
+        ),
+    );
+    let policy = crate::write(
+        c.dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, driftsweep]\n  manifests: [manifests]\n  kinds: [ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim]\n  delete_pvcs: true\nsafety:\n  min_age_hours: 0\n  max_deletions: 100000\n  lease_namespace: driftsweep\n"
+        ),
+    );
+    let policy = policy.to_str().unwrap();
+    let audit = c.kubeconfig_with_token("audit", &c.token("driftsweep", "driftsweep"));
+    let enforcer = c.kubeconfig_with_token("enforce", &c.token("driftsweep", "driftsweep-enforce"));
+    // Only the enforce account may hold the enforce Lease.
+    let lease = driftsweep::inventory::cluster::KindInfo {
+        group: "coordination.k8s.io".to_string(),
+        version: "v1".to_string(),
+        kind: "Lease".to_string(),
+        plural: "leases".to_string(),
+        namespaced: true,
+    };
+    let may_take_lease = |kubeconfig: &std::path::Path| {
+        c.block_on(async {
+            let account = driftsweep::inventory::cluster::Cluster::connect(
+                &driftsweep::inventory::cluster::ClusterOptions {
+                    kubeconfig: Some(kubeconfig.to_path_buf()),
+                    context: None,
+                },
+            )
+            .await
+            .unwrap();
+            account
+                .can("create", &lease, Some("driftsweep"))
+                .await
+                .unwrap()
+        })
+    };
+    assert!(
+        !may_take_lease(&audit),
+        "the nightly account cannot block enforce"
+    );
+    assert!(may_take_lease(&enforcer));
+    let run = |kubeconfig: &std::path::Path, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--policy",
+            policy,
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ]);
+        crate::driftsweep(&all)
+    };
+
+    // The nightly account audits: everything it needs is granted and everything granted is
+    // used.
+    let plan = c.path("plan.json");
+    c.proxy().clear_requests();
+    let out = run(&audit, &["run", "--report", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+    assert_eq!(
+        used(&c),
+        role("driftsweep-read"),
+        "the audit lists exactly its grants"
+    );
+    c.narrow_to_own(&plan);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let planned: std::collections::BTreeSet<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["action"] == "delete")
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["kind"].as_str().unwrap(),
+                f["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let expected: std::collections::BTreeSet<String> = [
+        "ConfigMap orphan-cm".to_string(),
+        "Secret orphan-secret".to_string(),
+        "ServiceAccount orphan-sa".to_string(),
+        "PersistentVolumeClaim orphan-pvc".to_string(),
+        format!("Namespace {stray}"),
+    ]
+    .into();
+    assert_eq!(planned, expected);
+
+    // The same account cannot enforce: it says why, deletes nothing and takes no Lease.
+    let backup = c.path("backups");
+    let enforce_args = [
+        "run",
+        "--enforce",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--backup",
+        backup.to_str().unwrap(),
+    ];
+    c.proxy().clear_requests();
+    let out = run(&audit, &enforce_args);
+    assert_eq!(out.status.code(), Some(1), "{}", crate::stderr(&out));
+    let err = crate::stderr(&out);
+    assert!(
+        err.contains("may not delete")
+            && err.contains("`delete configmaps` in")
+            && err.contains("driftsweep-enforce"),
+        "{err}"
+    );
+    let touched: Vec<_> = c
+        .proxy()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && !r.path.ends_with("/selfsubjectaccessreviews"))
+        .collect();
+    assert!(touched.is_empty(), "no delete, no Lease: {touched:?}");
+    assert!(c.get("v1", "ConfigMap", Some(&app), "orphan-cm").is_some());
+
+    // The enforce account deletes the plan, with exactly its grants (creating the Lease, as
+    // on a new cluster: an earlier run on this control plane may have left one).
+    let _ = c.send(
+        "DELETE",
+        "/apis/coordination.k8s.io/v1/namespaces/driftsweep/leases/driftsweep",
+        None,
+    );
+    c.proxy().clear_requests();
+    let out = run(&enforcer, &enforce_args);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+    let used = used(&c);
+    let read = role("driftsweep-read");
+    let lists: Grants = used.iter().filter(|g| g.2 == "list").cloned().collect();
+    assert!(lists.is_subset(&read), "{:?}", lists.difference(&read));
+    let mut granted = role("driftsweep-delete");
+    granted.extend(role("driftsweep-lease"));
+    let others: Grants = used.difference(&lists).cloned().collect();
+    assert_eq!(
+        others, granted,
+        "enforce uses exactly its get, delete and Lease grants"
+    );
+    assert!(c.get("v1", "ConfigMap", Some(&app), "orphan-cm").is_none());
+    assert!(c.get("v1", "ConfigMap", Some(&app), "used-cm").is_some());
+}

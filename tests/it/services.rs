@@ -182,6 +182,24 @@ impl Service {
         Self::http_to(self.port, method, path, body)
     }
 
+    /// Uploads `body` as object `name` of `bucket` (the JSON API's media upload).
+    pub fn http_upload(&self, bucket: &str, name: &str, body: &str) -> (u16, String) {
+        let encoded: String = name
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        self.http(
+            "POST",
+            &format!("/upload/storage/v1/b/{bucket}/o?uploadType=media&name={encoded}"),
+            body,
+        )
+    }
+
     /// The same, to any local port.
     pub fn http_to(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -1,0 +1,423 @@
+//! A fault-injecting HTTP proxy in front of the real API server: faults are injected here, in
+//! front of the real thing, never imitated behind it.
+//!
+//! driftsweep talks plain HTTP to the proxy on 127.0.0.1; the proxy forwards every request to
+//! the control plane over TLS, with the admin's client certificate when the request carries no
+//! `Authorization` (the test's own identity) and with the request's bearer token otherwise (a
+//! ServiceAccount, so RBAC decides as it would without the proxy). Rules answer a request
+//! themselves (403, 410, 429 with `Retry-After`, 500), delay it, stall it, or cut its response
+//! body midway; every request is logged with its answer so tests can count them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use regex::Regex;
+use serde_json::{Value, json};
+
+use crate::controlplane::ControlPlane;
+
+/// One request as the proxy saw and answered it.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// The status the client got (the fault's, or the API server's).
+    pub status: u16,
+    /// The request body, when it was JSON (a DELETE's options: `dryRun`, `preconditions`).
+    pub body: Value,
+}
+
+impl Logged {
+    /// Whether the request was a server-side dry run (query or DeleteOptions body).
+    pub fn dry_run(&self) -> bool {
+        self.query.contains("dryRun=All") || self.body["dryRun"] == json!(["All"])
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and a Kubernetes `Status` body (or plain text, as API Priority
+    /// and Fairness sends its 429s), optionally with `Retry-After`.
+    Status {
+        code: u16,
+        retry_after: Option<u64>,
+        text: bool,
+    },
+    /// Forward after this delay.
+    Delay(Duration),
+    /// Never answer (the client's timeout decides).
+    Stall,
+    /// Forward, then close the connection after this many bytes of the response body.
+    Reset { after_bytes: usize },
+}
+
+/// Which requests a fault applies to, and how often.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    method: Option<String>,
+    path: Regex,
+    query: Option<Regex>,
+    fault: Fault,
+    /// Matching requests let through before the fault starts (`2` = the third one).
+    skip: usize,
+    /// How many times it fires; `None`: always.
+    times: Option<usize>,
+}
+
+impl Rule {
+    /// Requests with `method` (`"*"` for any) whose path matches the regex `path`.
+    pub fn on(method: &str, path: &str) -> Rule {
+        Rule {
+            method: (method != "*").then(|| method.to_string()),
+            path: Regex::new(path).expect("a valid path regex"),
+            query: None,
+            fault: Fault::Delay(Duration::ZERO),
+            skip: 0,
+            times: None,
+        }
+    }
+
+    /// Only when the query string matches the regex `query` (e.g. `continue=`).
+    pub fn query(mut self, query: &str) -> Rule {
+        self.query = Some(Regex::new(query).expect("a valid query regex"));
+        self
+    }
+
+    /// Answer with `code` and a Kubernetes `Status` body.
+    pub fn status(mut self, code: u16) -> Rule {
+        self.fault = Fault::Status {
+            code,
+            retry_after: None,
+            text: false,
+        };
+        self
+    }
+
+    /// With `Retry-After: seconds` (and `details.retryAfterSeconds`), after `status`.
+    pub fn retry_after(mut self, seconds: u64) -> Rule {
+        if let Fault::Status { retry_after, .. } = &mut self.fault {
+            *retry_after = Some(seconds);
+        }
+        self
+    }
+
+    /// A 429 with `Retry-After: seconds`, in plain text as API Priority and Fairness sends it.
+    pub fn throttle(mut self, seconds: u64) -> Rule {
+        self.fault = Fault::Status {
+            code: 429,
+            retry_after: Some(seconds),
+            text: true,
+        };
+        self
+    }
+
+    pub fn delay_ms(mut self, ms: u64) -> Rule {
+        self.fault = Fault::Delay(Duration::from_millis(ms));
+        self
+    }
+
+    pub fn stall(mut self) -> Rule {
+        self.fault = Fault::Stall;
+        self
+    }
+
+    pub fn reset_after(mut self, bytes: usize) -> Rule {
+        self.fault = Fault::Reset { after_bytes: bytes };
+        self
+    }
+
+    pub fn skip(mut self, n: usize) -> Rule {
+        self.skip = n;
+        self
+    }
+
+    pub fn times(mut self, n: usize) -> Rule {
+        self.times = Some(n);
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str, query: &str) -> bool {
+        self.method.as_deref().is_none_or(|m| m == method)
+            && self.path.is_match(path)
+            && self.query.as_ref().is_none_or(|q| q.is_match(query))
+    }
+}
+
+struct State {
+    rules: Mutex<Vec<Rule>>,
+    log: Mutex<Vec<Logged>>,
+    /// Forwards with the admin's client certificate.
+    admin: kube::Client,
+    /// Forwards the request's own `Authorization`.
+    bearer: kube::Client,
+}
+
+impl State {
+    /// The fault for this request, counting it against the rule that fires.
+    fn fault_for(&self, method: &str, path: &str, query: &str) -> Option<Fault> {
+        let mut rules = self.rules.lock().unwrap();
+        for rule in rules.iter_mut() {
+            if !rule.matches(method, path, query) || rule.times == Some(0) {
+                continue;
+            }
+            if rule.skip > 0 {
+                rule.skip -= 1;
+                return None;
+            }
+            if let Some(t) = &mut rule.times {
+                *t -= 1;
+            }
+            return Some(rule.fault.clone());
+        }
+        None
+    }
+}
+
+pub struct FaultProxy {
+    pub port: u16,
+    state: Arc<State>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+type ProxyBody = BoxBody<Bytes, std::io::Error>;
+
+impl FaultProxy {
+    /// A proxy on a free 127.0.0.1 port in front of `plane`.
+    pub fn start(plane: &ControlPlane, dir: &std::path::Path) -> FaultProxy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let bearer_config = plane.kubeconfig(&dir.join("upstream-bearer"), &plane.server, None);
+        let (admin, bearer) = runtime.block_on(async {
+            (
+                client_from(&plane.admin_kubeconfig).await,
+                client_from(&bearer_config).await,
+            )
+        });
+        let state = Arc::new(State {
+            rules: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+            admin,
+            bearer,
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let serving = state.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = serving.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let state = state.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(state, request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FaultProxy {
+            port,
+            state,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Adds a rule; earlier rules are tried first.
+    pub fn fault(&self, rule: Rule) {
+        self.state.rules.lock().unwrap().push(rule);
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.rules.lock().unwrap().clear();
+    }
+
+    /// Every request forwarded or answered so far, oldest first.
+    pub fn requests(&self) -> Vec<Logged> {
+        self.state.log.lock().unwrap().clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.log.lock().unwrap().clear();
+    }
+}
+
+async fn client_from(kubeconfig: &std::path::Path) -> kube::Client {
+    let file = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn status_response(code: u16, retry_after: Option<u64>, text: bool) -> http::Response<ProxyBody> {
+    // The reasons and messages kube-apiserver gives, marked as injected.
+    let (reason, text_of) = match code {
+        403 => ("Forbidden", "forbidden"),
+        404 => ("NotFound", "not found"),
+        409 => ("Conflict", "the object has been modified"),
+        410 => (
+            "Expired",
+            "The provided continue parameter is too old to display a consistent list result",
+        ),
+        429 => (
+            "TooManyRequests",
+            "Too many requests, please try again later",
+        ),
+        500 => ("InternalError", "Internal error occurred"),
+        503 => (
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ),
+        _ => ("Unknown", "injected failure"),
+    };
+    let message = format!("{text_of} (injected by the test proxy)");
+    let mut builder = http::Response::builder().status(code);
+    if let Some(seconds) = retry_after {
+        builder = builder.header("retry-after", seconds.to_string());
+    }
+    let body = if text {
+        builder = builder.header("content-type", "text/plain; charset=utf-8");
+        format!("{message}\n")
+    } else {
+        builder = builder.header("content-type", "application/json");
+        let mut status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code,
+        });
+        if let Some(seconds) = retry_after {
+            status["details"] = json!({"retryAfterSeconds": seconds});
+        }
+        status.to_string()
+    };
+    builder.body(full(body)).unwrap()
+}
+
+async fn handle(state: Arc<State>, request: http::Request<Incoming>) -> http::Response<ProxyBody> {
+    let (parts, body) = request.into_parts();
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or("").to_string();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let logged_body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let fault = state.fault_for(&method, &path, &query);
+    let log = |status: u16| {
+        state.log.lock().unwrap().push(Logged {
+            method: method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            status,
+            body: logged_body.clone(),
+        });
+    };
+    match &fault {
+        Some(Fault::Status {
+            code,
+            retry_after,
+            text,
+        }) => {
+            log(*code);
+            return status_response(*code, *retry_after, *text);
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
+        Some(Fault::Stall) => {
+            log(0);
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Some(Fault::Reset { .. }) | None => {}
+    }
+
+    let mut upstream = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    for (name, value) in &parts.headers {
+        if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let client = if parts.headers.contains_key(http::header::AUTHORIZATION) {
+        &state.bearer
+    } else {
+        &state.admin
+    };
+    let upstream = upstream
+        .body(kube::client::Body::from(body.to_vec()))
+        .unwrap();
+    let response = match client.send(upstream).await {
+        Ok(r) => r,
+        Err(e) => {
+            log(502);
+            return http::Response::builder()
+                .status(502)
+                .body(full(format!("test proxy: upstream failed: {e}")))
+                .unwrap();
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    log(parts.status.as_u16());
+    let mut out = http::Response::builder().status(parts.status);
+    for (name, value) in &parts.headers {
+        if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
+            out = out.header(name, value);
+        }
+    }
+    match fault {
+        Some(Fault::Reset { after_bytes }) if after_bytes < bytes.len() => {
+            // Announce the whole length, send part of it, then fail the body: hyper closes
+            // the connection, and the client sees a body cut short.
+            let head = bytes.slice(..after_bytes);
+            let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+                Ok(Frame::data(head)),
+                Err(std::io::Error::other("reset by the test proxy")),
+            ];
+            out.header(http::header::CONTENT_LENGTH, bytes.len())
+                .body(BodyExt::boxed(StreamBody::new(futures::stream::iter(
+                    frames,
+                ))))
+                .unwrap()
+        }
+        _ => out
+            .header(http::header::CONTENT_LENGTH, bytes.len())
+            .body(full(bytes))
+            .unwrap(),
+    }
+}
