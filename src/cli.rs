@@ -45,6 +45,145 @@ pub enum Command {
     /// Re-create the Kubernetes objects an enforce run backed up and deleted.
     #[command(after_help = RESTORE_EXAMPLES)]
     Restore(RestoreArgs),
+    /// Deploy the repository's version to one environment: images pinned by digest, health
+    /// waited for, rolled back automatically when it fails.
+    #[command(after_help = DEPLOY_EXAMPLES)]
+    Deploy(DeployArgs),
+    /// Go back to the environment's previous healthy deploy (or `--to` a version), applying
+    /// exactly what that deploy applied.
+    #[command(after_help = ROLLBACK_EXAMPLES)]
+    Rollback(RollbackArgs),
+    /// List an environment's deploys: version, digests, who, when, how long, result.
+    #[command(after_help = HISTORY_EXAMPLES)]
+    History(HistoryArgs),
+}
+
+const DEPLOY_EXAMPLES: &str = "\
+Examples:
+  # What would change, applying nothing (server-side dry run):
+  driftsweep deploy --policy policies/aia.yaml --env staging --dry-run
+  # Deploy the version of the checkout (`driftsweep version`), or a given one:
+  driftsweep deploy --policy policies/aia.yaml --env staging
+  driftsweep deploy --policy policies/aia.yaml --env production --version v1.4.0 --report deploy.json
+
+Refused, with nothing applied (exit 2): `latest` or a version that is not semver; a
+pre-release for an environment that takes releases only; a version never deployed healthy to
+the environment it is promoted from; a service image missing at that tag; a tag that names
+another digest than when it was first deployed; a render where a service would run another
+version; a field another manager owns, or an immutable field changed. One deploy per
+environment at a time (Lease `driftsweep-deploy` in its namespace).
+
+Exit codes: 0 deployed (or nothing to do); 1 the deploy failed (the report says whether the
+automatic rollback is healthy); 2 refused or bad input.";
+
+const ROLLBACK_EXAMPLES: &str = "\
+Examples:
+  driftsweep rollback --policy policies/aia.yaml --env production
+  driftsweep rollback --policy policies/aia.yaml --env production --to v1.3.2
+
+It re-applies the recorded render of that deploy with its recorded digests (no tag is resolved
+again), after checking each digest is still in the registry and its tag was not overwritten.";
+
+const HISTORY_EXAMPLES: &str = "\
+Examples:
+  driftsweep history --policy policies/aia.yaml --env production
+  driftsweep history --policy policies/aia.yaml --env production --format json";
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The policy file with the `deploy` section, e.g. `policies/aia.yaml`.
+    #[arg(long, value_name = "FILE", env = "DRIFTSWEEP_POLICY")]
+    pub policy: PathBuf,
+
+    /// The environment, a key of `deploy.environments`, e.g. `staging`.
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: String,
+
+    /// The version to deploy, e.g. `v1.4.0` (never `latest`). Default: the repository's
+    /// version, as `driftsweep version` computes it.
+    #[arg(long = "version", value_name = "VERSION", env = "DRIFTSWEEP_VERSION")]
+    pub release_version: Option<String>,
+
+    /// The git repository whose version is deployed (default: the policy file's folder).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+
+    /// Print what would be created, changed (with the fields) and pruned; apply nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also delete the objects an earlier deploy made (labelled `app.kubernetes.io/managed-by:
+    /// driftsweep`) that the new render no longer has, after the new version is healthy: each
+    /// re-read, dry-run, backed up and deleted with preconditions.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// Where `--prune` backs up what it deletes: a folder or `gs://BUCKET/PREFIX` (default:
+    /// `safety.backup`).
+    #[arg(long, value_name = "DIR|gs://…", env = "DRIFTSWEEP_BACKUP")]
+    pub backup: Option<String>,
+
+    /// Write the deploy report (JSON, schema `driftsweep.deploy/v1`) to FILE; `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Email the deploy report to the policy's `report.email` recipients.
+    #[arg(long)]
+    pub email: bool,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The policy file with the `deploy` section.
+    #[arg(long, value_name = "FILE", env = "DRIFTSWEEP_POLICY")]
+    pub policy: PathBuf,
+
+    /// The environment, a key of `deploy.environments`.
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: String,
+
+    /// Roll back to this version's newest healthy deploy, e.g. `--to v1.3.2`. Default: the
+    /// newest healthy deploy of another version than the current one.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+
+    /// Write the report (JSON) to FILE; `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Email the report to the policy's `report.email` recipients.
+    #[arg(long)]
+    pub email: bool,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The policy file with the `deploy` section.
+    #[arg(long, value_name = "FILE", env = "DRIFTSWEEP_POLICY")]
+    pub policy: PathBuf,
+
+    /// The environment, a key of `deploy.environments`.
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: String,
+
+    /// `table` (default) or `json` (the records).
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: HistoryFormat,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum HistoryFormat {
+    Table,
+    Json,
 }
 
 const RESTORE_EXAMPLES: &str = "\

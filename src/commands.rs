@@ -51,6 +51,8 @@ pub enum CommandError {
     Lease(Box<crate::enforce::lease::LeaseError>),
     #[error("enforce needs the cluster and cannot use it: {0}")]
     Unreachable(String),
+    #[error(transparent)]
+    Deploy(Box<crate::deploy::DeployError>),
     #[error(
         "this cluster account may not delete what the plan deletes (missing {0}); nothing was deleted and the Lease was not taken\nhint: run enforce as the ServiceAccount `driftsweep-enforce` (k8s/driftsweep/enforce-job.yaml), the only one bound to the ClusterRole `driftsweep-delete`"
     )]
@@ -81,6 +83,8 @@ impl CommandError {
             | CommandError::Lease(_)
             | CommandError::Unreachable(_)
             | CommandError::NotPermitted(_) => EXIT_RUNTIME,
+            CommandError::Deploy(e) if e.is_refusal() => EXIT_INPUT,
+            CommandError::Deploy(_) => EXIT_RUNTIME,
         }
     }
 }
@@ -543,6 +547,222 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
             EXIT_OK
         },
     )
+}
+
+/// `driftsweep deploy`.
+pub fn deploy(args: &crate::cli::DeployArgs) -> Result<u8, CommandError> {
+    let started_at = Utc::now();
+    let (policy, _) = settings::load_policy(&args.policy, None)?;
+    let email = deploy_email(&policy, args.email)?;
+    let request = crate::deploy::DeployRequest {
+        environment: args.environment.clone(),
+        version: args.release_version.clone(),
+        repo: args
+            .repo
+            .clone()
+            .unwrap_or_else(|| policy.dir().to_path_buf()),
+        dry_run: args.dry_run,
+        prune: args.prune,
+        backup: args
+            .backup
+            .clone()
+            .or_else(|| policy.policy.safety.backup.clone()),
+    };
+    let cluster = settings::cluster_options(&args.cluster);
+    let outcome = runtime()?.block_on(async {
+        let (cluster, registry) = deploy_clients(&policy.policy, &cluster).await?;
+        let ctx = crate::deploy::Context {
+            policy: &policy.policy,
+            policy_dir: policy.dir(),
+            cluster: &cluster,
+            registry: &registry,
+            who: who(),
+            run_id: run_id(started_at),
+        };
+        Ok::<_, CommandError>(crate::deploy::deploy(&ctx, &request).await)
+    })?;
+    finish_deploy(
+        outcome,
+        &policy,
+        args.report.as_deref(),
+        email.as_ref(),
+        &args.environment,
+    )
+}
+
+/// `driftsweep rollback`.
+pub fn rollback(args: &crate::cli::RollbackArgs) -> Result<u8, CommandError> {
+    let started_at = Utc::now();
+    let (policy, _) = settings::load_policy(&args.policy, None)?;
+    let email = deploy_email(&policy, args.email)?;
+    let cluster = settings::cluster_options(&args.cluster);
+    let outcome = runtime()?.block_on(async {
+        let (cluster, registry) = deploy_clients(&policy.policy, &cluster).await?;
+        let ctx = crate::deploy::Context {
+            policy: &policy.policy,
+            policy_dir: policy.dir(),
+            cluster: &cluster,
+            registry: &registry,
+            who: who(),
+            run_id: run_id(started_at),
+        };
+        Ok::<_, CommandError>(
+            crate::deploy::rollback(&ctx, &args.environment, args.to.as_deref()).await,
+        )
+    })?;
+    finish_deploy(
+        outcome,
+        &policy,
+        args.report.as_deref(),
+        email.as_ref(),
+        &args.environment,
+    )
+}
+
+/// `driftsweep history`.
+pub fn history(args: &crate::cli::HistoryArgs) -> Result<u8, CommandError> {
+    let (policy, _) = settings::load_policy(&args.policy, None)?;
+    let cluster = settings::cluster_options(&args.cluster);
+    let records = runtime()?.block_on(async {
+        let cluster = crate::inventory::cluster::Cluster::connect(&cluster).await?;
+        crate::deploy::list_history(&cluster, &policy.policy, &args.environment)
+            .await
+            .map_err(|e| CommandError::Deploy(Box::new(e)))
+    })?;
+    let text = match args.format {
+        crate::cli::HistoryFormat::Json => {
+            serde_json::to_string_pretty(&records).unwrap_or_default() + "\n"
+        }
+        crate::cli::HistoryFormat::Table => crate::deploy::report::history_table(&records),
+    };
+    print!("{text}");
+    Ok(EXIT_OK)
+}
+
+fn deploy_email(
+    policy: &crate::policy::LoadedPolicy,
+    wanted: bool,
+) -> Result<Option<crate::report::email::EmailSettings>, CommandError> {
+    if !wanted {
+        return Ok(None);
+    }
+    let section = policy
+        .policy
+        .report
+        .email
+        .as_ref()
+        .ok_or(SettingsError::NoEmailSection)?;
+    Ok(Some(
+        crate::report::email::EmailSettings::resolve(section).map_err(SettingsError::from)?,
+    ))
+}
+
+async fn deploy_clients(
+    policy: &crate::policy::Policy,
+    options: &crate::inventory::cluster::ClusterOptions,
+) -> Result<
+    (
+        crate::inventory::cluster::Cluster,
+        crate::inventory::registry::client::RegistryClient,
+    ),
+    CommandError,
+> {
+    let cluster = crate::inventory::cluster::Cluster::connect(options).await?;
+    cluster
+        .probe()
+        .await
+        .map_err(|e| CommandError::Unreachable(e.to_string()))?;
+    let auth = match crate::inventory::gcp_live::GcpAuth::from_env().await {
+        Ok(auth) => auth,
+        Err(_) => crate::inventory::gcp_live::GcpAuth::anonymous(),
+    };
+    let registry = live::deploy_registry(policy, &auth)
+        .await
+        .map_err(CommandError::Unreachable)?;
+    Ok((cluster, registry))
+}
+
+/// Prints, writes and emails a deploy's report (a refusal too), and picks the exit code.
+fn finish_deploy(
+    outcome: Result<crate::deploy::report::DeployReport, crate::deploy::DeployError>,
+    policy: &crate::policy::LoadedPolicy,
+    report_path: Option<&Path>,
+    email: Option<&crate::report::email::EmailSettings>,
+    environment: &str,
+) -> Result<u8, CommandError> {
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) if e.is_refusal() => {
+            if let Some(path) = report_path {
+                let mut refused = crate::deploy::report::DeployReport::new(
+                    "deploy",
+                    false,
+                    environment,
+                    "",
+                    Utc::now(),
+                );
+                refused.result = "refused".to_string();
+                refused.reason = Some(e.to_string());
+                write_report_to(path, &refused.finish().json())?;
+            }
+            return Err(CommandError::Deploy(Box::new(e)));
+        }
+        Err(e) => return Err(CommandError::Deploy(Box::new(e))),
+    };
+    if let Some(path) = report_path {
+        write_report_to(path, &report.json())?;
+    }
+    eprint!("{}", report.text());
+    let mut delivered = true;
+    if let Some(settings) = email {
+        let target = policy
+            .policy
+            .gcp
+            .as_ref()
+            .and_then(|g| g.project.as_deref())
+            .unwrap_or(policy.policy.name.as_str());
+        let sent = runtime()?.block_on(async {
+            let message = crate::deploy::report::compose(&report, target, settings)?;
+            crate::report::email::send(settings, &message).await
+        });
+        if let Err(e) = sent {
+            delivered = false;
+            eprintln!(
+                "error: the deploy report was not emailed: {:#}",
+                anyhow::Error::new(e)
+            );
+        }
+    }
+    Ok(if report.succeeded() && delivered {
+        EXIT_OK
+    } else {
+        EXIT_RUNTIME
+    })
+}
+
+fn write_report_to(path: &Path, text: &str) -> Result<(), CommandError> {
+    if path.as_os_str() == "-" {
+        std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|source| CommandError::Write {
+                path: path.to_path_buf(),
+                source,
+            })
+    } else {
+        write_file(path, text)
+    }
+}
+
+/// Who runs a deploy, for its record: `DRIFTSWEEP_DEPLOY_WHO`, else `user@host`.
+fn who() -> String {
+    std::env::var("DRIFTSWEEP_DEPLOY_WHO").unwrap_or_else(|_| {
+        format!(
+            "{}@{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".to_string()),
+            host_name()
+        )
+    })
 }
 
 /// This machine's name, for the Lease holder (a pod's name in a pod): `HOSTNAME` when the

@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Reference) => commands::policy_reference(),
         Command::Snapshot(args) => commands::snapshot(args),
         Command::Restore(args) => commands::restore(args),
+        Command::Deploy(args) => commands::deploy(args),
+        Command::Rollback(args) => commands::rollback(args),
+        Command::History(args) => commands::history(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -91,11 +91,30 @@ fn manifest_files(root: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     Ok(out)
 }
 
-fn read_file(
-    path: &Path,
-    version: Option<&str>,
-    out: &mut Vec<DesiredObject>,
-) -> Result<(), ManifestError> {
+/// Every object the manifests under `paths` define, as written (Lists unpacked, `${VERSION}`
+/// left in place), with its file: what `deploy` renders from.
+pub fn documents(paths: &[PathBuf], base: &Path) -> Result<Vec<(Value, PathBuf)>, ManifestError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let root = if p.is_absolute() {
+            p.clone()
+        } else {
+            base.join(p)
+        };
+        if !root.exists() {
+            return Err(ManifestError::Missing(root));
+        }
+        for file in manifest_files(&root)? {
+            for (_, item) in file_items(&file)? {
+                out.push((item, file.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The objects of one file with the index of the document each came from.
+fn file_items(path: &Path) -> Result<Vec<(usize, Value)>, ManifestError> {
     let invalid = |message: String| ManifestError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -110,6 +129,7 @@ fn read_file(
             .map(|d| d.value)
             .collect()
     };
+    let mut out = Vec::new();
     for (i, doc) in documents.into_iter().enumerate() {
         let items = match doc.get("items") {
             Some(Value::Array(items))
@@ -122,20 +142,33 @@ fn read_file(
             }
             _ => vec![doc],
         };
-        for item in items {
-            let mut object = KubeObject::from_value(item)
-                .map_err(|m| invalid(format!("document {}: {m}", i + 1)))?;
-            if let Some(v) = version {
-                for c in &mut object.containers {
-                    c.image = c.image.replace(VERSION_PLACEHOLDER, v);
-                }
+        out.extend(items.into_iter().map(|item| (i, item)));
+    }
+    Ok(out)
+}
+
+fn read_file(
+    path: &Path,
+    version: Option<&str>,
+    out: &mut Vec<DesiredObject>,
+) -> Result<(), ManifestError> {
+    let invalid = |message: String| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    for (i, item) in file_items(path)? {
+        let mut object = KubeObject::from_value(item)
+            .map_err(|m| invalid(format!("document {}: {m}", i + 1)))?;
+        if let Some(v) = version {
+            for c in &mut object.containers {
+                c.image = c.image.replace(VERSION_PLACEHOLDER, v);
             }
-            object.raw = None;
-            out.push(DesiredObject {
-                object,
-                source: path.to_path_buf(),
-            });
         }
+        object.raw = None;
+        out.push(DesiredObject {
+            object,
+            source: path.to_path_buf(),
+        });
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! One enforce at a time: a `coordination.k8s.io/v1` Lease named `driftsweep`, taken with
+//! One run at a time: a `coordination.k8s.io/v1` Lease (`driftsweep` for enforce,
+//! `driftsweep-deploy` in an environment's namespace for deploy and rollback), taken with
 //! optimistic concurrency (create, or update at the resourceVersion read), renewed while the
 //! run lasts and released at its end. A lease not renewed for its duration has expired (its
 //! holder died) and may be taken over.
@@ -17,17 +18,19 @@ pub const LEASE_NAME: &str = "driftsweep";
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     #[error(
-        "another driftsweep run holds the Lease `{namespace}/{LEASE_NAME}`: {holder}, renewed at {renewed}; it expires {duration} s after that\nhint: wait for it to finish; if it died, the Lease expires by itself"
+        "another driftsweep run holds the Lease `{namespace}/{name}`: {holder}, renewed at {renewed}; it expires {duration} s after that\nhint: wait for it to finish; if it died, the Lease expires by itself"
     )]
     Held {
         namespace: String,
+        name: String,
         holder: String,
         renewed: String,
         duration: i64,
     },
-    #[error("cannot take the Lease `{namespace}/{LEASE_NAME}`: {source}{hint}")]
+    #[error("cannot take the Lease `{namespace}/{name}`: {source}{hint}")]
     Api {
         namespace: String,
+        name: String,
         source: ClusterError,
         hint: &'static str,
     },
@@ -37,6 +40,7 @@ pub enum LeaseError {
 pub struct Lease {
     cluster: Cluster,
     namespace: String,
+    name: String,
     holder: String,
     lost: Arc<AtomicBool>,
     renewer: tokio::task::JoinHandle<()>,
@@ -71,10 +75,20 @@ pub fn duration_seconds() -> i64 {
 }
 
 impl Lease {
-    /// Takes the lease for `holder`, or says who has it.
+    /// Takes enforce's lease for `holder`, or says who has it.
     pub async fn acquire(
         cluster: &Cluster,
         namespace: &str,
+        holder: &str,
+    ) -> Result<Lease, LeaseError> {
+        Self::acquire_named(cluster, namespace, LEASE_NAME, holder).await
+    }
+
+    /// Takes the lease `name` in `namespace` for `holder`, or says who has it.
+    pub async fn acquire_named(
+        cluster: &Cluster,
+        namespace: &str,
+        name: &str,
         holder: &str,
     ) -> Result<Lease, LeaseError> {
         let duration = duration_seconds();
@@ -90,6 +104,7 @@ impl Lease {
             };
             LeaseError::Api {
                 namespace: namespace.to_string(),
+                name: name.to_string(),
                 source,
                 hint,
             }
@@ -102,18 +117,14 @@ impl Lease {
             "renewTime": micro_time(now),
         });
         let current = cluster
-            .send_json(request(
-                "GET",
-                &format!("{}/{LEASE_NAME}", path(namespace)),
-                None,
-            ))
+            .send_json(request("GET", &format!("{}/{name}", path(namespace)), None))
             .await;
         match current {
             Err(e) if e.code() == Some(404) => {
                 let body = json!({
                     "apiVersion": "coordination.k8s.io/v1",
                     "kind": "Lease",
-                    "metadata": {"name": LEASE_NAME, "namespace": namespace},
+                    "metadata": {"name": name, "namespace": namespace},
                     "spec": spec,
                 });
                 match cluster
@@ -122,7 +133,7 @@ impl Lease {
                 {
                     Ok(_) => {}
                     Err(e) if e.code() == Some(409) => {
-                        return Err(held_by_racer(cluster, namespace).await);
+                        return Err(held_by_racer(cluster, namespace, name).await);
                     }
                     Err(e) => return Err(api(e)),
                 }
@@ -135,20 +146,20 @@ impl Lease {
                     .unwrap_or("")
                     .to_string();
                 if !held_by.is_empty() && held_by != holder && !expired(&lease, now) {
-                    return Err(held(namespace, &lease));
+                    return Err(held(namespace, name, &lease));
                 }
                 lease["spec"] = spec;
                 match cluster
                     .send_json(request(
                         "PUT",
-                        &format!("{}/{LEASE_NAME}", path(namespace)),
+                        &format!("{}/{name}", path(namespace)),
                         Some(&lease),
                     ))
                     .await
                 {
                     Ok(_) => {}
                     Err(e) if e.code() == Some(409) => {
-                        return Err(held_by_racer(cluster, namespace).await);
+                        return Err(held_by_racer(cluster, namespace, name).await);
                     }
                     Err(e) => return Err(api(e)),
                 }
@@ -157,7 +168,7 @@ impl Lease {
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew(
             cluster.clone(),
-            namespace.to_string(),
+            format!("{}/{name}", path(namespace)),
             holder.to_string(),
             duration,
             lost.clone(),
@@ -165,6 +176,7 @@ impl Lease {
         Ok(Lease {
             cluster: cluster.clone(),
             namespace: namespace.to_string(),
+            name: name.to_string(),
             holder: holder.to_string(),
             lost,
             renewer,
@@ -179,7 +191,7 @@ impl Lease {
     /// Hands the lease back so the next run need not wait for it to expire.
     pub async fn release(self) {
         self.renewer.abort();
-        let uri = format!("{}/{LEASE_NAME}", path(&self.namespace));
+        let uri = format!("{}/{}", path(&self.namespace), self.name);
         if let Ok(mut lease) = self.cluster.send_json(request("GET", &uri, None)).await
             && lease
                 .pointer("/spec/holderIdentity")
@@ -214,7 +226,7 @@ fn expired(lease: &Value, now: DateTime<Utc>) -> bool {
     }
 }
 
-fn held(namespace: &str, lease: &Value) -> LeaseError {
+fn held(namespace: &str, name: &str, lease: &Value) -> LeaseError {
     let text = |p: &str| {
         lease
             .pointer(p)
@@ -224,6 +236,7 @@ fn held(namespace: &str, lease: &Value) -> LeaseError {
     };
     LeaseError::Held {
         namespace: namespace.to_string(),
+        name: name.to_string(),
         holder: text("/spec/holderIdentity"),
         renewed: text("/spec/renewTime"),
         duration: lease
@@ -234,12 +247,13 @@ fn held(namespace: &str, lease: &Value) -> LeaseError {
 }
 
 /// Someone else won the race between our read and our write: name them.
-async fn held_by_racer(cluster: &Cluster, namespace: &str) -> LeaseError {
-    let uri = format!("{}/{LEASE_NAME}", path(namespace));
+async fn held_by_racer(cluster: &Cluster, namespace: &str, name: &str) -> LeaseError {
+    let uri = format!("{}/{name}", path(namespace));
     match cluster.send_json(request("GET", &uri, None)).await {
-        Ok(lease) => held(namespace, &lease),
+        Ok(lease) => held(namespace, name, &lease),
         Err(source) => LeaseError::Api {
             namespace: namespace.to_string(),
+            name: name.to_string(),
             source,
             hint: "",
         },
@@ -248,12 +262,11 @@ async fn held_by_racer(cluster: &Cluster, namespace: &str) -> LeaseError {
 
 async fn renew(
     cluster: Cluster,
-    namespace: String,
+    uri: String,
     holder: String,
     duration: i64,
     lost: Arc<AtomicBool>,
 ) {
-    let uri = format!("{}/{LEASE_NAME}", path(&namespace));
     let every = Duration::from_secs_f64((duration as f64 / 3.0).max(0.5));
     loop {
         tokio::time::sleep(every).await;

@@ -163,6 +163,29 @@ pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> Live
 
 /// A registry client with the credentials the environment gives: basic or token auth from
 /// `DRIFTSWEEP_REGISTRY_*`, and an ADC token for Google registries.
+/// The registry client deploy resolves its services' tags through: the policy's registry
+/// settings (plain-HTTP hosts), with Google credentials when a service lives on Google.
+pub async fn deploy_registry(policy: &Policy, auth: &GcpAuth) -> Result<RegistryClient, String> {
+    let mut r = policy
+        .registry
+        .clone()
+        .unwrap_or(crate::policy::RegistryPolicy {
+            repositories: Vec::new(),
+            scan: Vec::new(),
+            keep_recent: 10,
+            max_age_days: 90,
+            plain_http_hosts: Vec::new(),
+            protect_in_use: true,
+        });
+    r.repositories = policy
+        .deploy
+        .iter()
+        .flat_map(|d| d.services.iter().map(|s| s.image.clone()))
+        .collect();
+    r.scan.clear();
+    registry_client(&r, auth).await
+}
+
 async fn registry_client(
     r: &crate::policy::RegistryPolicy,
     auth: &GcpAuth,

@@ -409,7 +409,159 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
             "must be at least 1, or every reviewed plan is refused".to_string(),
         );
     }
+    if let Some(deploy) = v.get("deploy") {
+        deploy_problems(v, deploy, &mut push);
+    }
     problems
+}
+
+/// The deploy section: services that can be pinned, environments that exist, promotions
+/// that lead somewhere.
+fn deploy_problems(v: &Value, deploy: &Value, push: &mut impl FnMut(&str, String)) {
+    let repositories: Vec<&str> = v
+        .pointer("/registry/repositories")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let namespaces: Vec<&str> = v
+        .pointer("/kubernetes/namespaces")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if v.get("kubernetes").is_none() {
+        push(
+            "/deploy",
+            "deploy applies the repository's manifests: add a `kubernetes` section with `namespaces` and `manifests`".to_string(),
+        );
+    }
+    if let Some(services) = deploy.get("services").and_then(Value::as_array) {
+        if services.is_empty() {
+            push("/deploy/services", "list at least one service".to_string());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, service) in services.iter().enumerate() {
+            if let Some(name) = service.get("name").and_then(Value::as_str) {
+                if !is_dns_label(name) {
+                    push(
+                        &format!("/deploy/services/{i}/name"),
+                        format!(
+                            "`{name}` is not a valid name (lowercase letters, digits and `-`, at most 63)"
+                        ),
+                    );
+                }
+                if !names.insert(name) {
+                    push(
+                        &format!("/deploy/services/{i}/name"),
+                        format!("`{name}` is listed twice"),
+                    );
+                }
+            }
+            if let Some(image) = service.get("image").and_then(Value::as_str) {
+                let pointer = format!("/deploy/services/{i}/image");
+                let last = image.rsplit('/').next().unwrap_or(image);
+                if image.contains('@') || last.contains(':') || !image.contains('/') {
+                    push(
+                        &pointer,
+                        format!(
+                            "`{image}` must be `host/path` without a tag or digest: deploy pins the version itself"
+                        ),
+                    );
+                } else if v.get("registry").is_some() && !repositories.contains(&image) {
+                    push(
+                        &pointer,
+                        format!(
+                            "`{image}` is not in `registry.repositories`: the nightly audit would treat its versions as foreign; add it there"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let Some(environments) = deploy.get("environments").and_then(Value::as_object) else {
+        return;
+    };
+    if environments.is_empty() {
+        push(
+            "/deploy/environments",
+            "list at least one environment".to_string(),
+        );
+    }
+    let mut seen_namespaces = std::collections::HashMap::new();
+    for (name, env) in environments {
+        let base = format!(
+            "/deploy/environments/{}",
+            name.replace('~', "~0").replace('/', "~1")
+        );
+        if !is_dns_label(name) {
+            push(
+                &base,
+                format!(
+                    "`{name}` is not a valid environment name (lowercase letters, digits and `-`)"
+                ),
+            );
+        }
+        if let Some(ns) = env.get("namespace").and_then(Value::as_str) {
+            if !namespaces.contains(&ns) {
+                push(
+                    &format!("{base}/namespace"),
+                    format!(
+                        "`{ns}` is not one of `kubernetes.namespaces`: an environment is a namespace of the repository"
+                    ),
+                );
+            }
+            if let Some(other) = seen_namespaces.insert(ns, name) {
+                push(
+                    &format!("{base}/namespace"),
+                    format!("`{ns}` is also environment `{other}`'s namespace"),
+                );
+            }
+        }
+        if let Some(from) = env.get("promote_from").and_then(Value::as_str) {
+            if from == name {
+                push(
+                    &format!("{base}/promote_from"),
+                    "an environment cannot be promoted from itself".to_string(),
+                );
+            } else if !environments.contains_key(from) {
+                push(
+                    &format!("{base}/promote_from"),
+                    format!("`{from}` is not an environment of `deploy.environments`"),
+                );
+            }
+        }
+    }
+    // Promotions must end somewhere: a cycle would make every version unpromotable.
+    for name in environments.keys() {
+        let mut at = name.as_str();
+        let mut steps = 0;
+        while let Some(from) = environments
+            .get(at)
+            .and_then(|e| e.get("promote_from"))
+            .and_then(Value::as_str)
+            .filter(|f| environments.contains_key(*f) && *f != at)
+        {
+            at = from;
+            steps += 1;
+            if at == name || steps > environments.len() {
+                push(
+                    &format!("/deploy/environments/{name}/promote_from"),
+                    "the promotions form a cycle: one environment must take versions without `promote_from`".to_string(),
+                );
+                break;
+            }
+        }
+    }
+    if let Some(0) = deploy.get("timeout_minutes").and_then(Value::as_u64) {
+        push("/deploy/timeout_minutes", "must be at least 1".to_string());
+    }
+    if let Some(n) = deploy.get("history").and_then(Value::as_u64)
+        && n < 2
+    {
+        push(
+            "/deploy/history",
+            "must be at least 2: a rollback needs the record before the current one".to_string(),
+        );
+    }
 }
 
 fn check_references(push: &mut impl FnMut(&str, String), base: &str, items: &[Value]) {

@@ -39,6 +39,82 @@ pub struct Policy {
     /// Where reports go.
     #[serde(default)]
     pub report: ReportPolicy,
+    /// The companion deploy mode: which services the repository releases together, to which
+    /// environments, and how. Absent: `deploy` and `rollback` refuse to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeployPolicy>,
+}
+
+/// How `driftsweep deploy` releases the repository's services.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployPolicy {
+    /// The services deployed together, always on one version. Each one's image must appear
+    /// in the environment's manifests, tagged `${VERSION}`.
+    pub services: Vec<DeployService>,
+    /// The environments, by name. Each is one of the repository's namespaces. Example:
+    /// `{staging: {namespace: aia-staging, accepts: any}, production: {namespace:
+    /// aia-production, accepts: release, promote_from: staging}}`.
+    pub environments: std::collections::BTreeMap<String, Environment>,
+    /// `rolling`: each service's Deployment is updated in place (Kubernetes' rolling update).
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// How long a deploy may wait for its objects to become healthy before it fails and rolls
+    /// back; the rollback gets the same time again.
+    #[serde(default = "default_timeout_minutes")]
+    pub timeout_minutes: u32,
+    /// Deploy records kept per environment (the newest healthy one is always kept).
+    #[serde(default = "default_history")]
+    pub history: u32,
+}
+
+/// One service: a name for reports and the image the repository builds for it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployService {
+    /// The service's name, e.g. `aia-api`.
+    pub name: String,
+    /// The image without tag or digest, e.g. `us-docker.pkg.dev/aia-prod/aia/aia-api`.
+    pub image: String,
+}
+
+/// One environment the repository deploys to.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Its namespace: one of `kubernetes.namespaces`. The manifests of this namespace are
+    /// what a deploy applies.
+    pub namespace: String,
+    /// The versions it takes: `any` (dev builds, release candidates, releases) or `release`
+    /// (`vX.Y.Z` only, from a clean work tree).
+    #[serde(default)]
+    pub accepts: Accepts,
+    /// Another environment a version must have been deployed to, healthy, before this one
+    /// takes it, with the same image digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_from: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Accepts {
+    #[default]
+    Any,
+    Release,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    #[default]
+    Rolling,
+}
+
+fn default_timeout_minutes() -> u32 {
+    10
+}
+fn default_history() -> u32 {
+    20
 }
 
 /// The kinds of namespaced objects driftsweep can audit.

@@ -57,12 +57,18 @@ impl Kubelet {
     }
 
     /// From now on, containers whose image contains `image` fail with the waiting `reason`
-    /// (`CrashLoopBackOff`, `ImagePullBackOff`, `ErrImagePull`, `CreateContainerConfigError`).
+    /// (`CrashLoopBackOff`, `ImagePullBackOff`, `ErrImagePull`, `CreateContainerConfigError`),
+    /// or, with `NotReady`, run without ever becoming ready.
     pub fn fail_image(&self, image: &str, reason: &str) {
         self.failing
             .lock()
             .unwrap()
             .insert(image.to_string(), reason.to_string());
+    }
+
+    /// Containers of `image` run healthy again.
+    pub fn heal_image(&self, image: &str) {
+        self.failing.lock().unwrap().remove(image);
     }
 }
 
@@ -120,6 +126,13 @@ fn status_for(pod: &Value, failing: &HashMap<String, String>) -> Value {
         .map(|c| {
             let image = c["image"].as_str().unwrap_or_default();
             match failure(image) {
+                // Running, never ready: a failing readiness probe, which only a deadline ends.
+                Some(reason) if reason == "NotReady" => {
+                    all_ready = false;
+                    json!({"name": c["name"], "image": image, "imageID": format!("{image}@test"),
+                        "ready": false, "started": true, "restartCount": 0,
+                        "state": {"running": {"startedAt": now}}})
+                }
                 Some(reason) => {
                     all_ready = false;
                     pulling |= reason.contains("Pull") || reason == "InvalidImageName";

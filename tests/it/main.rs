@@ -4,6 +4,7 @@ mod cli;
 mod cluster;
 mod controlplane;
 mod delivery;
+mod deploy;
 mod enforce;
 mod gcp;
 mod kubelet;

@@ -1,0 +1,886 @@
+//! Deploy: put the repository's current version on one environment, every service on that
+//! one version, images pinned by digest, and go back to the last good deploy when it fails.
+//!
+//! ```text
+//! version ─► resolve (tag → digest, twice; never another digest than history recorded)
+//!   ─► render (the environment's manifests, images pinned, labels) ─► lock (Lease per
+//!   environment) ─► server-side dry run of everything ─► apply ─► wait ─► history record
+//!                                                    └─ failure ─► rollback to the last good
+//!                                                       record's exact render, its own timeout
+//! ```
+//! Everything that can be refused is refused before the cluster is written to.
+
+pub mod apply;
+pub mod history;
+pub mod render;
+pub mod report;
+pub mod rollout;
+pub mod version;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::enforce::lease::{Lease, LeaseError};
+use crate::inventory::cluster::{Cluster, ClusterError, KubeTarget};
+use crate::inventory::registry::client::RegistryClient;
+use crate::policy::{Accepts, DeployPolicy, Environment, Policy};
+use history::{HistoryError, Outcome, Record, Stored};
+use render::Pin;
+use report::{DeployReport, Pruned, ServiceChange, VersionDigest};
+use version::{Version, VersionError};
+
+/// The Lease that lets one deploy or rollback at a time into an environment's namespace.
+pub const LOCK_NAME: &str = "driftsweep-deploy";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(
+        "the policy has no `deploy` section\nhint: add `deploy.services` and `deploy.environments` (see `driftsweep policy reference`)"
+    )]
+    NoDeploySection,
+    #[error("no environment `{name}` in `deploy.environments` (it has: {known})")]
+    UnknownEnvironment { name: String, known: String },
+    /// Refused before anything was applied: bad version, missing image, overwritten tag,
+    /// unpromoted version, a render or a dry run that cannot succeed.
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    #[error(transparent)]
+    Manifests(#[from] crate::manifests::ManifestError),
+    #[error(transparent)]
+    History(Box<HistoryError>),
+    #[error(transparent)]
+    Lease(Box<LeaseError>),
+    #[error(transparent)]
+    Cluster(Box<ClusterError>),
+    #[error("the registry cannot tell what `{reference}` is: {message}")]
+    Registry { reference: String, message: String },
+}
+
+impl From<HistoryError> for DeployError {
+    fn from(e: HistoryError) -> Self {
+        DeployError::History(Box::new(e))
+    }
+}
+
+impl From<LeaseError> for DeployError {
+    fn from(e: LeaseError) -> Self {
+        DeployError::Lease(Box::new(e))
+    }
+}
+
+impl From<ClusterError> for DeployError {
+    fn from(e: ClusterError) -> Self {
+        DeployError::Cluster(Box::new(e))
+    }
+}
+
+impl DeployError {
+    /// 2 for what was refused (nothing applied), 1 for what failed at run time.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            DeployError::NoDeploySection
+                | DeployError::UnknownEnvironment { .. }
+                | DeployError::Refused(_)
+                | DeployError::Version(_)
+                | DeployError::Manifests(_)
+        )
+    }
+}
+
+/// What a deploy or rollback works with.
+pub struct Context<'a> {
+    pub policy: &'a Policy,
+    /// Relative manifest paths resolve against this folder (the policy's).
+    pub policy_dir: &'a Path,
+    pub cluster: &'a Cluster,
+    pub registry: &'a RegistryClient,
+    /// Who runs it, for the record: `user@host`.
+    pub who: String,
+    /// The run's id, for the Lease holder and prune backups.
+    pub run_id: String,
+}
+
+/// `driftsweep deploy`'s request.
+pub struct DeployRequest {
+    pub environment: String,
+    /// `--version`; else the version of `repo`.
+    pub version: Option<String>,
+    pub repo: PathBuf,
+    pub dry_run: bool,
+    pub prune: bool,
+    /// Where pruned objects are backed up (required with `--prune`).
+    pub backup: Option<String>,
+}
+
+fn deploy_policy(policy: &Policy) -> Result<&DeployPolicy, DeployError> {
+    policy.deploy.as_ref().ok_or(DeployError::NoDeploySection)
+}
+
+fn environment<'p>(d: &'p DeployPolicy, name: &str) -> Result<&'p Environment, DeployError> {
+    d.environments
+        .get(name)
+        .ok_or_else(|| DeployError::UnknownEnvironment {
+            name: name.to_string(),
+            known: d
+                .environments
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+fn timeout(d: &DeployPolicy) -> Duration {
+    Duration::from_secs(u64::from(d.timeout_minutes) * 60)
+}
+
+/// The version to deploy, and the commit it names when the repository tells.
+fn choose_version(req: &DeployRequest) -> Result<(Version, Option<String>, bool), DeployError> {
+    let described = version::describe(&req.repo);
+    match &req.version {
+        Some(text) => {
+            let v = version::parse_version(text)?;
+            let (commit, dirty) = match described {
+                Ok(d) => (Some(d.commit), d.dirty),
+                Err(_) => (None, false),
+            };
+            Ok((v, commit, dirty))
+        }
+        None => {
+            let d = described?;
+            Ok((d.version, Some(d.commit), d.dirty))
+        }
+    }
+}
+
+/// Which versions an environment takes.
+fn check_accepts(
+    name: &str,
+    env: &Environment,
+    v: &Version,
+    dirty: bool,
+) -> Result<(), DeployError> {
+    if env.accepts == Accepts::Release && !v.is_release() {
+        return Err(DeployError::Refused(format!(
+            "`{v}` is not a release: environment `{name}` accepts only release versions (`vX.Y.Z`)\nhint: tag a release, deploy it to the environments before `{name}`, then promote it"
+        )));
+    }
+    if env.accepts == Accepts::Release && dirty {
+        return Err(DeployError::Refused(format!(
+            "the work tree has uncommitted changes, and environment `{name}` takes only what is committed\nhint: commit or stash them; the manifests deployed must be the ones the release names"
+        )));
+    }
+    Ok(())
+}
+
+/// Tag → digest for every service: read twice (a tag that moves while we look is refused),
+/// and never another digest than a record of the same version holds (an overwritten tag).
+async fn resolve(
+    registry: &RegistryClient,
+    d: &DeployPolicy,
+    v: &Version,
+    recorded: &[&Record],
+) -> Result<Vec<Pin>, DeployError> {
+    let tag = v.tag();
+    let mut pins = Vec::new();
+    let mut refusals = Vec::new();
+    for service in &d.services {
+        let reference = format!("{}:{tag}", service.image);
+        let read = || async {
+            registry
+                .resolve_tag(&service.image, &tag)
+                .await
+                .map_err(|e| DeployError::Registry {
+                    reference: reference.clone(),
+                    message: e.to_string(),
+                })
+        };
+        let first = read().await?;
+        let second = read().await?;
+        let (Some(first), Some(second)) = (first, second) else {
+            refusals.push(format!(
+                "service {}: no image `{reference}` in the registry\nhint: build and push it (every service is released on one version)",
+                service.name
+            ));
+            continue;
+        };
+        if first != second {
+            refusals.push(format!(
+                "service {}: `{reference}` named {first} and then {second}: someone is pushing to that tag",
+                service.name
+            ));
+            continue;
+        }
+        for r in recorded {
+            if let Some(was) = r.digest_of(&service.name)
+                && was != first
+            {
+                refusals.push(format!(
+                    "service {}: `{reference}` now names {first}, but it was {was} when {} was deployed to `{}` (record v{}): the tag was overwritten\nhint: release a new version; a version's images never change",
+                    service.name, r.version, r.environment, r.sequence
+                ));
+                break;
+            }
+        }
+        pins.push(Pin {
+            service: service.name.clone(),
+            image: service.image.clone(),
+            tag: tag.clone(),
+            digest: first,
+        });
+    }
+    if refusals.is_empty() {
+        Ok(pins)
+    } else {
+        Err(DeployError::Refused(refusals.join("\n")))
+    }
+}
+
+fn holder(ctx: &Context<'_>, what: &str) -> String {
+    format!("{what} {} by {}", ctx.run_id, ctx.who)
+}
+
+/// Marks the records a dead deploy left `pending` as `interrupted` (the lock is held, so no
+/// live deploy owns them).
+async fn close_interrupted(cluster: &Cluster, records: &mut [Stored]) -> Result<(), DeployError> {
+    for stored in records
+        .iter_mut()
+        .filter(|s| s.record.result == Outcome::Pending)
+    {
+        stored.record.result = Outcome::Interrupted;
+        stored.record.reason =
+            Some("the deploy stopped before it finished (killed or lost its lock)".to_string());
+        history::update(cluster, stored).await?;
+    }
+    Ok(())
+}
+
+fn next_sequence(records: &[Stored]) -> u64 {
+    records.iter().map(|s| s.record.sequence).max().unwrap_or(0) + 1
+}
+
+/// Applies `targets` in order and waits for them, within `timeout`. An apply that fails is a
+/// failed wait with its reason.
+async fn apply_and_wait(
+    cluster: &Cluster,
+    targets: &[apply::Target],
+    timeout: Duration,
+) -> rollout::WaitOutcome {
+    let started = std::time::Instant::now();
+    let mut watched = Vec::new();
+    for target in targets {
+        match apply::apply(cluster, target, false).await {
+            Ok(applied) => watched.push(rollout::Watched {
+                info: target.info.clone(),
+                namespace: target.namespace.clone(),
+                name: target.name.clone(),
+                generation: applied
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+            }),
+            Err(e) => {
+                return rollout::WaitOutcome {
+                    result: "failed".to_string(),
+                    reason: Some(format!(
+                        "applying {}: {e}",
+                        render::describe(&target.object)
+                    )),
+                    seconds: started.elapsed().as_secs_f64(),
+                    objects: Vec::new(),
+                };
+            }
+        }
+    }
+    rollout::wait(cluster, &watched, timeout).await
+}
+
+/// `driftsweep deploy`.
+pub async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployReport, DeployError> {
+    let started = Utc::now();
+    let d = deploy_policy(ctx.policy)?;
+    let env = environment(d, &req.environment)?;
+    let namespace = env.namespace.clone();
+    if req.prune && req.backup.is_none() && !req.dry_run {
+        return Err(DeployError::Refused(
+            "`--prune` deletes, so it needs a backup location: pass `--backup DIR|gs://BUCKET/PREFIX` or set `safety.backup`".to_string(),
+        ));
+    }
+    let (v, commit, dirty) = choose_version(req)?;
+    check_accepts(&req.environment, env, &v, dirty)?;
+
+    // Every record of this version, here and where it is promoted from, pins its digests.
+    let records = history::list(ctx.cluster, &namespace, &req.environment).await?;
+    let mut same_version: Vec<Record> = records
+        .iter()
+        .filter(|s| s.record.version == v.to_string() && s.record.good())
+        .map(|s| s.record.clone())
+        .collect();
+    if let Some(from) = &env.promote_from {
+        let from_env = environment(d, from)?;
+        let promoted = history::list(ctx.cluster, &from_env.namespace, from).await?;
+        let healthy: Vec<Record> = promoted
+            .iter()
+            .filter(|s| s.record.version == v.to_string() && s.record.good())
+            .map(|s| s.record.clone())
+            .collect();
+        if healthy.is_empty() {
+            return Err(DeployError::Refused(format!(
+                "`{v}` was never deployed healthy to `{from}`, which `{}` is promoted from\nhint: `driftsweep deploy --env {from} --version {v}` first",
+                req.environment
+            )));
+        }
+        same_version.extend(healthy);
+    }
+    let recorded: Vec<&Record> = same_version.iter().collect();
+    let pins = resolve(ctx.registry, d, &v, &recorded).await?;
+
+    let kubernetes = ctx
+        .policy
+        .kubernetes
+        .as_ref()
+        .ok_or(DeployError::NoDeploySection)?;
+    let documents = crate::manifests::documents(&kubernetes.manifests, ctx.policy_dir)?;
+    let rendered = render::render(&documents, &namespace, &v, &pins).map_err(|problems| {
+        DeployError::Refused(format!(
+            "the render of `{namespace}` cannot be deployed:\n  {}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ))
+    })?;
+    let (gz, sha) = history::pack(&rendered)?;
+    let targets = apply::targets(ctx.cluster, &rendered)
+        .await
+        .map_err(DeployError::Refused)?;
+
+    let previous = records.iter().rev().find(|s| s.record.good());
+    let mut report =
+        DeployReport::new("deploy", req.dry_run, &req.environment, &namespace, started);
+    report.version = v.to_string();
+    report.commit = commit.clone();
+    report.dirty = dirty;
+    report.who = ctx.who.clone();
+    report.services = pins
+        .iter()
+        .map(|p| ServiceChange {
+            service: p.service.clone(),
+            image: p.image.clone(),
+            from: previous.and_then(|s| {
+                s.record.digest_of(&p.service).map(|digest| VersionDigest {
+                    version: s.record.version.clone(),
+                    digest: digest.to_string(),
+                })
+            }),
+            to: VersionDigest {
+                version: v.to_string(),
+                digest: p.digest.clone(),
+            },
+            reference: p.reference(),
+        })
+        .collect();
+
+    if req.dry_run {
+        report.changes = apply::preview(ctx.cluster, &targets)
+            .await
+            .map_err(|p| DeployError::Refused(p.join("\n")))?;
+        if req.prune {
+            report.pruned = prune_candidates(ctx.cluster, &namespace, &targets, &records)
+                .await?
+                .into_iter()
+                .map(|t| Pruned {
+                    object: format!("{} {}/{}", t.kind, namespace, t.name),
+                    outcome: "would-prune".to_string(),
+                    reason: None,
+                    backup: None,
+                })
+                .collect();
+        }
+        report.result = "would-deploy".to_string();
+        return Ok(report.finish());
+    }
+
+    let lock = Lease::acquire_named(
+        ctx.cluster,
+        &namespace,
+        LOCK_NAME,
+        &holder(ctx, &format!("deploy {v}")),
+    )
+    .await?;
+    let outcome = async {
+        let mut records = history::list(ctx.cluster, &namespace, &req.environment).await?;
+        close_interrupted(ctx.cluster, &mut records).await?;
+        report.changes = apply::preview(ctx.cluster, &targets)
+            .await
+            .map_err(|p| DeployError::Refused(p.join("\n")))?;
+        let to_prune = if req.prune {
+            prune_candidates(ctx.cluster, &namespace, &targets, &records).await?
+        } else {
+            Vec::new()
+        };
+        let last_good = records.iter().rev().find(|s| s.record.good()).cloned();
+        let unchanged = report.changes.iter().all(|c| c.action == "unchanged")
+            && to_prune.is_empty()
+            && last_good.as_ref().is_some_and(|s| s.record.render_sha256 == sha);
+        if unchanged {
+            report.result = "unchanged".to_string();
+            return Ok(());
+        }
+        let mut stored = history::create(
+            ctx.cluster,
+            &Record {
+                schema: history::RECORD_SCHEMA.to_string(),
+                environment: req.environment.clone(),
+                namespace: namespace.clone(),
+                sequence: next_sequence(&records),
+                version: v.to_string(),
+                commit: commit.clone(),
+                dirty,
+                services: pins.clone(),
+                who: ctx.who.clone(),
+                started_at: started,
+                finished_at: None,
+                duration_seconds: None,
+                result: Outcome::Pending,
+                reason: None,
+                rollback_to: None,
+                render_sha256: sha.clone(),
+            },
+            &gz,
+        )
+        .await?;
+        report.record = Some(stored.name.clone());
+        let wait = apply_and_wait(ctx.cluster, &targets, timeout(d)).await;
+        let healthy = wait.healthy();
+        stored.record.reason = wait.reason.clone();
+        report.reason = wait.reason.clone();
+        report.wait = Some(wait);
+        if healthy {
+            if !to_prune.is_empty() {
+                report.pruned = prune(ctx, &to_prune, req.backup.as_deref()).await;
+            }
+            stored.record.result = Outcome::Healthy;
+            report.result = "deployed".to_string();
+        } else {
+            stored.record.result = Outcome::Failed;
+            report.result = "failed".to_string();
+            match &last_good {
+                Some(good) => {
+                    let rolled = rollback_to(ctx, d, &req.environment, &namespace, good, &records, Some(stored.record.sequence)).await?;
+                    stored.record.result = if rolled.healthy { Outcome::RolledBack } else { Outcome::RollbackFailed };
+                    report.result = stored.record.result.as_str().to_string();
+                    report.rollback = Some(rolled.report);
+                }
+                None => {
+                    report.errors.push(
+                        "no earlier healthy deploy of this environment to roll back to: the failed version stays applied".to_string(),
+                    );
+                }
+            }
+        }
+        let finished = Utc::now();
+        stored.record.finished_at = Some(finished);
+        stored.record.duration_seconds =
+            Some((finished - started).num_milliseconds() as f64 / 1000.0);
+        history::update(ctx.cluster, &mut stored).await?;
+        let all = history::list(ctx.cluster, &namespace, &req.environment).await?;
+        history::prune(ctx.cluster, &all, d.history as usize).await?;
+        Ok::<(), DeployError>(())
+    }
+    .await;
+    lock.release().await;
+    outcome?;
+    Ok(report.finish())
+}
+
+/// A rollback that ran: whether it is healthy, and what the report says of it.
+struct Rolled {
+    healthy: bool,
+    report: report::RollbackReport,
+}
+
+/// Re-applies `target`'s exact render (no tag resolved again) with a full timeout of its own,
+/// and records it. The caller holds the lock.
+async fn rollback_to(
+    ctx: &Context<'_>,
+    d: &DeployPolicy,
+    environment: &str,
+    namespace: &str,
+    target: &Stored,
+    records: &[Stored],
+    failed_sequence: Option<u64>,
+) -> Result<Rolled, DeployError> {
+    let started = Utc::now();
+    let render = target.render()?;
+    let targets = apply::targets(ctx.cluster, &render)
+        .await
+        .map_err(DeployError::Refused)?;
+    let (gz, sha) = history::pack(&render)?;
+    let sequence = next_sequence(records).max(failed_sequence.map_or(0, |s| s + 1));
+    let mut stored = history::create(
+        ctx.cluster,
+        &Record {
+            schema: history::RECORD_SCHEMA.to_string(),
+            environment: environment.to_string(),
+            namespace: namespace.to_string(),
+            sequence,
+            version: target.record.version.clone(),
+            commit: target.record.commit.clone(),
+            dirty: target.record.dirty,
+            services: target.record.services.clone(),
+            who: ctx.who.clone(),
+            started_at: started,
+            finished_at: None,
+            duration_seconds: None,
+            result: Outcome::Pending,
+            reason: None,
+            rollback_to: Some(target.record.sequence),
+            render_sha256: sha,
+        },
+        &gz,
+    )
+    .await?;
+    let wait = apply_and_wait(ctx.cluster, &targets, timeout(d)).await;
+    let healthy = wait.healthy();
+    stored.record.result = if healthy {
+        Outcome::Healthy
+    } else {
+        Outcome::Failed
+    };
+    stored.record.reason = wait.reason.clone();
+    let finished = Utc::now();
+    stored.record.finished_at = Some(finished);
+    stored.record.duration_seconds = Some((finished - started).num_milliseconds() as f64 / 1000.0);
+    history::update(ctx.cluster, &mut stored).await?;
+    Ok(Rolled {
+        healthy,
+        report: report::RollbackReport {
+            to_version: target.record.version.clone(),
+            to_record: target.name.clone(),
+            record: stored.name.clone(),
+            result: if healthy { "healthy" } else { "failed" }.to_string(),
+            wait,
+        },
+    })
+}
+
+/// `driftsweep rollback`: to the good deploy before the current one, or to `to`.
+pub async fn rollback(
+    ctx: &Context<'_>,
+    environment_name: &str,
+    to: Option<&str>,
+) -> Result<DeployReport, DeployError> {
+    let started = Utc::now();
+    let d = deploy_policy(ctx.policy)?;
+    let env = environment(d, environment_name)?;
+    let namespace = env.namespace.clone();
+    let wanted = to.map(version::parse_version).transpose()?;
+    let lock =
+        Lease::acquire_named(ctx.cluster, &namespace, LOCK_NAME, &holder(ctx, "rollback")).await?;
+    let outcome = async {
+        let mut records = history::list(ctx.cluster, &namespace, environment_name).await?;
+        close_interrupted(ctx.cluster, &mut records).await?;
+        let good: Vec<&Stored> = records.iter().filter(|s| s.record.good()).collect();
+        let target = match &wanted {
+            Some(v) => good
+                .iter()
+                .rev()
+                .find(|s| s.record.version == v.to_string())
+                .copied()
+                .ok_or_else(|| {
+                    DeployError::Refused(format!(
+                        "no healthy deploy of `{v}` in `{environment_name}`'s history\nhint: `driftsweep history --env {environment_name}` lists what can be rolled back to"
+                    ))
+                })?,
+            None => {
+                let current = good.last().map(|s| s.record.version.clone());
+                good.iter()
+                    .rev()
+                    .find(|s| Some(&s.record.version) != current.as_ref())
+                    .copied()
+                    .ok_or_else(|| {
+                        DeployError::Refused(format!(
+                            "`{environment_name}` has no earlier healthy deploy of another version to roll back to"
+                        ))
+                    })?
+            }
+        };
+        check_images(ctx.registry, &target.record).await?;
+        let mut report =
+            DeployReport::new("rollback", false, environment_name, &namespace, started);
+        report.version = target.record.version.clone();
+        report.commit = target.record.commit.clone();
+        report.who = ctx.who.clone();
+        let current = good.last();
+        report.services = target
+            .record
+            .services
+            .iter()
+            .map(|p| ServiceChange {
+                service: p.service.clone(),
+                image: p.image.clone(),
+                from: current.and_then(|s| {
+                    s.record.digest_of(&p.service).map(|digest| VersionDigest {
+                        version: s.record.version.clone(),
+                        digest: digest.to_string(),
+                    })
+                }),
+                to: VersionDigest {
+                    version: target.record.version.clone(),
+                    digest: p.digest.clone(),
+                },
+                reference: p.reference(),
+            })
+            .collect();
+        let render = target.render()?;
+        let targets = apply::targets(ctx.cluster, &render)
+            .await
+            .map_err(DeployError::Refused)?;
+        report.changes = apply::preview(ctx.cluster, &targets)
+            .await
+            .map_err(|p| DeployError::Refused(p.join("\n")))?;
+        let rolled = rollback_to(ctx, d, environment_name, &namespace, target, &records, None).await?;
+        report.record = Some(rolled.report.record.clone());
+        report.reason = rolled.report.wait.reason.clone();
+        report.result = if rolled.healthy { "rolled-back" } else { "rollback-failed" }.to_string();
+        report.wait = Some(rolled.report.wait);
+        let all = history::list(ctx.cluster, &namespace, environment_name).await?;
+        history::prune(ctx.cluster, &all, d.history as usize).await?;
+        Ok::<_, DeployError>(report)
+    }
+    .await;
+    lock.release().await;
+    Ok(outcome?.finish())
+}
+
+/// A rollback's images must still be what the record saw: each digest still in the registry,
+/// and its tag not moved to another one.
+async fn check_images(registry: &RegistryClient, record: &Record) -> Result<(), DeployError> {
+    let mut refusals = Vec::new();
+    for pin in &record.services {
+        let by_tag = registry
+            .resolve_tag(&pin.image, &pin.tag)
+            .await
+            .map_err(|e| DeployError::Registry {
+                reference: format!("{}:{}", pin.image, pin.tag),
+                message: e.to_string(),
+            })?;
+        let by_digest = registry
+            .resolve_tag(&pin.image, &pin.digest)
+            .await
+            .map_err(|e| DeployError::Registry {
+                reference: format!("{}@{}", pin.image, pin.digest),
+                message: e.to_string(),
+            })?;
+        if by_digest.is_none() {
+            refusals.push(format!(
+                "service {}: `{}@{}` is no longer in the registry: the rollback's Pods could not start",
+                pin.service, pin.image, pin.digest
+            ));
+        } else if let Some(now) = by_tag
+            && now != pin.digest
+        {
+            refusals.push(format!(
+                "service {}: `{}:{}` now names {now}, not the {} that was deployed: the tag was overwritten",
+                pin.service, pin.image, pin.tag, pin.digest
+            ));
+        }
+    }
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(DeployError::Refused(refusals.join("\n")))
+    }
+}
+
+/// Objects driftsweep deployed in `namespace` (labelled `managed-by: driftsweep`) of the kinds
+/// its renders hold, that the new render no longer has. Never a deploy record, an object with
+/// an owner, or one opted out.
+async fn prune_candidates(
+    cluster: &Cluster,
+    namespace: &str,
+    targets: &[apply::Target],
+    records: &[Stored],
+) -> Result<Vec<KubeTarget>, DeployError> {
+    let mut kinds: Vec<(String, String)> = targets
+        .iter()
+        .map(|t| (t.info.api_version(), t.info.kind.clone()))
+        .collect();
+    for stored in records.iter().filter(|s| s.record.good()) {
+        if let Ok(render) = stored.render() {
+            for o in render {
+                let text = |p: &str| {
+                    o.pointer(p)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                kinds.push((text("/apiVersion"), text("/kind")));
+            }
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    let selector = format!("{}={}", render::MANAGED_BY_LABEL, render::MANAGED_BY);
+    let mut out = Vec::new();
+    for (api_version, kind) in kinds {
+        let info = cluster.resolve(&api_version, &kind).await?;
+        let uri = format!(
+            "{}?labelSelector={}",
+            info.collection(Some(namespace)),
+            rollout::url_encode(&selector)
+        );
+        let list = cluster.send_json(rollout::get(&uri)).await?;
+        for item in list
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let text = |p: &str| item.pointer(p).and_then(Value::as_str);
+            let name = text("/metadata/name").unwrap_or_default().to_string();
+            let in_render = targets
+                .iter()
+                .any(|t| t.info.kind == kind && t.name == name);
+            let record = item
+                .pointer(&format!(
+                    "/metadata/labels/{}",
+                    history::RECORD_LABEL.replace('/', "~1")
+                ))
+                .is_some()
+                || text("/type") == Some(history::SECRET_TYPE);
+            let owned = item
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|o| !o.is_empty());
+            let opted_out = item
+                .pointer("/metadata/annotations/driftsweep.io~1keep")
+                .and_then(Value::as_str)
+                .is_some_and(|v| !matches!(v, "false" | "no" | "0" | "off"));
+            if in_render || record || owned || opted_out {
+                continue;
+            }
+            out.push(KubeTarget {
+                api_version: info.api_version(),
+                kind: kind.clone(),
+                namespace: Some(namespace.to_string()),
+                name,
+                uid: text("/metadata/uid").map(str::to_string),
+                resource_version: text("/metadata/resourceVersion").map(str::to_string),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes what left the render through enforce's machinery: re-read, server dry run, backup,
+/// delete with preconditions. One failure does not stop the others.
+async fn prune(ctx: &Context<'_>, targets: &[KubeTarget], backup: Option<&str>) -> Vec<Pruned> {
+    use crate::enforce::backup::{Backup, Store};
+    let describe = |t: &KubeTarget| {
+        format!(
+            "{} {}/{}",
+            t.kind,
+            t.namespace.as_deref().unwrap_or(""),
+            t.name
+        )
+    };
+    let failed = |t: &KubeTarget, why: String| Pruned {
+        object: describe(t),
+        outcome: "failed".to_string(),
+        reason: Some(why),
+        backup: None,
+    };
+    let Some(location) = backup else {
+        return targets
+            .iter()
+            .map(|t| failed(t, "no backup location".to_string()))
+            .collect();
+    };
+    let backup = match Store::open(location).await {
+        Ok(store) => Backup::open(store, &ctx.run_id).await,
+        Err(e) => Err(e),
+    };
+    let backup = match backup {
+        Ok(b) => b,
+        Err(e) => {
+            return targets
+                .iter()
+                .map(|t| failed(t, format!("not pruned: {e}")))
+                .collect();
+        }
+    };
+    let mut out = Vec::new();
+    for t in targets {
+        let prepared = match ctx.cluster.prepare_delete(t).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(outcome)) => {
+                out.push(Pruned {
+                    object: describe(t),
+                    outcome: format!("{outcome:?}").to_lowercase(),
+                    reason: None,
+                    backup: None,
+                });
+                continue;
+            }
+            Err(e) => {
+                out.push(failed(t, e.to_string()));
+                continue;
+            }
+        };
+        let location = match backup.kubernetes(&prepared.object, None).await {
+            Ok(l) => l,
+            Err(e) => {
+                out.push(failed(t, format!("not pruned: {e}")));
+                continue;
+            }
+        };
+        out.push(match ctx.cluster.delete(&prepared).await {
+            Ok(outcome) => Pruned {
+                object: describe(t),
+                outcome: match outcome {
+                    crate::inventory::cluster::DeleteOutcome::Deleted => "pruned".to_string(),
+                    crate::inventory::cluster::DeleteOutcome::AlreadyGone => {
+                        "already-gone".to_string()
+                    }
+                    crate::inventory::cluster::DeleteOutcome::Skipped(_) => "skipped".to_string(),
+                },
+                reason: match outcome {
+                    crate::inventory::cluster::DeleteOutcome::Skipped(why) => Some(why),
+                    _ => None,
+                },
+                backup: Some(location),
+            },
+            Err(e) => Pruned {
+                object: describe(t),
+                outcome: "failed".to_string(),
+                reason: Some(e.to_string()),
+                backup: Some(location),
+            },
+        });
+    }
+    out
+}
+
+/// `driftsweep history`: the records of one environment, oldest first.
+pub async fn list_history(
+    cluster: &Cluster,
+    policy: &Policy,
+    environment_name: &str,
+) -> Result<Vec<Record>, DeployError> {
+    let d = deploy_policy(policy)?;
+    let env = environment(d, environment_name)?;
+    Ok(history::list(cluster, &env.namespace, environment_name)
+        .await?
+        .into_iter()
+        .map(|s| s.record)
+        .collect())
+}

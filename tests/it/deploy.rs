@@ -1,0 +1,634 @@
+//! Deploy end to end: the real binary against the real control plane (its Deployment and
+//! ReplicaSet controllers, the kubelet stand-in running the Pods) and Debian's registry server
+//! with images pushed by the test.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cluster::TestCluster;
+use crate::kubelet::Kubelet;
+use crate::registry::{Pusher, Registry, start_registry};
+use crate::{stderr, write};
+
+const SERVICES: [&str; 3] = ["api", "web", "worker"];
+
+struct Scene {
+    c: TestCluster,
+    _registry: Registry,
+    push: Pusher,
+    host: String,
+    staging: String,
+    prod: String,
+    kubelet: Kubelet,
+    policy: PathBuf,
+}
+
+/// The tag images of `version` carry (what `${VERSION}` becomes).
+fn tag(version: &str) -> String {
+    driftsweep::deploy::version::parse_version(version)
+        .unwrap()
+        .tag()
+}
+
+fn manifests(host: &str, ns: &str, deadline: u32, extra: &str) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api-config\n  namespace: {ns}\ndata:\n  LOG_LEVEL: info\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: {ns}\nspec:\n  selector:\n    app: api\n  ports:\n  - port: 80\n"
+    );
+    for svc in SERVICES {
+        out.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {svc}\n  namespace: {ns}\nspec:\n  replicas: 2\n  progressDeadlineSeconds: {deadline}\n  selector:\n    matchLabels:\n      app: {svc}\n  strategy:\n    type: RollingUpdate\n    rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}\n  template:\n    metadata:\n      labels:\n        app: {svc}\n    spec:\n      containers:\n      - name: {svc}\n        image: {host}/aia/{svc}:${{VERSION}}\n        envFrom:\n        - configMapRef:\n            name: api-config\n"
+        ));
+    }
+    out.push_str(extra);
+    out
+}
+
+impl Scene {
+    fn new(deadline: u32) -> Scene {
+        let c = TestCluster::start();
+        let registry = start_registry();
+        let host = format!("127.0.0.1:{}", registry.port);
+        let push = Pusher::new(registry.port);
+        let staging = c.ns("staging");
+        let prod = c.ns("prod");
+        c.namespace(&staging);
+        c.namespace(&prod);
+        let kubelet = Kubelet::start(&[staging.clone(), prod.clone()]);
+        let repositories = SERVICES
+            .iter()
+            .map(|s| format!("{host}/aia/{s}"))
+            .collect::<Vec<_>>();
+        let services = SERVICES
+            .iter()
+            .map(|s| format!("    - {{name: {s}, image: {host}/aia/{s}}}\n"))
+            .collect::<String>();
+        let policy = write(
+            c.dir.path(),
+            "policy.yaml",
+            &format!(
+                "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{staging}\", \"{prod}\"]\n  manifests: [manifests]\nregistry:\n  repositories: [{}]\n  plain_http_hosts: ['{host}']\nsafety:\n  backup: backups\ndeploy:\n  services:\n{services}  environments:\n    staging: {{namespace: \"{staging}\", accepts: any}}\n    production: {{namespace: \"{prod}\", accepts: release, promote_from: staging}}\n  timeout_minutes: 1\n  history: 5\n",
+                repositories.join(", ")
+            ),
+        );
+        let scene = Scene {
+            c,
+            _registry: registry,
+            push,
+            host,
+            staging,
+            prod,
+            kubelet,
+            policy,
+        };
+        scene.set_manifests(deadline, "");
+        scene
+    }
+
+    fn set_manifests(&self, deadline: u32, extra: &str) {
+        let text = format!(
+            "{}---\n{}",
+            manifests(&self.host, &self.staging, deadline, extra),
+            manifests(&self.host, &self.prod, deadline, "")
+        );
+        write(self.c.dir.path(), "manifests/app.yaml", &text);
+    }
+
+    /// Pushes an image of every service at `version`; answers their digests.
+    fn release(&self, version: &str) -> BTreeMap<String, String> {
+        SERVICES
+            .iter()
+            .map(|s| {
+                let seed = format!("{s}-{version}-{}", self.c.prefix);
+                let (digest, _) = self
+                    .push
+                    .image(&format!("aia/{s}"), &[&tag(version)], 0, &seed);
+                (s.to_string(), digest)
+            })
+            .collect()
+    }
+
+    fn command(&self, args: &[&str], report: &std::path::Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_driftsweep"));
+        cmd.args(args)
+            .args(["--policy", self.policy.to_str().unwrap()])
+            .args(["--report", report.to_str().unwrap()])
+            .args(["--kubeconfig", self.c.kubeconfig.to_str().unwrap()])
+            .current_dir(self.c.dir.path())
+            .env_remove("DRIFTSWEEP_POLICY")
+            .env_remove("DRIFTSWEEP_VERSION")
+            .env_remove("DRIFTSWEEP_BACKUP")
+            .env("DRIFTSWEEP_DEPLOY_WHO", "e2e@test")
+            .env("DRIFTSWEEP_LEASE_SECONDS", "3");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> (Output, Value) {
+        let report = self.c.path("deploy.json");
+        let _ = std::fs::remove_file(&report);
+        let out = self.command(args, &report).output().unwrap();
+        let json = std::fs::read_to_string(&report)
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap_or(Value::Null);
+        (out, json)
+    }
+
+    fn deploy(&self, env: &str, version: &str, extra: &[&str]) -> (Output, Value) {
+        let mut args = vec!["deploy", "--env", env, "--version", version];
+        args.extend(extra);
+        self.run(&args)
+    }
+
+    fn ns_of(&self, env: &str) -> &str {
+        if env == "staging" {
+            &self.staging
+        } else {
+            &self.prod
+        }
+    }
+
+    /// Each service's Deployment image in `env`.
+    fn running(&self, env: &str) -> BTreeMap<String, String> {
+        SERVICES
+            .iter()
+            .filter_map(|s| {
+                let d = self
+                    .c
+                    .get("apps/v1", "Deployment", Some(self.ns_of(env)), s)?;
+                Some((
+                    s.to_string(),
+                    d["spec"]["template"]["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// What `running` shows when `digests` of `version` run.
+    fn pinned(
+        &self,
+        version: &str,
+        digests: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        digests
+            .iter()
+            .map(|(s, d)| {
+                (
+                    s.clone(),
+                    format!("{}/aia/{s}:{}@{d}", self.host, tag(version)),
+                )
+            })
+            .collect()
+    }
+
+    /// The deploy records of `env`, oldest first.
+    fn history(&self, env: &str) -> Vec<Value> {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftsweep"))
+            .args(["history", "--env", env, "--format", "json"])
+            .args(["--policy", self.policy.to_str().unwrap()])
+            .args(["--kubeconfig", self.c.kubeconfig.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn results(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["version"].as_str().unwrap(),
+                r["result"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_healthy_deploy_puts_every_service_on_one_pinned_version_and_records_it() {
+    let s = Scene::new(600);
+    let digests = s.release("v1.0.0");
+    let (out, report) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["schema"], "driftsweep.deploy/v1");
+    assert_eq!(report["result"], "deployed");
+    assert_eq!(report["wait"]["result"], "healthy");
+    assert_eq!(s.running("staging"), s.pinned("v1.0.0", &digests));
+    for svc in SERVICES {
+        let d =
+            s.c.get("apps/v1", "Deployment", Some(&s.staging), svc)
+                .unwrap();
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "driftsweep"
+        );
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/version"],
+            "v1.0.0"
+        );
+        assert_eq!(d["status"]["readyReplicas"], 2, "{svc} is really running");
+    }
+    let cm =
+        s.c.get("v1", "ConfigMap", Some(&s.staging), "api-config")
+            .unwrap();
+    assert_eq!(
+        cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "driftsweep"
+    );
+    assert!(
+        s.running("production").is_empty(),
+        "another environment is untouched"
+    );
+
+    let records = s.history("staging");
+    assert_eq!(results(&records), ["v1.0.0 healthy"]);
+    let r = &records[0];
+    assert_eq!(r["who"], "e2e@test");
+    for svc in SERVICES {
+        let pin = r["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["service"] == svc)
+            .unwrap();
+        assert_eq!(pin["digest"], json!(digests[svc]));
+    }
+    assert!(r["duration_seconds"].as_f64().unwrap() > 0.0);
+
+    // The same again: nothing to do, no new record.
+    let (out, report) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "unchanged");
+    assert_eq!(s.history("staging").len(), 1);
+
+    // The table a person reads.
+    let out = Command::new(env!("CARGO_BIN_EXE_driftsweep"))
+        .args([
+            "history",
+            "--env",
+            "staging",
+            "--policy",
+            s.policy.to_str().unwrap(),
+        ])
+        .args(["--kubeconfig", s.c.kubeconfig.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let table = crate::stdout(&out);
+    assert!(
+        table.contains("v1.0.0") && table.contains("healthy") && table.contains("e2e@test"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_deploy_whose_pods_crash_loop_rolls_back_to_the_previous_digests() {
+    let s = Scene::new(600);
+    let good = s.release("v1.0.0");
+    let (out, _) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    s.release("v1.1.0");
+    s.kubelet
+        .fail_image(&format!(":{}@", tag("v1.1.0")), "CrashLoopBackOff");
+
+    let (out, report) = s.deploy("staging", "v1.1.0", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed deploy exits 1: {}",
+        stderr(&out)
+    );
+    assert_eq!(report["result"], "rolled-back", "{report:#}");
+    assert_eq!(report["wait"]["result"], "failed");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("CrashLoopBackOff"),
+        "{report:#}"
+    );
+    assert_eq!(report["rollback"]["result"], "healthy");
+    assert_eq!(report["rollback"]["to_version"], "v1.0.0");
+    assert!(stderr(&out).contains("ROLLED-BACK"), "{}", stderr(&out));
+    assert_eq!(
+        s.running("staging"),
+        s.pinned("v1.0.0", &good),
+        "the previous digests run again"
+    );
+    s.c.wait_for("the rolled-back Deployments to be ready", || {
+        SERVICES.iter().all(|svc| {
+            s.c.get("apps/v1", "Deployment", Some(&s.staging), svc)
+                .unwrap()["status"]["readyReplicas"]
+                == 2
+        })
+    });
+    assert_eq!(
+        results(&s.history("staging")),
+        ["v1.0.0 healthy", "v1.1.0 rolled-back", "v1.0.0 healthy"]
+    );
+}
+
+#[test]
+fn a_deploy_past_its_progress_deadline_rolls_back() {
+    let s = Scene::new(4);
+    let good = s.release("v1.0.0");
+    let (out, _) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    s.release("v1.1.0");
+    // Running, never ready: only the Deployment controller's deadline ends the wait.
+    s.kubelet
+        .fail_image(&format!(":{}@", tag("v1.1.0")), "NotReady");
+    let (out, report) = s.deploy("staging", "v1.1.0", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ProgressDeadlineExceeded"),
+        "{report:#}"
+    );
+    assert_eq!(report["rollback"]["result"], "healthy", "{report:#}");
+    assert_eq!(s.running("staging"), s.pinned("v1.0.0", &good));
+}
+
+#[test]
+fn what_cannot_be_deployed_is_refused_with_nothing_applied() {
+    let s = Scene::new(600);
+    s.release("v1.0.0");
+    let refused = |args: &[&str], why: &str| {
+        let (out, report) = s.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+        assert_eq!(report["result"], "refused", "{args:?}");
+    };
+    refused(
+        &["deploy", "--env", "staging", "--version", "latest"],
+        "latest",
+    );
+    refused(
+        &["deploy", "--env", "staging", "--version", "not-a-version"],
+        "not-a-version",
+    );
+    refused(
+        &["deploy", "--env", "staging", "--version", "v9.9.9"],
+        "no image",
+    );
+    refused(
+        &["deploy", "--env", "qa", "--version", "v1.0.0"],
+        "no environment `qa`",
+    );
+    refused(
+        &["deploy", "--env", "production", "--version", "v1.0.0"],
+        "never deployed healthy to `staging`",
+    );
+    s.release("v1.1.0-rc.1");
+    refused(
+        &["deploy", "--env", "production", "--version", "v1.1.0-rc.1"],
+        "not a release",
+    );
+    // Half a release: one service's image is missing.
+    let tag = tag("v1.2.0");
+    s.push.image("aia/api", &[&tag], 0, "only-api");
+    refused(
+        &["deploy", "--env", "staging", "--version", "v1.2.0"],
+        "aia/web",
+    );
+    for env in ["staging", "production"] {
+        assert!(s.running(env).is_empty(), "nothing applied to {env}");
+        assert!(s.history(env).is_empty());
+    }
+}
+
+#[test]
+fn an_overwritten_tag_is_refused_for_a_deploy_and_a_promotion() {
+    let s = Scene::new(600);
+    let first = s.release("v1.0.0");
+    let (out, _) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Someone pushes another image under the same tag.
+    s.push.image("aia/web", &[&tag("v1.0.0")], 0, "rebuilt");
+    let (out, _) = s.deploy("production", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("overwritten"), "{}", stderr(&out));
+    assert!(s.running("production").is_empty());
+    let (out, _) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("overwritten"), "{}", stderr(&out));
+    assert_eq!(
+        s.running("staging"),
+        s.pinned("v1.0.0", &first),
+        "what ran still runs"
+    );
+}
+
+#[test]
+fn a_release_promoted_from_staging_reaches_production_with_the_same_digests() {
+    let s = Scene::new(600);
+    let digests = s.release("v1.0.0");
+    let (out, _) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (out, report) = s.deploy("production", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "deployed");
+    assert_eq!(s.running("production"), s.pinned("v1.0.0", &digests));
+}
+
+#[test]
+fn two_deploys_at_once_never_both_apply() {
+    let s = Scene::new(600);
+    s.release("v1.0.0");
+    let report = |n: u8| s.c.path(&format!("d{n}.json"));
+    let spawn = |n: u8| {
+        s.command(
+            &["deploy", "--env", "staging", "--version", "v1.0.0"],
+            &report(n),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (spawn(1), spawn(2));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    assert!(
+        codes.contains(&Some(0)),
+        "one deploys: {}\n{}",
+        stderr(&a),
+        stderr(&b)
+    );
+    let loser = if a.status.code() == Some(0) { &b } else { &a };
+    // The other was refused by the lock, or came second and found nothing to do.
+    let err = stderr(loser);
+    assert!(
+        (loser.status.code() == Some(1) && err.contains("holds the Lease"))
+            || (loser.status.code() == Some(0) && err.contains("UNCHANGED")),
+        "{err}"
+    );
+    assert_eq!(
+        results(&s.history("staging")),
+        ["v1.0.0 healthy"],
+        "one record, one apply"
+    );
+}
+
+#[test]
+fn a_deploy_killed_midway_is_repaired_by_the_next_one() {
+    let s = Scene::new(600);
+    s.release("v1.0.0");
+    let (out, _) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let next = s.release("v1.1.0");
+    s.kubelet
+        .fail_image(&format!(":{}@", tag("v1.1.0")), "NotReady");
+    let report = s.c.path("killed.json");
+    let mut run = s
+        .command(
+            &["deploy", "--env", "staging", "--version", "v1.1.0"],
+            &report,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it applied and waits (its record says pending).
+    s.c.wait_for("the deploy to apply", || {
+        results(&s.history("staging")).contains(&"v1.1.0 pending".to_string())
+    });
+    run.kill().unwrap();
+    run.wait().unwrap();
+    s.kubelet.heal_image(&format!(":{}@", tag("v1.1.0")));
+    // Its Lease expires (3 s here); then the same deploy again finishes the work.
+    std::thread::sleep(Duration::from_secs(4));
+    let (out, report) = s.deploy("staging", "v1.1.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "deployed");
+    assert_eq!(s.running("staging"), s.pinned("v1.1.0", &next));
+    assert_eq!(
+        results(&s.history("staging")),
+        ["v1.0.0 healthy", "v1.1.0 interrupted", "v1.1.0 healthy"]
+    );
+}
+
+#[test]
+fn prune_removes_exactly_what_left_the_render_and_backs_it_up() {
+    let s = Scene::new(600);
+    s.release("v1.0.0");
+    let old = format!(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old-config\n  namespace: {}\ndata:\n  k: v\n",
+        s.staging
+    );
+    s.set_manifests(600, &old);
+    let (out, _) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Made by hand: not driftsweep's to prune.
+    s.c.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "hand-made", "namespace": s.staging}}));
+    s.set_manifests(600, "");
+    s.release("v1.1.0");
+
+    let (out, report) = s.deploy("staging", "v1.1.0", &["--prune", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["pruned"][0]["outcome"], "would-prune", "{report:#}");
+    assert!(
+        s.c.get("v1", "ConfigMap", Some(&s.staging), "old-config")
+            .is_some(),
+        "a dry run prunes nothing"
+    );
+    assert!(
+        stderr(&out).contains("change Deployment"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        s.running("staging")
+            .values()
+            .all(|image| image.contains(&format!(":{}@", tag("v1.0.0")))),
+        "a dry run applies nothing"
+    );
+
+    let (out, report) = s.deploy("staging", "v1.1.0", &["--prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pruned: Vec<(&str, &str)> = report["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["object"].as_str().unwrap(),
+                p["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let expected = format!("ConfigMap {}/old-config", s.staging);
+    assert_eq!(pruned, [(expected.as_str(), "pruned")]);
+    let backup = report["pruned"][0]["backup"].as_str().unwrap();
+    // `safety.backup: backups`, relative to where driftsweep ran.
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.c.dir.path().join(backup)).unwrap())
+            .unwrap();
+    assert_eq!(saved["metadata"]["name"], "old-config");
+    assert!(
+        s.c.get("v1", "ConfigMap", Some(&s.staging), "old-config")
+            .is_none()
+    );
+    assert!(
+        s.c.get("v1", "ConfigMap", Some(&s.staging), "hand-made")
+            .is_some()
+    );
+    assert!(
+        s.c.get("v1", "ConfigMap", Some(&s.staging), "api-config")
+            .is_some()
+    );
+    assert_eq!(
+        s.history("staging").len(),
+        2,
+        "deploy records are never pruned as objects"
+    );
+}
+
+#[test]
+fn rollback_to_a_version_restores_its_exact_digests() {
+    let s = Scene::new(600);
+    let v1 = s.release("v1.0.0");
+    assert_eq!(s.deploy("staging", "v1.0.0", &[]).0.status.code(), Some(0));
+    let v2 = s.release("v1.1.0");
+    assert_eq!(s.deploy("staging", "v1.1.0", &[]).0.status.code(), Some(0));
+    assert_eq!(s.running("staging"), s.pinned("v1.1.0", &v2));
+
+    let started = Instant::now();
+    let (out, report) = s.run(&["rollback", "--env", "staging"]);
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "rolled-back");
+    assert_eq!(s.running("staging"), s.pinned("v1.0.0", &v1));
+    // Measured, not asserted (BENCHMARKS.md has the figures).
+    eprintln!("bench: rollback of 3 services took {seconds:.1} s");
+
+    let (out, _) = s.run(&["rollback", "--env", "staging", "--to", "v1.1.0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.running("staging"), s.pinned("v1.1.0", &v2));
+    let (out, _) = s.run(&["rollback", "--env", "staging", "--to", "v0.9.0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no healthy deploy of `v0.9.0`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        results(&s.history("staging")),
+        [
+            "v1.0.0 healthy",
+            "v1.1.0 healthy",
+            "v1.0.0 healthy",
+            "v1.1.0 healthy"
+        ]
+    );
+}
