@@ -383,6 +383,28 @@ pub fn policy_check(file: &Path) -> Result<u8, CommandError> {
             None => "gcp".to_string(),
         });
     }
+    if let Some(d) = &p.deploy {
+        // Each environment's render, offline: what would refuse a deploy shows here first.
+        let problems = crate::deploy::check_renders(&policy.policy, policy.dir())
+            .map_err(|e| CommandError::Deploy(Box::new(e)))?;
+        if !problems.is_empty() {
+            return Err(CommandError::Deploy(Box::new(
+                crate::deploy::DeployError::Refused(format!(
+                    "the deploy render of the manifests fails:\n  {}",
+                    problems.join("\n  ")
+                )),
+            )));
+        }
+        audited.push(format!(
+            "deploy ({} services to {})",
+            d.services.len(),
+            d.environments
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     eprintln!(
         "policy `{}` is valid: {}",
         file.display(),

@@ -870,6 +870,34 @@ async fn prune(ctx: &Context<'_>, targets: &[KubeTarget], backup: Option<&str>) 
     out
 }
 
+/// Renders every environment offline (a stand-in digest for each service), so that `policy
+/// check` reports what would make a deploy refuse its render.
+pub fn check_renders(policy: &Policy, policy_dir: &Path) -> Result<Vec<String>, DeployError> {
+    let d = deploy_policy(policy)?;
+    let Some(kubernetes) = &policy.kubernetes else {
+        return Ok(Vec::new());
+    };
+    let documents = crate::manifests::documents(&kubernetes.manifests, policy_dir)?;
+    let v = version::parse_version("v0.0.0")?;
+    let pins: Vec<Pin> = d
+        .services
+        .iter()
+        .map(|s| Pin {
+            service: s.name.clone(),
+            image: s.image.clone(),
+            tag: v.tag(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (name, env) in &d.environments {
+        if let Err(p) = render::render(&documents, &env.namespace, &v, &pins) {
+            problems.extend(p.iter().map(|p| format!("environment `{name}`: {p}")));
+        }
+    }
+    Ok(problems)
+}
+
 /// `driftsweep history`: the records of one environment, oldest first.
 pub async fn list_history(
     cluster: &Cluster,

@@ -32,6 +32,7 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
         kinds.insert(&o.kind);
     }
     let digests = tag_digests(inventory);
+    let deployed = last_good_deploys(objects);
     // Workloads count as listed unless the snapshot or the API failed to give them.
     let references_unknown = inventory.has_gap(&crate::inventory::Protects::KubernetesReferences);
     for d in &desired.objects {
@@ -62,7 +63,15 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
             out.push(f);
             continue;
         };
-        let drift = compare_images(&want.containers, &live.containers, &digests);
+        let mut drift = compare_images(&want.containers, &live.containers, &digests);
+        if let Some(ns) = &live.namespace {
+            drift.extend(compare_with_deploy(
+                ns,
+                &live.containers,
+                &deployed,
+                &digests,
+            ));
+        }
         if !drift.is_empty() {
             let mut f = Finding::new(
                 Provider::Kubernetes,
@@ -78,6 +87,100 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
             out.push(f);
         }
     }
+}
+
+/// What the last good deploy of a namespace pinned: (namespace, repository) → the pinned
+/// `repository@digest`, its version and its record. From the deploy records' annotations
+/// (Secret metadata: the audit never reads a Secret's value).
+type Deployed = HashMap<(String, String), (String, String, String)>;
+
+fn last_good_deploys(objects: &[KubeObject]) -> Deployed {
+    let mut newest: HashMap<(&str, &str), (u64, &KubeObject)> = HashMap::default();
+    for o in objects {
+        if o.kind != "Secret"
+            || o.secret_type.as_deref() != Some(crate::deploy::history::SECRET_TYPE)
+            || o.labels
+                .get(crate::deploy::history::RESULT_LABEL)
+                .map(String::as_str)
+                != Some("healthy")
+        {
+            continue;
+        }
+        let (Some(ns), Some(env)) = (
+            o.namespace.as_deref(),
+            o.labels.get(crate::deploy::history::ENVIRONMENT_LABEL),
+        ) else {
+            continue;
+        };
+        let sequence = o
+            .labels
+            .get("driftsweep.io/sequence")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let slot = newest.entry((ns, env.as_str())).or_insert((sequence, o));
+        if sequence >= slot.0 {
+            *slot = (sequence, o);
+        }
+    }
+    let mut out = Deployed::default();
+    for ((ns, _), (_, record)) in newest {
+        let version = record
+            .annotations
+            .get(crate::deploy::history::VERSION_ANNOTATION)
+            .cloned()
+            .unwrap_or_default();
+        let pins: HashMap<String, String> = record
+            .annotations
+            .get(crate::deploy::history::DIGESTS_ANNOTATION)
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_default();
+        for pinned in pins.into_values() {
+            if let Some(r) = ImageRef::parse(&pinned) {
+                out.insert(
+                    (ns.to_string(), r.repository),
+                    (pinned, version.clone(), record.name.clone()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Containers running another digest of a deployed service than the last good deploy of
+/// their namespace pinned (a `kubectl set image`, a hand edit, a half-done deploy).
+fn compare_with_deploy(
+    namespace: &str,
+    live: &[crate::inventory::Container],
+    deployed: &Deployed,
+    digests: &HashMap<(String, String), String>,
+) -> Vec<ImageDrift> {
+    let mut drift = Vec::new();
+    for c in live {
+        let Some(r) = ImageRef::parse(&c.image) else {
+            continue;
+        };
+        let Some((pinned, version, record)) =
+            deployed.get(&(namespace.to_string(), r.repository.clone()))
+        else {
+            continue;
+        };
+        let running = r.digest.clone().or_else(|| {
+            r.tag
+                .as_ref()
+                .and_then(|t| digests.get(&(r.repository.clone(), t.clone())).cloned())
+        });
+        let recorded = pinned.rsplit_once('@').map(|(_, d)| d);
+        if let (Some(running), Some(recorded)) = (running.as_deref(), recorded)
+            && running != recorded
+        {
+            drift.push(ImageDrift {
+                container: c.name.clone(),
+                expected: Some(format!("{pinned} (last good deploy {version}, {record})")),
+                actual: Some(c.image.clone()),
+            });
+        }
+    }
+    drift
 }
 
 /// (repository, tag) → digest, from what the registry listed.
@@ -203,6 +306,64 @@ mod tests {
         assert_eq!(
             verdict(&f, "Service", Some("prod"), "api"),
             (Action::Drift, vec![Reason::Missing])
+        );
+    }
+
+    #[test]
+    fn a_workload_off_its_last_good_deploy_is_version_drift() {
+        let p = policy("version: 1\nname: t\nkubernetes:\n  namespaces: [prod]\n");
+        let want = desired(vec![deploy("prod", "reg.io/p/api:${VERSION}")]);
+        let record = |sequence: u64, result: &str, digest: &str| {
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "driftsweep.io/deploy.v1",
+                "metadata": {"name": format!("driftsweep.deploy.production.v{sequence}"), "namespace": "prod",
+                    "labels": {"driftsweep.io/record": "deploy", "driftsweep.io/environment": "production",
+                        "driftsweep.io/result": result, "driftsweep.io/sequence": sequence.to_string()},
+                    "annotations": {"driftsweep.io/version": "v1.2.0",
+                        "driftsweep.io/digests": json!({"api": format!("reg.io/p/api@{digest}")}).to_string()}}})
+        };
+        let running = |image: &str| {
+            cluster(vec![
+                deploy("prod", image),
+                record(1, "healthy", "sha256:old"),
+                record(2, "healthy", "sha256:good"),
+                record(3, "failed", "sha256:bad"),
+            ])
+        };
+        let on_record = crate::evaluate::testkit::evaluate(
+            &p,
+            &want,
+            &running("reg.io/p/api:1.2.0@sha256:good"),
+        );
+        assert!(
+            !on_record.items.iter().any(|x| x.action == Action::Drift),
+            "{:?}",
+            on_record.items
+        );
+        let off = crate::evaluate::testkit::evaluate(
+            &p,
+            &want,
+            &running("reg.io/p/api:1.2.0@sha256:hand"),
+        );
+        let d = off.items.iter().find(|x| x.kind == "Deployment").unwrap();
+        assert_eq!(d.reasons, vec![Reason::VersionDrift]);
+        assert!(
+            d.drift[0]
+                .expected
+                .as_deref()
+                .unwrap()
+                .contains("sha256:good")
+                && d.drift[0].expected.as_deref().unwrap().contains("v2")
+        );
+        // The deploy record itself is the floor's, never an orphan Secret.
+        assert_eq!(
+            verdict(
+                &off,
+                "Secret",
+                Some("prod"),
+                "driftsweep.deploy.production.v3"
+            )
+            .0,
+            Action::Keep
         );
     }
 

@@ -135,6 +135,7 @@ fn is_system_managed(o: &KubeObject) -> bool {
                     "kubernetes.io/service-account-token"
                         | "helm.sh/release.v1"
                         | "bootstrap.kubernetes.io/token"
+                        | crate::deploy::history::SECRET_TYPE
                 )
             ) || (o.labels.get("owner").is_some_and(|v| v == "helm")
                 && o.name.starts_with("sh.helm.release."))

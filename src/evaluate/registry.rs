@@ -26,6 +26,19 @@ impl InUse {
     pub(crate) fn from_objects<'a>(objects: impl Iterator<Item = &'a KubeObject>) -> Self {
         let mut in_use = InUse::default();
         for o in objects {
+            // A deploy record's images are what a rollback re-applies: keep them.
+            if o.secret_type.as_deref() == Some(crate::deploy::history::SECRET_TYPE)
+                && let Some(pins) = o
+                    .annotations
+                    .get(crate::deploy::history::DIGESTS_ANNOTATION)
+                    .and_then(|a| serde_json::from_str::<HashMap<String, String>>(a).ok())
+            {
+                for pinned in pins.values() {
+                    if let Some(d) = ImageRef::parse(pinned).and_then(|r| r.digest) {
+                        in_use.digests.insert(d);
+                    }
+                }
+            }
             let references = o
                 .containers
                 .iter()

@@ -43,6 +43,7 @@ pub const SECRET_TYPES: &[&str] = &[
     "kubernetes.io/tls",
     "bootstrap.kubernetes.io/token",
     "helm.sh/release.v1",
+    "driftsweep.io/deploy.v1",
 ];
 
 /// Where to find the cluster.

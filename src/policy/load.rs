@@ -687,6 +687,42 @@ mod tests {
     }
 
     #[test]
+    fn a_deploy_section_is_checked_as_a_whole() {
+        let good = "version: 1\nname: a\nkubernetes:\n  namespaces: [s, p]\nregistry:\n  repositories: [h.io/a/api]\ndeploy:\n  services:\n    - {name: api, image: h.io/a/api}\n  environments:\n    staging: {namespace: s}\n    production: {namespace: p, accepts: release, promote_from: staging}\n";
+        let policy = validate_source(good).unwrap();
+        let deploy = policy.deploy.unwrap();
+        assert_eq!(deploy.timeout_minutes, 10);
+        assert_eq!(deploy.history, 20);
+        assert_eq!(
+            deploy.environments["staging"].accepts,
+            super::super::Accepts::Any
+        );
+
+        let bad = "version: 1\nname: a\nkubernetes:\n  namespaces: [s, p]\nregistry:\n  repositories: [h.io/a/api]\ndeploy:\n  services:\n    - {name: api, image: 'h.io/a/api:1.0'}\n    - {name: api, image: h.io/a/other}\n  environments:\n    staging: {namespace: s, promote_from: production}\n    production: {namespace: p, accepts: release, promote_from: staging}\n    qa: {namespace: q, accepts: sometimes, promote_from: nowhere}\n    demo: {namespace: s}\n  history: 1\n";
+        let problems = validate_source(bad).unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        for field in [
+            "deploy.services[0].image",
+            "deploy.services[1].name",
+            "deploy.services[1].image",
+            "deploy.environments.qa.accepts",
+            "deploy.history",
+        ] {
+            assert!(fields.contains(&field), "{field}: {problems:#?}");
+        }
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let any = |needle: &str| text.iter().any(|t| t.contains(needle));
+        assert!(any("without a tag or digest"), "{text:#?}");
+        assert!(any("listed twice"));
+        assert!(any("not in `registry.repositories`"));
+        assert!(any("cycle"));
+        assert!(
+            problems.iter().all(|p| p.line.is_some()),
+            "every problem has its line"
+        );
+    }
+
+    #[test]
     fn rejects_yaml_syntax_with_line() {
         let problems = validate_source("version: 1\nname: [a\n").unwrap_err();
         assert!(problems[0].message.starts_with("not valid YAML"));

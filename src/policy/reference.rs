@@ -113,6 +113,17 @@ fn fields(object: &Value, prefix: &str, defs: Option<&Map<String, Value>>, rows:
             description,
         });
         match shape {
+            // A map by name (`deploy.environments`): its values' fields, under `<name>`.
+            Shape::Object(def) if def.get("properties").is_none() => {
+                if let Some(values) = def.get("additionalProperties").filter(|v| v.is_object()) {
+                    fields(
+                        resolve(values, defs),
+                        &format!("{path}.<name>."),
+                        defs,
+                        rows,
+                    );
+                }
+            }
             Shape::Object(def) => fields(def, &format!("{path}."), defs, rows),
             Shape::ListOfObjects(def) => fields(def, &format!("{path}[]."), defs, rows),
             Shape::Leaf(_) => {}

@@ -632,3 +632,89 @@ fn rollback_to_a_version_restores_its_exact_digests() {
         ]
     );
 }
+
+#[test]
+fn the_nightly_audit_keeps_deploy_records_and_sees_drift_from_the_last_good_deploy() {
+    let s = Scene::new(600);
+    let v1 = s.release("v1.0.0");
+    assert_eq!(s.deploy("staging", "v1.0.0", &[]).0.status.code(), Some(0));
+    s.release("v1.1.0");
+    assert_eq!(s.deploy("staging", "v1.1.0", &[]).0.status.code(), Some(0));
+    let audit = |name: &str| {
+        let report = s.c.path(name);
+        let later = (chrono::Utc::now() + chrono::Duration::days(30))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let out = Command::new(env!("CARGO_BIN_EXE_driftsweep"))
+            .args([
+                "run",
+                "--policy",
+                s.policy.to_str().unwrap(),
+                "--now",
+                &later,
+            ])
+            .args(["--report", report.to_str().unwrap()])
+            .args(["--kubeconfig", s.c.kubeconfig.to_str().unwrap()])
+            .current_dir(s.c.dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["namespace"] == json!(s.staging) || f["provider"] == "registry")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    let findings = audit("audit.json");
+    let of = |findings: &[Value], kind: &str, name: &str| {
+        findings
+            .iter()
+            .find(|f| f["kind"] == kind && f["name"].as_str().unwrap().contains(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no finding for {kind} {name}"))
+    };
+    for record in [
+        "driftsweep.deploy.staging.v1",
+        "driftsweep.deploy.staging.v2",
+    ] {
+        let f = of(&findings, "Secret", record);
+        assert_eq!(f["action"], "keep", "{f}");
+        assert!(f["reasons"].to_string().contains("system-managed"), "{f}");
+    }
+    // The images the previous deploy ran are what a rollback needs: kept as in use.
+    let old = of(&findings, "Image", &v1["api"]);
+    assert_eq!(old["action"], "keep", "{old}");
+    assert!(old["reasons"].to_string().contains("in-use"), "{old}");
+    assert!(
+        !findings.iter().any(|f| f["action"] == "drift"),
+        "what the last deploy pinned runs: {findings:#?}"
+    );
+
+    // Someone runs the old image by hand: drift from the last good deploy.
+    let mut api =
+        s.c.get("apps/v1", "Deployment", Some(&s.staging), "api")
+            .unwrap();
+    api["spec"]["template"]["spec"]["containers"][0]["image"] = json!(format!(
+        "{}/aia/api:{}@{}",
+        s.host,
+        tag("v1.0.0"),
+        v1["api"]
+    ));
+    s.c.send(
+        "PUT",
+        &format!("/apis/apps/v1/namespaces/{}/deployments/api", s.staging),
+        Some(&api),
+    )
+    .unwrap();
+    let findings = audit("drift.json");
+    let d = of(&findings, "Deployment", "api");
+    assert_eq!(d["action"], "drift", "{d}");
+    assert!(d["reasons"].to_string().contains("version-drift"), "{d}");
+    assert!(
+        d.to_string().contains("driftsweep.deploy.staging.v2"),
+        "{d}"
+    );
+}
