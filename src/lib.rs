@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod enforce;
 pub mod evaluate;
 pub mod inventory;

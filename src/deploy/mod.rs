@@ -1,0 +1,3 @@
+//! The deploy companion mode (DESIGN "Deploy"): version, render, apply, rollout, history.
+
+pub mod version;
