@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Reference) => commands::policy_reference(),
         Command::Snapshot(args) => commands::snapshot(args),
         Command::Restore(args) => commands::restore(args),
+        Command::Version(args) => commands::version(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
