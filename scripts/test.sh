@@ -134,7 +134,7 @@ start_services
 # the API schemas of every version in K8S_VERSIONS with unknown fields refused; then hadolint.
 step "manifests (kustomize + kubernetes-validate --strict, Kubernetes ${K8S_VERSIONS[*]})"
 mkdir -p "$WORK/manifests"
-for dir in k8s/driftsweep k8s/overlays/*/; do
+for dir in k8s/driftsweep k8s/deploy k8s/overlays/*/; do
     dir="${dir%/}"
     out="$WORK/manifests/${dir//\//_}.yaml"
     quiet kubectl kustomize "$dir" -o "$out"
@@ -150,6 +150,11 @@ sed -e 's|\${PLAN}|gs://aia-prod-reports/driftsweep/2026/11/29/20261129T053000Z-
     -e 's|\${IMAGE}|us-docker.pkg.dev/aia-prod/tools/driftsweep:1.0.0|g' \
     -e 's|^  generateName: \(.*\)$|  name: \1sample|' \
     k8s/driftsweep/enforce-job.yaml >"$WORK/manifests/enforce-job.yaml"
+# The deploy Job as the guide renders it.
+sed -e 's|\${ENV}|staging|g' -e 's|\${VERSION}|v1.0.0|g' \
+    -e 's|\${IMAGE}|us-docker.pkg.dev/aia-prod/tools/driftsweep:1.0.0|g' \
+    -e 's|^  generateName: \(.*\)$|  name: \1sample|' \
+    k8s/deploy/deploy-job.yaml >"$WORK/manifests/deploy-job.yaml"
 for version in "${K8S_VERSIONS[@]}"; do
     quiet python3 -m kubernetes_validate --strict --quiet -k "$version" "$WORK"/manifests/*.yaml
 done

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const ABOUT: &str =
     "Keeps a Kubernetes cluster and its Google Cloud project equal to what one repository defines.";
@@ -20,13 +20,27 @@ Examples:
   driftsweep run --policy policies/aia.yaml --snapshot examples/snapshot --markdown report.md
   driftsweep policy check policies/aia.yaml
   driftsweep policy schema > policy.schema.json
+  driftsweep version            # the repository's version, from its git tags
+  driftsweep --version          # this program's own version
 
 Exit codes: 0 success; 1 runtime failure (some lists failed; the report lists the rest);
 2 bad input (policy, flags, snapshot); 3 findings present and --fail-on-findings given.";
 
 #[derive(Debug, Parser)]
-#[command(name = "driftsweep", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+#[command(
+    name = "driftsweep",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXAMPLES,
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Print this program's own version. The repository's version (from its git tags) is the
+    /// `version` command.
+    #[arg(short = 'V', long = "version", action = ArgAction::Version)]
+    pub program_version: (),
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,6 +70,9 @@ pub enum Command {
     /// List an environment's deploys: version, digests, who, when, how long, result.
     #[command(after_help = HISTORY_EXAMPLES)]
     History(HistoryArgs),
+    /// Print the repository's version, from its git tags (this program's own: `--version`).
+    #[command(long_about = VERSION_ABOUT, after_help = VERSION_EXAMPLES)]
+    Version(VersionArgs),
 }
 
 const DEPLOY_EXAMPLES: &str = "\
@@ -183,6 +200,47 @@ pub struct HistoryArgs {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum HistoryFormat {
     Table,
+    Json,
+}
+
+const VERSION_ABOUT: &str = "\
+Print the repository's version, computed from its git tags (what `${VERSION}` in manifests and a
+deploy name). This program's own version is `driftsweep --version`.
+
+  HEAD exactly on a version tag      that tag: v1.2.3, v1.2.3-rc.1, v1.2.3+build.5
+  otherwise                          <last tag>-dev.g<12 hex of HEAD>: v1.2.3-dev.g0123456789ab
+                                     (a pre-release base gets .dev.g…: v1.2.3-rc.1.dev.g…)
+  no version tag reachable           v0.0.0-dev.g<12 hex of HEAD>
+
+Version tags are `v` + semver; other tags (`latest`, `release-3`, `1.2`) are ignored. Several
+on HEAD: the highest by semver precedence. The last tag is the highest version tag reachable
+from HEAD. Uncommitted changes (untracked files included) and shallow clones do not change the
+version: they are stated on stderr and in the JSON.";
+
+const VERSION_EXAMPLES: &str = "\
+Examples:
+  driftsweep version                       # v1.14.2, or v1.14.2-dev.g0123456789ab
+  VERSION=$(driftsweep version)            # stdout is the version only; notes go to stderr
+  driftsweep version --repo ../aia --format json
+
+JSON fields: version, commit (40 hex), short (12 hex), exact_tag (or null), dirty (null or
+{\"files\": N}), shallow.
+Exit codes: 0 printed; 2 not a git repository, or no commit yet; 1 the repository is unreadable.";
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// The repository's folder (or any folder inside it), e.g. `--repo ../aia`.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub repo: PathBuf,
+
+    /// `text` prints the version alone; `json` prints every field.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: VersionFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VersionFormat {
+    Text,
     Json,
 }
 

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use chrono::Utc;
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, VersionArgs, VersionFormat};
+use crate::deploy::version::{self as repo_version, VersionError};
 use crate::evaluate::{self, Action};
 use crate::inventory::live;
 use crate::inventory::snapshot::{self, SnapshotError};
@@ -25,6 +26,8 @@ pub enum CommandError {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Version(#[from] VersionError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("`{}` is not empty\nhint: write a snapshot into a new or empty folder", .0.display())]
@@ -68,6 +71,8 @@ pub enum CommandError {
 impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
+            CommandError::Version(e) if e.is_bad_input() => EXIT_INPUT,
+            CommandError::Version(_) => EXIT_RUNTIME,
             CommandError::Settings(_)
             | CommandError::Snapshot(_)
             | CommandError::OutNotEmpty(_)
@@ -414,6 +419,44 @@ pub fn policy_check(file: &Path) -> Result<u8, CommandError> {
             audited.join(", ")
         }
     );
+    Ok(EXIT_OK)
+}
+
+/// `driftsweep version`: the repository's version on stdout, alone (`$(driftsweep version)`)
+/// or as JSON; on stderr, what makes it name something other than the files on disk.
+pub fn version(args: &VersionArgs) -> Result<u8, CommandError> {
+    let described = repo_version::describe(&args.repo)?;
+    let text = match args.format {
+        VersionFormat::Text => format!("{}\n", described.version),
+        // Strings, an optional count and booleans: serialising them cannot fail.
+        VersionFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&described).expect("RepoVersion serialises")
+        ),
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|source| CommandError::Write {
+            path: "-".into(),
+            source,
+        })?;
+    if let Some(dirty) = described.dirty {
+        let changes = if dirty.files == 1 {
+            "change"
+        } else {
+            "changes"
+        };
+        eprintln!(
+            "note: the work tree has {} uncommitted {changes}; the version names commit `{}`, not what is on disk",
+            dirty.files, described.short
+        );
+    }
+    if described.shallow && described.exact_tag.is_none() {
+        eprintln!(
+            "note: this is a shallow clone: tags beyond its depth are missing, so the last tag may be older than the real one\nhint: fetch the whole history with `git fetch --unshallow --tags`"
+        );
+    }
     Ok(EXIT_OK)
 }
 

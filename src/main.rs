@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => commands::deploy(args),
         Command::Rollback(args) => commands::rollback(args),
         Command::History(args) => commands::history(args),
+        Command::Version(args) => commands::version(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

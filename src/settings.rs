@@ -28,6 +28,8 @@ pub enum SettingsError {
         "`--email` needs a `report.email` section in the policy (recipients, sender, SMTP relay)\nhint: `driftsweep policy schema` shows its fields"
     )]
     NoEmailSection,
+    #[error("`--version`: {0}")]
+    Version(#[from] crate::deploy::version::VersionError),
 }
 
 /// Everything a run needs, resolved.
@@ -62,7 +64,12 @@ pub fn load_policy(
 }
 
 pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
-    let (policy, desired) = load_policy(&args.policy, args.release_version.as_deref())?;
+    // `${VERSION}` stands for the image tag of the version (`v1.2.3` is tagged `1.2.3`).
+    let tag = match &args.release_version {
+        Some(v) => Some(crate::deploy::version::parse_version(v)?.tag()),
+        None => None,
+    };
+    let (policy, desired) = load_policy(&args.policy, tag.as_deref())?;
     let snapshot = args.snapshot.clone();
     let now = match (&args.now, &snapshot) {
         (Some(text), _) => crate::inventory::kubernetes::parse_time(text)

@@ -82,14 +82,16 @@ impl From<ClusterError> for DeployError {
 impl DeployError {
     /// 2 for what was refused (nothing applied), 1 for what failed at run time.
     pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            DeployError::NoDeploySection
-                | DeployError::UnknownEnvironment { .. }
-                | DeployError::Refused(_)
-                | DeployError::Version(_)
-                | DeployError::Manifests(_)
-        )
+        match self {
+            DeployError::Version(e) => e.is_bad_input(),
+            other => matches!(
+                other,
+                DeployError::NoDeploySection
+                    | DeployError::UnknownEnvironment { .. }
+                    | DeployError::Refused(_)
+                    | DeployError::Manifests(_)
+            ),
+        }
     }
 }
 
@@ -147,14 +149,14 @@ fn choose_version(req: &DeployRequest) -> Result<(Version, Option<String>, bool)
         Some(text) => {
             let v = version::parse_version(text)?;
             let (commit, dirty) = match described {
-                Ok(d) => (Some(d.commit), d.dirty),
+                Ok(d) => (Some(d.commit), d.dirty.is_some()),
                 Err(_) => (None, false),
             };
             Ok((v, commit, dirty))
         }
         None => {
             let d = described?;
-            Ok((d.version, Some(d.commit), d.dirty))
+            Ok((d.version, Some(d.commit), d.dirty.is_some()))
         }
     }
 }

@@ -298,6 +298,7 @@ fn help_explains_every_command_with_examples() {
         vec!["policy", "schema", "--help"],
         vec!["snapshot", "--help"],
         vec!["restore", "--help"],
+        vec!["version", "--help"],
     ] {
         let out = driftsweep(&args);
         assert_eq!(out.status.code(), Some(0));

@@ -25,6 +25,8 @@ struct Scene {
     prod: String,
     kubelet: Kubelet,
     policy: PathBuf,
+    /// What driftsweep is given (the admin's, unless a test uses the deploy account).
+    kubeconfig: PathBuf,
 }
 
 /// The tag images of `version` carry (what `${VERSION}` becomes).
@@ -36,7 +38,7 @@ fn tag(version: &str) -> String {
 
 fn manifests(host: &str, ns: &str, deadline: u32, extra: &str) -> String {
     let mut out = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api-config\n  namespace: {ns}\ndata:\n  LOG_LEVEL: info\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: {ns}\nspec:\n  selector:\n    app: api\n  ports:\n  - port: 80\n"
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: api\n  namespace: {ns}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api-config\n  namespace: {ns}\ndata:\n  LOG_LEVEL: info\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: {ns}\nspec:\n  selector:\n    app: api\n  ports:\n  - port: 80\n"
     );
     for svc in SERVICES {
         out.push_str(&format!(
@@ -49,7 +51,10 @@ fn manifests(host: &str, ns: &str, deadline: u32, extra: &str) -> String {
 
 impl Scene {
     fn new(deadline: u32) -> Scene {
-        let c = TestCluster::start();
+        Self::on(TestCluster::start(), deadline, 5)
+    }
+
+    fn on(c: TestCluster, deadline: u32, history: u32) -> Scene {
         let registry = start_registry();
         let host = format!("127.0.0.1:{}", registry.port);
         let push = Pusher::new(registry.port);
@@ -70,10 +75,11 @@ impl Scene {
             c.dir.path(),
             "policy.yaml",
             &format!(
-                "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{staging}\", \"{prod}\"]\n  manifests: [manifests]\nregistry:\n  repositories: [{}]\n  plain_http_hosts: ['{host}']\nsafety:\n  backup: backups\ndeploy:\n  services:\n{services}  environments:\n    staging: {{namespace: \"{staging}\", accepts: any}}\n    production: {{namespace: \"{prod}\", accepts: release, promote_from: staging}}\n  timeout_minutes: 1\n  history: 5\n",
+                "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{staging}\", \"{prod}\"]\n  manifests: [manifests]\nregistry:\n  repositories: [{}]\n  plain_http_hosts: ['{host}']\nsafety:\n  backup: backups\ndeploy:\n  services:\n{services}  environments:\n    staging: {{namespace: \"{staging}\", accepts: any}}\n    production: {{namespace: \"{prod}\", accepts: release, promote_from: staging}}\n  timeout_minutes: 1\n  history: {history}\n",
                 repositories.join(", ")
             ),
         );
+        let kubeconfig = c.kubeconfig.clone();
         let scene = Scene {
             c,
             _registry: registry,
@@ -83,6 +89,7 @@ impl Scene {
             prod,
             kubelet,
             policy,
+            kubeconfig,
         };
         scene.set_manifests(deadline, "");
         scene
@@ -116,7 +123,7 @@ impl Scene {
         cmd.args(args)
             .args(["--policy", self.policy.to_str().unwrap()])
             .args(["--report", report.to_str().unwrap()])
-            .args(["--kubeconfig", self.c.kubeconfig.to_str().unwrap()])
+            .args(["--kubeconfig", self.kubeconfig.to_str().unwrap()])
             .current_dir(self.c.dir.path())
             .env_remove("DRIFTSWEEP_POLICY")
             .env_remove("DRIFTSWEEP_VERSION")
@@ -191,7 +198,7 @@ impl Scene {
         let out = Command::new(env!("CARGO_BIN_EXE_driftsweep"))
             .args(["history", "--env", env, "--format", "json"])
             .args(["--policy", self.policy.to_str().unwrap()])
-            .args(["--kubeconfig", self.c.kubeconfig.to_str().unwrap()])
+            .args(["--kubeconfig", self.kubeconfig.to_str().unwrap()])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -232,7 +239,7 @@ fn a_healthy_deploy_puts_every_service_on_one_pinned_version_and_records_it() {
         );
         assert_eq!(
             d["metadata"]["labels"]["app.kubernetes.io/version"],
-            "v1.0.0"
+            tag("v1.0.0")
         );
         assert_eq!(d["status"]["readyReplicas"], 2, "{svc} is really running");
     }
@@ -717,4 +724,79 @@ fn the_nightly_audit_keeps_deploy_records_and_sees_drift_from_the_last_good_depl
         d.to_string().contains("driftsweep.deploy.staging.v2"),
         "{d}"
     );
+}
+
+#[test]
+fn the_deploy_account_does_everything_deploy_needs_with_exactly_its_grants() {
+    let mut s = Scene::on(TestCluster::with_proxy(), 600, 2);
+    // k8s/deploy as an operator applies it, with the test's namespaces for AIA's.
+    let tools = s.c.ns("tools");
+    s.c.namespace(&tools);
+    let rendered = Command::new("kubectl")
+        .args(["kustomize", "k8s/deploy"])
+        .current_dir(crate::root())
+        .output()
+        .expect("kubectl runs (scripts/test.sh installs it)");
+    assert!(rendered.status.success(), "{}", stderr(&rendered));
+    let yaml = crate::stdout(&rendered)
+        .replace("namespace: aia-staging", &format!("namespace: {}", s.staging))
+        .replace("namespace: aia-production", &format!("namespace: {}", s.prod))
+        .replace("namespace: driftsweep", &format!("namespace: {tools}"));
+    s.c.kubectl_apply(&yaml);
+    let token = s.c.token(&tools, "driftsweep-deploy");
+    s.kubeconfig = s.c.kubeconfig_with_token("deploy-account", &token);
+
+    // One object of each kind the Role covers leaves the render, so prune uses every grant.
+    let old = format!(
+        "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: old-sa\n  namespace: {ns}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old-config\n  namespace: {ns}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: old-svc\n  namespace: {ns}\nspec:\n  selector: {{app: old}}\n  ports: [{{port: 80}}]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: old-app\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: old}}}}\n  template:\n    metadata: {{labels: {{app: old}}}}\n    spec:\n      containers: [{{name: old, image: 'registry.invalid/old:1.0.0'}}]\n",
+        ns = s.staging
+    );
+    s.set_manifests(600, &old);
+    s.release("v1.0.0");
+    s.c.proxy().clear_requests();
+    let (out, _) = s.deploy("staging", "v1.0.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    s.set_manifests(600, "");
+    s.release("v1.1.0");
+    let (out, report) = s.deploy("staging", "v1.1.0", &["--prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["pruned"].as_array().unwrap().len(), 4, "{report:#}");
+    let (out, _) = s.deploy("production", "v1.1.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "promotion reads staging's records: {}", stderr(&out));
+    let (out, _) = s.run(&["rollback", "--env", "staging"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.history("staging").len(), 2, "records beyond `history: 2` were deleted");
+
+    let role = std::fs::read_to_string(crate::root().join("k8s/deploy/rbac.yaml")).unwrap();
+    let doc = driftsweep::yaml::parse_documents(&role)
+        .unwrap()
+        .into_iter()
+        .find(|d| d.value["kind"] == "Role")
+        .unwrap();
+    let mut granted = std::collections::BTreeSet::new();
+    for rule in doc.value["rules"].as_array().unwrap() {
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    granted.insert((
+                        group.as_str().unwrap().to_string(),
+                        resource.as_str().unwrap().to_string(),
+                        verb.as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    let requests = s.c.proxy().requests();
+    let denied: Vec<_> = requests.iter().filter(|r| r.status == 403).collect();
+    assert!(denied.is_empty(), "nothing deploy needs is missing: {denied:?}");
+    let mut used: std::collections::BTreeSet<_> =
+        requests.iter().filter_map(crate::rbac::grant_of).collect();
+    // A server-side apply is one PATCH, which the API server also authorizes as `create`
+    // when the object is new (as every object of the first deploy was).
+    let applied: Vec<_> = used.iter().filter(|g| g.2 == "patch").cloned().collect();
+    for (group, resource, _) in applied {
+        used.insert((group, resource, "create".to_string()));
+    }
+    assert_eq!(used, granted, "deploy uses exactly the Role's grants");
 }

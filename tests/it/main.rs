@@ -14,6 +14,7 @@ mod rbac;
 mod registry;
 mod reports;
 mod services;
+mod version;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

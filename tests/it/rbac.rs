@@ -99,7 +99,7 @@ fn the_roles_grant_exactly_the_verbs_driftsweep_sends() {
 
 /// `(group, resource, verb)` of a request to the API server; `None` for non-resource paths
 /// (`/version`, discovery).
-fn grant_of(r: &crate::proxy::Logged) -> Option<(String, String, String)> {
+pub fn grant_of(r: &crate::proxy::Logged) -> Option<(String, String, String)> {
     let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
     let (group, rest) = match parts.as_slice() {
         ["api", _version, rest @ ..] => ("", rest),
