@@ -554,7 +554,8 @@ async fn load_plan(path: &str) -> Result<Report, CommandError> {
             .await
             .map_err(|e| err(format!("{:#}", anyhow::Error::new(e))))?
     } else {
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text = crate::input::read_text(Path::new(path), crate::input::PLAN)
+            .map_err(|e| err(e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| {
             err(format!(
                 "not a driftsweep report ({e}); pass the JSON written by `run --report`"

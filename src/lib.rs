@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod enforce;
 pub mod evaluate;
+pub mod input;
 pub mod inventory;
 pub mod manifests;
 pub mod plan;

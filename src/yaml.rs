@@ -52,6 +52,16 @@ pub struct YamlError {
 
 /// Parses every document of a YAML stream. Empty documents are skipped.
 pub fn parse_documents(source: &str) -> Result<Vec<Document>, YamlError> {
+    // yaml-rust2 ends the stream at a NUL and would drop what follows. Files are checked when
+    // read (`crate::input`); this keeps any other caller from the same trap.
+    if let Some(offset) = source.find('\0') {
+        let (line, column) = crate::input::position(source, offset);
+        return Err(YamlError {
+            line,
+            column,
+            message: format!("byte {offset} is a NUL byte; the rest of the text would be ignored"),
+        });
+    }
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(source);
     parser.load(&mut builder, true).map_err(|e| YamlError {
@@ -292,6 +302,17 @@ mod tests {
     fn resolves_anchors() {
         let docs = parse_documents("x: &v [1, 2]\ny: *v\n").unwrap();
         assert_eq!(docs[0].value, json!({"x": [1, 2], "y": [1, 2]}));
+    }
+
+    #[test]
+    fn a_nul_is_an_error_not_the_end_of_the_text() {
+        let err = parse_documents("a: 1\n# \0\nb: 2\n").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 3));
+        assert!(
+            err.message.contains("byte 7 is a NUL byte"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

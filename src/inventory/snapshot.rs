@@ -60,7 +60,7 @@ pub fn meta(dir: &Path) -> Result<Meta, String> {
     if !path.is_file() {
         return Ok(Meta::default());
     }
-    let text = fs::read_to_string(&path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = read_text(&path).map_err(|e| e.to_string())?;
     let value: Value = serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))?;
     let recorded_at = match value.get("recorded_at") {
         None | Some(Value::Null) => None,
@@ -148,9 +148,14 @@ fn deserialize<T: serde::de::DeserializeOwned>(
         .map_err(|e| file_error(path, format!("at `{}`: {}", e.path(), e.inner())))
 }
 
+/// Every file of a snapshot is read through here: bounded, UTF-8, no NUL.
+fn read_text(path: &Path) -> Result<String, crate::input::InputError> {
+    crate::input::read_text(path, crate::input::SNAPSHOT_FILE)
+}
+
 fn read_json(path: &Path) -> Result<Value, SnapshotError> {
-    let bytes = fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| file_error(path, format!("not valid JSON: {e}")))
+    let text = read_text(path).map_err(|e| file_error(path, e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| file_error(path, format!("not valid JSON: {e}")))
 }
 
 fn files(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>, SnapshotError> {
@@ -185,8 +190,7 @@ pub fn read_kubernetes(dir: &Path) -> Result<Vec<KubeObject>, SnapshotError> {
         let documents: Vec<Value> = if path.extension().is_some_and(|e| e == "json") {
             vec![read_json(&path)?]
         } else {
-            let text = fs::read_to_string(&path)
-                .map_err(|e| file_error(&path, format!("cannot read: {e}")))?;
+            let text = read_text(&path).map_err(|e| file_error(&path, e.to_string()))?;
             crate::yaml::parse_documents(&text)
                 .map_err(|e| file_error(&path, format!("not valid YAML: {e}")))?
                 .into_iter()
@@ -399,6 +403,34 @@ mod tests {
         assert!(meta(dir.path()).unwrap_err().contains("recorded_at"));
         write(r#"{"kubernetes_listed": "Pod"}"#);
         assert!(meta(dir.path()).unwrap_err().contains("kubernetes_listed"));
+    }
+
+    #[test]
+    fn snapshot_files_with_a_nul_byte_or_invalid_utf8_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("kubernetes")).unwrap();
+        let file = dir.path().join("kubernetes/objects.yaml");
+        std::fs::write(
+            &file,
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\nspec: {containers: [{name: c, image: x}]}\n\0\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: q, namespace: a}\n",
+        )
+        .unwrap();
+        let err = read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("objects.yaml") && err.contains("(line 5, column 1) is a NUL byte"),
+            "{err}"
+        );
+        std::fs::write(&file, b"").unwrap();
+        std::fs::write(
+            dir.path().join("kubernetes/cm.json"),
+            b"{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"caf\xe9\", \"namespace\": \"a\"}}",
+        )
+        .unwrap();
+        let err = read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("cm.json") && err.contains("is not valid UTF-8"),
+            "{err}"
+        );
     }
 
     #[test]
