@@ -105,11 +105,7 @@ fn read_file(
     let documents: Vec<Value> = if path.extension().is_some_and(|e| e == "json") {
         vec![serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?]
     } else {
-        crate::yaml::parse_documents(&text)
-            .map_err(|e| invalid(format!("not valid YAML: {e}")))?
-            .into_iter()
-            .map(|d| d.value)
-            .collect()
+        crate::yaml::parse_values(&text).map_err(|e| invalid(format!("not valid YAML: {e}")))?
     };
     for (i, doc) in documents.into_iter().enumerate() {
         let items = match doc.get("items") {

@@ -191,11 +191,8 @@ pub fn read_kubernetes(dir: &Path) -> Result<Vec<KubeObject>, SnapshotError> {
             vec![read_json(&path)?]
         } else {
             let text = read_text(&path).map_err(|e| file_error(&path, e.to_string()))?;
-            crate::yaml::parse_documents(&text)
+            crate::yaml::parse_values(&text)
                 .map_err(|e| file_error(&path, format!("not valid YAML: {e}")))?
-                .into_iter()
-                .map(|d| d.value)
-                .collect()
         };
         for (doc_index, doc) in documents.into_iter().enumerate() {
             let prefix = if doc_index > 0 {

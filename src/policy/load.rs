@@ -577,6 +577,39 @@ mod tests {
     }
 
     #[test]
+    fn an_alias_bomb_or_deep_nesting_is_refused_with_the_limit() {
+        let mut bomb =
+            "version: 1\nname: bomb\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+                .to_string();
+        for (prev, next) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            bomb.push_str(&format!(
+                "{next}: &{next} [{}]\n",
+                vec![format!("*{prev}"); 9].join(", ")
+            ));
+        }
+        let problems = validate_source(&bomb).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].message.contains("aliases expand to")
+                && problems[0].message.contains("the limit of `100000`"),
+            "{problems:#?}"
+        );
+        let deep = format!(
+            "version: 1\nname: x\nkubernetes: {}{}\n",
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        let problems = validate_source(&deep).unwrap_err();
+        assert!(
+            problems[0].message.contains("limit of `128`"),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
     fn schema_documents_every_section() {
         let s = schema().to_string();
         for field in [
