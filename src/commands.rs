@@ -292,13 +292,15 @@ pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
     }
     let recorded_at = Utc::now();
     let cluster = settings::cluster_options(&args.cluster);
-    let live = runtime()?.block_on(async {
+    let mut live = runtime()?.block_on(async {
         let sources = live::Sources::connect(&policy.policy, &cluster).await;
         live::read(&policy.policy, &desired, &sources).await
     });
-    live::write_snapshot(&args.out, &live, recorded_at).map_err(|source| CommandError::Write {
-        path: args.out.clone(),
-        source,
+    live::write_snapshot(&args.out, &mut live, recorded_at).map_err(|source| {
+        CommandError::Write {
+            path: args.out.clone(),
+            source,
+        }
     })?;
     let versions: usize = live
         .inventory

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod manifests;
 pub mod plan;
 pub mod policy;
+pub mod private;
 pub mod report;
 pub mod settings;
 pub mod yaml;
