@@ -80,8 +80,7 @@ impl Store {
         };
         match self {
             Store::Dir(dir) => {
-                let path = dir.join(rel);
-                write_durably(&path, &bytes).map_err(|e| err(e.to_string()))?;
+                write_durably(dir, rel, &bytes).map_err(|e| err(e.to_string()))?;
             }
             Store::Gcs { client, base } => {
                 archive::put(client, &base.join(rel), bytes, "application/json")
@@ -111,20 +110,24 @@ impl Store {
     }
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    // The rename is durable only once the folder is.
-    if let Ok(dir) = std::fs::File::open(parent) {
-        let _ = dir.sync_all();
+/// Writes `rel` under the folder `root` durably, 0600 in 0700 folders whatever the umask: a
+/// backup holds Secrets with their data. Every folder from the plan's folder down is the
+/// program's own, so it is made 0700 also when an earlier run left it wider; `root` itself
+/// is made 0700 only when this creates it.
+fn write_durably(root: &Path, rel: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let path = root.join(rel);
+    let parent = path.parent().unwrap_or(root);
+    crate::private::create_dir_all(parent)?;
+    let mut folder = root.to_path_buf();
+    for component in Path::new(rel)
+        .parent()
+        .into_iter()
+        .flat_map(Path::components)
+    {
+        folder.push(component);
+        crate::private::restrict(&folder)?;
     }
-    Ok(())
+    crate::private::write(&path, bytes, true)
 }
 
 /// One backed-up object.
@@ -359,6 +362,49 @@ mod tests {
         let bytes = store.get(&index.entries[1].file).await.unwrap().unwrap();
         let back: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back["data"]["k"], "dg==", "Secret data is backed up");
+    }
+
+    #[tokio::test]
+    async fn backups_are_owner_only_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // SAFETY: nextest runs each test in its own process; umask only affects file creation.
+        unsafe { libc::umask(0o022) };
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("backups");
+        // A folder of this plan left by an earlier run, made under the umask.
+        std::fs::create_dir_all(location.join("plan-1/kubernetes")).unwrap();
+        std::fs::set_permissions(
+            location.join("plan-1"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let backup = Backup::open(
+            Store::open(location.to_str().unwrap()).await.unwrap(),
+            "plan-1",
+        )
+        .await
+        .unwrap();
+        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "n", "uid": "u2"}, "data": {"k": "dg=="}});
+        backup.kubernetes(&secret, None).await.unwrap();
+        let run = location.join("plan-1");
+        assert_eq!(mode(&run.join("kubernetes/Secret/n/s.u2.json")), 0o600);
+        assert_eq!(mode(&run.join(INDEX)), 0o600);
+        for folder in ["", "kubernetes", "kubernetes/Secret", "kubernetes/Secret/n"] {
+            assert_eq!(mode(&run.join(folder)), 0o700, "`{folder}`");
+        }
+        // A location driftsweep creates is private too; one that exists is the user's.
+        let fresh = dir.path().join("new/backups");
+        Backup::open(
+            Store::open(fresh.to_str().unwrap()).await.unwrap(),
+            "plan-2",
+        )
+        .await
+        .unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        assert_eq!(mode(&location), 0o755);
     }
 
     #[tokio::test]
