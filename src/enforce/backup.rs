@@ -28,6 +28,10 @@ pub enum BackupError {
     #[error("cannot read the backup `{path}`: {message}")]
     Read { path: String, message: String },
     #[error(
+        "refusing to build a backup path from {what} `{value}`: it is not one plain path component (empty, `.`, `..`, `/` or NUL)"
+    )]
+    UnsafeName { what: &'static str, value: String },
+    #[error(
         "`{0}` is not a driftsweep backup (no readable {INDEX})\nhint: name the folder of one run, e.g. `backups/20261129T073000Z-1a2b3c`"
     )]
     NoIndex(String),
@@ -130,6 +134,19 @@ fn write_durably(root: &Path, rel: &str, bytes: &[u8]) -> std::io::Result<()> {
     crate::private::write(&path, bytes, true)
 }
 
+/// Refuses a name that would not stay one folder or file name of the backup: whatever checked
+/// the names before (`enforce::names` checks a plan's), the path builder checks them again.
+fn component<'a>(what: &'static str, value: &'a str) -> Result<&'a str, BackupError> {
+    if super::names::is_path_component(value) {
+        Ok(value)
+    } else {
+        Err(BackupError::UnsafeName {
+            what,
+            value: value.escape_debug().collect(),
+        })
+    }
+}
+
 /// One backed-up object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -190,7 +207,7 @@ pub struct Backup {
 impl Backup {
     /// Opens the backup folder of `plan` under `store`, keeping what an earlier run wrote.
     pub async fn open(store: Store, plan: &str) -> Result<Backup, BackupError> {
-        let folder = plan.to_string();
+        let folder = component("the plan's run id", plan)?.to_string();
         let index = match store.get(&format!("{folder}/{INDEX}")).await? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| BackupError::Read {
                 path: store.location(&format!("{folder}/{INDEX}")),
@@ -243,9 +260,11 @@ impl Backup {
         let namespace = text("/metadata/namespace");
         let uid = text("/metadata/uid");
         let rel = format!(
-            "kubernetes/{kind}/{}/{name}.{}.json",
-            namespace.as_deref().unwrap_or("_cluster"),
-            uid.as_deref().unwrap_or("no-uid")
+            "kubernetes/{}/{}/{}.{}.json",
+            component("a kind", &kind)?,
+            component("a namespace", namespace.as_deref().unwrap_or("_cluster"))?,
+            component("a name", &name)?,
+            component("a uid", uid.as_deref().unwrap_or("no-uid"))?
         );
         let entry = Entry {
             provider: "kubernetes".to_string(),
@@ -275,7 +294,13 @@ impl Backup {
         digest: &str,
         record: &Value,
     ) -> Result<String, BackupError> {
-        let rel = format!("registry/{repository}@{digest}.json");
+        for part in repository.split('/') {
+            component("a repository path", part)?;
+        }
+        let rel = format!(
+            "registry/{repository}@{}.json",
+            component("a digest", digest)?
+        );
         let entry = Entry::record("registry", "Image", &format!("{repository}@{digest}"), &rel);
         self.record(
             &rel,
@@ -288,7 +313,11 @@ impl Backup {
     /// Writes a GCP resource as the API returned it: a record to re-create it from (with
     /// gcloud or the API); `restore` does not re-create GCP resources.
     pub async fn gcp(&self, kind: &str, name: &str, object: &Value) -> Result<String, BackupError> {
-        let rel = format!("gcp/{kind}/{name}.json");
+        let rel = format!(
+            "gcp/{}/{}.json",
+            component("a GCP kind", kind)?,
+            component("a GCP name", name)?
+        );
         let entry = Entry::record("gcp", kind, name, &rel);
         self.record(
             &rel,
@@ -405,6 +434,76 @@ mod tests {
         assert_eq!(mode(&fresh), 0o700);
         assert_eq!(mode(&dir.path().join("new")), 0o700);
         assert_eq!(mode(&location), 0o755);
+    }
+
+    #[tokio::test]
+    async fn no_name_can_lead_a_backup_out_of_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("backups");
+        let store = || Store::open(location.to_str().unwrap());
+        for plan in ["../../elsewhere", "/tmp/x", "a/b", "a\0b", ".."] {
+            assert!(
+                Backup::open(store().await.unwrap(), plan).await.is_err(),
+                "{plan:?}"
+            );
+        }
+        let backup = Backup::open(store().await.unwrap(), "plan-1")
+            .await
+            .unwrap();
+        for (kind, name, namespace) in [
+            ("ConfigMap", "..", "n"),
+            ("ConfigMap", "a/../../../x", "n"),
+            ("ConfigMap", "a", ".."),
+            ("../../x", "a", "n"),
+            ("ConfigMap", "a\0", "n"),
+        ] {
+            let object = serde_json::json!({"kind": kind,
+                "metadata": {"name": name, "namespace": namespace, "uid": "u"}});
+            let err = backup.kubernetes(&object, None).await;
+            assert!(err.is_err(), "{kind} {namespace}/{name}");
+        }
+        let object = serde_json::json!({"kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "n", "uid": "../../u"}});
+        assert!(backup.kubernetes(&object, None).await.is_err(), "uid");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert!(
+            backup
+                .image("r.io/../../x", &digest, &Value::Null)
+                .await
+                .is_err()
+        );
+        assert!(
+            backup
+                .image("/r.io/x", &digest, &Value::Null)
+                .await
+                .is_err()
+        );
+        assert!(
+            backup
+                .image("r.io/x", "../../d", &Value::Null)
+                .await
+                .is_err()
+        );
+        assert!(backup.gcp("Bucket", "../b", &Value::Null).await.is_err());
+        assert!(backup.gcp("../Bucket", "b", &Value::Null).await.is_err());
+        assert!(
+            backup
+                .image("r.io/team/x", &digest, &Value::Null)
+                .await
+                .is_ok()
+        );
+        assert!(
+            backup
+                .gcp(
+                    "IamServiceAccount",
+                    "a@p.iam.gserviceaccount.com",
+                    &Value::Null
+                )
+                .await
+                .is_ok()
+        );
+        let escaped: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(escaped.len(), 1, "only `backups` was written: {escaped:?}");
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod lease;
+pub mod names;
 pub mod restore;
 
 use std::collections::HashMap;
@@ -45,6 +46,16 @@ pub enum PlanError {
         planned: String,
         current: String,
     },
+    #[error(
+        "`{path}` is refused: {at}: `{field}` is `{value}`, which is not {rule}\nhint: a plan is the JSON `run --report` wrote, and this one was edited or damaged; run a new dry run, review it, and enforce that"
+    )]
+    BadName {
+        path: String,
+        at: String,
+        field: &'static str,
+        value: String,
+        rule: &'static str,
+    },
     #[error("`{path}` was blocked by `{gate}` when it was made: {message}")]
     Blocked {
         path: String,
@@ -53,7 +64,8 @@ pub enum PlanError {
     },
 }
 
-/// Checks that a reviewed plan may be enforced now under this policy.
+/// Checks that a reviewed plan may be enforced now under this policy. Its names are checked
+/// first: nothing is built from them before.
 pub fn check_plan(
     plan: &Report,
     path: &str,
@@ -67,6 +79,13 @@ pub fn check_plan(
             mode: "enforce".to_string(),
         });
     }
+    names::check(plan).map_err(|b| PlanError::BadName {
+        path: path.to_string(),
+        at: b.at,
+        field: b.field,
+        value: b.value,
+        rule: b.rule,
+    })?;
     if plan.policy.digest != policy_digest {
         return Err(PlanError::PolicyChanged {
             path: path.to_string(),

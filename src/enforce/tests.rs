@@ -39,7 +39,7 @@ fn report(findings: Vec<Finding>, digest: &str, age_hours: i64) -> Report {
     let plan = plan::plan(&mut findings, &crate::policy::Safety::default(), Utc::now());
     Report::new(
         ReportInput {
-            run_id: "plan-1".into(),
+            run_id: "20261129T073000Z-1a2b3c".into(),
             mode: Mode::DryRun,
             started_at: Utc::now() - Duration::hours(age_hours),
             evaluated_at: Utc::now() - Duration::hours(age_hours),
@@ -164,4 +164,123 @@ fn a_plan_that_is_old_from_another_policy_or_blocked_is_refused() {
         check_plan(&enforced, "r.json", "d", 72, Utc::now()),
         Err(PlanError::NotDryRun { .. })
     ));
+}
+
+#[test]
+fn a_plan_whose_run_id_or_names_could_build_another_path_or_request_is_refused() {
+    let now = Utc::now();
+    let good = report(vec![finding("a", Action::Delete, "u", "1")], "d", 1);
+    assert!(check_plan(&good, "r.json", "d", 72, now).is_ok());
+
+    let mut escape = good.clone();
+    escape.run_id = "../../elsewhere".into();
+    let err = check_plan(&escape, "r.json", "d", 72, now)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("run_id") && err.contains("../../elsewhere"),
+        "{err}"
+    );
+
+    let refused = |edit: &dyn Fn(&mut Finding), field: &str| {
+        let mut plan = good.clone();
+        edit(&mut plan.findings[0]);
+        let err = check_plan(&plan, "r.json", "d", 72, now)
+            .expect_err(field)
+            .to_string();
+        assert!(
+            err.contains("findings[0]") && err.contains(&format!("`{field}`")),
+            "{field}: {err}"
+        );
+    };
+    refused(
+        &|f| f.namespace = Some("../kube-system".into()),
+        "namespace",
+    );
+    refused(&|f| f.name = "a/../../b".into(), "name");
+    refused(&|f| f.name = "a\0b".into(), "name");
+    refused(&|f| f.kind = "ConfigMap/../Secret".into(), "kind");
+    refused(
+        &|f| f.identity.api_version = Some("v1/../../apis".into()),
+        "identity.api_version",
+    );
+    refused(&|f| f.identity.uid = Some("u/../x".into()), "identity.uid");
+    refused(
+        &|f| {
+            f.provider = Provider::Registry;
+            f.kind = "Image".into();
+            f.namespace = None;
+            f.identity.repository = Some("r.io/team/../../app".into());
+            f.identity.digest = Some(format!("sha256:{}", "a".repeat(64)));
+            f.name = format!("r.io/team/../../app@sha256:{}", "a".repeat(64));
+        },
+        "identity.repository",
+    );
+    refused(
+        &|f| {
+            f.provider = Provider::Registry;
+            f.kind = "Image".into();
+            f.namespace = None;
+            f.identity.repository = Some("r.io/team/app".into());
+            f.identity.digest = Some("sha256:../../x".into());
+            f.name = "r.io/team/app@sha256:../../x".into();
+        },
+        "identity.digest",
+    );
+    refused(
+        &|f| {
+            f.provider = Provider::Gcp;
+            f.kind = "Bucket".into();
+            f.namespace = None;
+            f.name = "../b".into();
+        },
+        "name",
+    );
+
+    // What driftsweep itself writes passes: every provider's real names.
+    let mut real = good.clone();
+    let mut image = finding("x", Action::Delete, "u", "1");
+    image.provider = Provider::Registry;
+    image.kind = "Image".into();
+    image.namespace = None;
+    image.identity = Identity {
+        repository: Some("us-docker.pkg.dev/aia-prod/aia/aia-api".into()),
+        digest: Some(format!("sha256:{}", "0f".repeat(32))),
+        tags: Some(vec!["v1.2.3".into(), "latest".into()]),
+        ..Identity::default()
+    };
+    image.name = format!(
+        "us-docker.pkg.dev/aia-prod/aia/aia-api@sha256:{}",
+        "0f".repeat(32)
+    );
+    let mut ns = finding(
+        "aia-old",
+        Action::Delete,
+        "9f0c6a52-8d3e-4b1a-9d67-3f2c1e0b7a44",
+        "12345",
+    );
+    ns.kind = "Namespace".into();
+    ns.namespace = None;
+    let mut sa = finding(
+        "old@aia-prod.iam.gserviceaccount.com",
+        Action::Delete,
+        "u",
+        "1",
+    );
+    sa.provider = Provider::Gcp;
+    sa.kind = "IamServiceAccount".into();
+    sa.namespace = None;
+    sa.identity = Identity::default();
+    let mut bucket = sa.clone();
+    bucket.kind = "Bucket".into();
+    bucket.name = "aia-prod.old_exports-2024".into();
+    let mut cert = sa.clone();
+    cert.kind = "Certificate".into();
+    cert.name = "aia-old-cert".into();
+    cert.identity.resource_name =
+        Some("projects/aia-prod/locations/global/certificates/aia-old-cert".into());
+    real.findings.extend([image, ns, sa, bucket, cert]);
+    if let Err(e) = check_plan(&real, "r.json", "d", 72, now) {
+        panic!("{e}");
+    }
 }
