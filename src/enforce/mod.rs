@@ -56,6 +56,15 @@ pub enum PlanError {
         value: String,
         rule: &'static str,
     },
+    #[error(
+        "`{path}` says it was made in the future: its `{field}` is {at}, {minutes} minutes ahead of this machine's clock (at most {MAX_CLOCK_SKEW_MINUTES} are allowed for clock skew)\nhint: a plan from the future would never expire; check the clocks, or run a new dry run and review it"
+    )]
+    FromTheFuture {
+        path: String,
+        field: &'static str,
+        at: DateTime<Utc>,
+        minutes: i64,
+    },
     #[error("`{path}` was blocked by `{gate}` when it was made: {message}")]
     Blocked {
         path: String,
@@ -63,6 +72,10 @@ pub enum PlanError {
         message: String,
     },
 }
+
+/// How far ahead of this machine's clock a plan's times may be: the clocks of the machine that
+/// made it and of this one may differ a little.
+pub const MAX_CLOCK_SKEW_MINUTES: i64 = 5;
 
 /// Checks that a reviewed plan may be enforced now under this policy. Its names are checked
 /// first: nothing is built from them before.
@@ -92,6 +105,20 @@ pub fn check_plan(
             planned: plan.policy.digest.clone(),
             current: policy_digest.to_string(),
         });
+    }
+    // A plan dated ahead would pass the age check for ever.
+    for (field, at) in [
+        ("evaluated_at", plan.evaluated_at),
+        ("started_at", plan.started_at),
+    ] {
+        if at - now > Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
+            return Err(PlanError::FromTheFuture {
+                path: path.to_string(),
+                field,
+                at,
+                minutes: (at - now).num_minutes(),
+            });
+        }
     }
     // Measured against the time the plan decided as of (its `--now`, else when it ran).
     let age = now - plan.evaluated_at;

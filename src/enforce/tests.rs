@@ -167,6 +167,28 @@ fn a_plan_that_is_old_from_another_policy_or_blocked_is_refused() {
 }
 
 #[test]
+fn a_plan_from_the_future_is_refused_beyond_a_small_clock_skew() {
+    let now = Utc::now();
+    let mut plan = report(vec![finding("a", Action::Delete, "u", "1")], "d", 0);
+    plan.evaluated_at = now + Duration::days(365 * 900);
+    let text = check_plan(&plan, "r.json", "d", 72, now)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("evaluated_at") && text.contains("in the future"),
+        "{text}"
+    );
+    // A clock a few minutes ahead on the machine that made the plan is fine.
+    plan.evaluated_at = now + Duration::minutes(4);
+    plan.started_at = now + Duration::minutes(4);
+    assert!(check_plan(&plan, "r.json", "d", 72, now).is_ok());
+    plan.evaluated_at = now - Duration::hours(1);
+    plan.started_at = now + Duration::hours(2);
+    let err = check_plan(&plan, "r.json", "d", 72, now).unwrap_err();
+    assert!(err.to_string().contains("started_at"), "{err}");
+}
+
+#[test]
 fn a_plan_whose_run_id_or_names_could_build_another_path_or_request_is_refused() {
     let now = Utc::now();
     let good = report(vec![finding("a", Action::Delete, "u", "1")], "d", 1);
