@@ -101,18 +101,28 @@ pub fn read(dir: &Path) -> Result<Inventory, SnapshotError> {
     }
     let mut inventory = Inventory::default();
     if kube_dir.is_dir() {
-        let objects = read_kubernetes(&kube_dir)?;
+        let KubernetesFiles { objects, found } = read_kubernetes(&kube_dir)?;
         let has_references = objects
             .iter()
             .any(|o| REFERENCE_KINDS.contains(&o.kind.as_str()));
         let has_namespaced = objects.iter().any(|o| o.namespace.is_some());
         // A snapshot written by `driftsweep snapshot` says which kinds it listed: a cluster
-        // with no Pod at all is then known to have none.
-        inventory.kubernetes_listed = meta(dir)
+        // with no Pod at all is then known to have none. It writes a file per listed kind,
+        // an empty List when there is none, so a listed kind with no file and no object
+        // lost its file: a gap, not proof that none exists.
+        let listed = meta(dir)
             .map_err(|m| file_error(&dir.join("snapshot.json"), m))?
             .kubernetes_listed;
+        for kind in listed {
+            if objects.iter().any(|o| o.kind == kind) || found.holds(&kind) {
+                inventory.kubernetes_listed.push(kind);
+            } else {
+                inventory.gaps.push(missing_list(&kind));
+            }
+        }
         let listed_pods = inventory.kubernetes_listed.iter().any(|k| k == "Pod");
-        if has_namespaced && !has_references && !listed_pods {
+        let gap_known = inventory.has_gap(&Protects::KubernetesReferences);
+        if has_namespaced && !has_references && !listed_pods && !gap_known {
             inventory.gaps.push(Gap {
                 provider: Provider::Kubernetes,
                 what: "Pods and workloads".to_string(),
@@ -181,12 +191,77 @@ fn files(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>, SnapshotError>
     Ok(out)
 }
 
+/// The gap for a kind `snapshot.json` lists but no file holds.
+fn missing_list(kind: &str) -> Gap {
+    let file = match super::cluster::kind_named(kind) {
+        Some(info) => format!("`kubernetes/{}.json`", info.resource()),
+        None => format!("a file of {kind} objects"),
+    };
+    let protects = if super::cluster::reference_kinds().any(|k| k == kind) {
+        Protects::KubernetesReferences
+    } else {
+        Protects::KubernetesKind(kind.to_string())
+    };
+    Gap {
+        provider: Provider::Kubernetes,
+        what: format!("{kind} (listed in snapshot.json)"),
+        error: format!(
+            "snapshot.json says every {kind} was listed, but {file} is missing and no file holds a {kind}: the snapshot is incomplete, so nothing a {kind} could protect is deleted"
+        ),
+        protects,
+        failed: true,
+    }
+}
+
+/// What `kubernetes/` holds: its objects, and which lists its files are.
+pub struct KubernetesFiles {
+    pub objects: Vec<KubeObject>,
+    pub found: Found,
+}
+
+/// The file names (`pods`, `deployments.apps`) and typed List kinds (`PodList`) read: an
+/// empty list still shows its kind was recorded.
+#[derive(Debug, Default)]
+pub struct Found {
+    stems: HashSet<String>,
+    list_kinds: HashSet<String>,
+}
+
+impl Found {
+    /// Whether a file is the list of `kind` (by the name `snapshot` gives it, or its List kind).
+    pub fn holds(&self, kind: &str) -> bool {
+        if self.list_kinds.contains(kind) {
+            return true;
+        }
+        match super::cluster::kind_named(kind) {
+            Some(info) => self.stems.contains(&info.resource()),
+            // A kind only discovery knows (a manifest's custom resource): its plural, as
+            // English spells most of them, before the group.
+            None => {
+                let lower = kind.to_ascii_lowercase();
+                let mut plurals = vec![format!("{lower}s"), format!("{lower}es")];
+                if let Some(stem) = lower.strip_suffix('y') {
+                    plurals.push(format!("{stem}ies"));
+                }
+                self.stems.iter().any(|s| {
+                    let plural = s.split('.').next().unwrap_or_default();
+                    plurals.iter().any(|p| p == plural)
+                })
+            }
+        }
+    }
+}
+
 /// Every object under `kubernetes/`, Lists unpacked, duplicates (the same object in two
 /// files) read once.
-pub fn read_kubernetes(dir: &Path) -> Result<Vec<KubeObject>, SnapshotError> {
+pub fn read_kubernetes(dir: &Path) -> Result<KubernetesFiles, SnapshotError> {
     let mut objects = Vec::new();
     let mut seen = HashSet::new();
+    let mut found = Found::default();
     for path in files(dir, &["json", "yaml", "yml"])? {
+        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+            found.stems.insert(stem.to_ascii_lowercase());
+        }
         let documents: Vec<Value> = if path.extension().is_some_and(|e| e == "json") {
             vec![read_json(&path)?]
         } else {
@@ -195,6 +270,12 @@ pub fn read_kubernetes(dir: &Path) -> Result<Vec<KubeObject>, SnapshotError> {
                 .map_err(|e| file_error(&path, format!("not valid YAML: {e}")))?
         };
         for (doc_index, doc) in documents.into_iter().enumerate() {
+            if let Some(kind) = doc.get("kind").and_then(Value::as_str)
+                && let Some(item_kind) = kind.strip_suffix("List")
+                && !item_kind.is_empty()
+            {
+                found.list_kinds.insert(item_kind.to_string());
+            }
             let prefix = if doc_index > 0 {
                 format!("document {}: ", doc_index + 1)
             } else {
@@ -217,7 +298,7 @@ pub fn read_kubernetes(dir: &Path) -> Result<Vec<KubeObject>, SnapshotError> {
             }
         }
     }
-    Ok(objects)
+    Ok(KubernetesFiles { objects, found })
 }
 
 /// Unpacks a `List` (or a typed `ConfigMapList`, whose items may omit kind and apiVersion).
@@ -431,6 +512,58 @@ mod tests {
     }
 
     #[test]
+    fn a_kind_snapshot_json_lists_without_its_file_is_a_gap_not_proof_of_absence() {
+        use crate::evaluate::{Action, Reason, testkit};
+        let dir = tempfile::tempdir().unwrap();
+        let kube = dir.path().join("kubernetes");
+        std::fs::create_dir_all(&kube).unwrap();
+        let list =
+            |items: &str| format!(r#"{{"apiVersion": "v1", "kind": "List", "items": [{items}]}}"#);
+        let old = r#""creationTimestamp": "2025-01-01T00:00:00Z""#;
+        std::fs::write(
+            kube.join("configmaps.json"),
+            list(&format!(r#"{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "used-by-a-pod", "namespace": "app", {old}}}}}"#)),
+        )
+        .unwrap();
+        std::fs::write(kube.join("deployments.apps.json"), list("")).unwrap();
+        // The Pod that uses the ConfigMap was in `pods.json`, which is gone.
+        std::fs::write(
+            dir.path().join("snapshot.json"),
+            r#"{"recorded_at": "2026-11-29T07:30:00Z", "kubernetes_listed": ["ConfigMap", "Deployment", "Pod"]}"#,
+        )
+        .unwrap();
+        let policy = testkit::policy("version: 1\nname: t\nkubernetes:\n  namespaces: [app]\n");
+        let verdict = |inventory: &Inventory| {
+            let findings =
+                testkit::evaluate(&policy, &crate::manifests::Desired::default(), inventory);
+            testkit::verdict(&findings, "ConfigMap", Some("app"), "used-by-a-pod")
+        };
+        let inventory = read(dir.path()).unwrap();
+        assert_eq!(
+            verdict(&inventory),
+            (Action::Keep, vec![Reason::ReferencesUnknown]),
+            "{:?}",
+            inventory.gaps
+        );
+        let gap = inventory
+            .gaps
+            .iter()
+            .find(|g| g.what.contains("Pod"))
+            .expect("the missing file is reported");
+        assert!(gap.error.contains("pods.json") && gap.failed, "{gap:?}");
+        assert!(!inventory.kubernetes_listed.contains(&"Pod".to_string()));
+
+        // With the (empty) Pods list the snapshot recorded, no Pod is really there.
+        std::fs::write(kube.join("pods.json"), list("")).unwrap();
+        let inventory = read(dir.path()).unwrap();
+        assert!(inventory.gaps.is_empty(), "{:?}", inventory.gaps);
+        assert_eq!(
+            verdict(&inventory),
+            (Action::Delete, vec![Reason::NotInRepository])
+        );
+    }
+
+    #[test]
     fn a_snapshot_without_pods_is_references_unknown_unless_it_says_pods_were_listed() {
         let dir = tempfile::tempdir().unwrap();
         let cm = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "a"}}"#;
@@ -441,6 +574,13 @@ mod tests {
         std::fs::write(
             dir.path().join("snapshot.json"),
             r#"{"kubernetes_listed": ["Pod", "ConfigMap"]}"#,
+        )
+        .unwrap();
+        // `snapshot` writes the empty Pods list it read; without it, the listing is a gap.
+        assert!(read(dir.path()).unwrap().has_gap(&unknown));
+        std::fs::write(
+            dir.path().join("kubernetes/pods.json"),
+            r#"{"apiVersion": "v1", "kind": "List", "items": []}"#,
         )
         .unwrap();
         assert!(!read(dir.path()).unwrap().has_gap(&unknown));
