@@ -4,7 +4,7 @@
 //! can be made with kubectl, gcloud or curl as well as with `driftsweep snapshot`. A file that
 //! cannot be read is an error naming the file and the JSON path; nothing is guessed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +24,18 @@ pub enum SnapshotError {
     Empty(PathBuf),
     #[error("snapshot file `{}`: {message}", path.display())]
     File { path: PathBuf, message: String },
+    #[error(
+        "snapshot `{}`: {first} (in `{}`) and {second} (in `{}`) have the same uid `{uid}`; the API server gives every object its own, so the snapshot is corrupt or was edited\nhint: record it again with `driftsweep snapshot`",
+        dir.display(), first_file.display(), second_file.display()
+    )]
+    DuplicateUid {
+        dir: PathBuf,
+        uid: String,
+        first: String,
+        first_file: PathBuf,
+        second: String,
+        second_file: PathBuf,
+    },
 }
 
 fn file_error(path: &Path, message: impl Into<String>) -> SnapshotError {
@@ -257,6 +269,8 @@ impl Found {
 pub fn read_kubernetes(dir: &Path) -> Result<KubernetesFiles, SnapshotError> {
     let mut objects = Vec::new();
     let mut seen = HashSet::new();
+    // uid → (kind, namespace, name) and the file it came from.
+    let mut uids: HashMap<String, ((String, Option<String>, String), PathBuf)> = HashMap::new();
     let mut found = Found::default();
     for path in files(dir, &["json", "yaml", "yml"])? {
         if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
@@ -292,6 +306,35 @@ pub fn read_kubernetes(dir: &Path) -> Result<KubernetesFiles, SnapshotError> {
                     object.namespace.clone(),
                     object.name.clone(),
                 );
+                if let Some(uid) = &object.uid {
+                    let who = (
+                        object.kind.clone(),
+                        object.namespace.clone(),
+                        object.name.clone(),
+                    );
+                    match uids.get(uid) {
+                        // The same object, in another file or through another API group.
+                        Some((first, _)) if *first == who => continue,
+                        Some((first, first_file)) => {
+                            let words =
+                                |(kind, ns, name): &(String, Option<String>, String)| match ns {
+                                    Some(ns) => format!("{kind} {ns}/{name}"),
+                                    None => format!("{kind} {name}"),
+                                };
+                            return Err(SnapshotError::DuplicateUid {
+                                dir: dir.to_path_buf(),
+                                uid: uid.clone(),
+                                first: words(first),
+                                first_file: first_file.clone(),
+                                second: words(&who),
+                                second_file: path.clone(),
+                            });
+                        }
+                        None => {
+                            uids.insert(uid.clone(), (who, path.clone()));
+                        }
+                    }
+                }
                 if seen.insert(key) {
                     objects.push(object);
                 }
@@ -560,6 +603,32 @@ mod tests {
         assert_eq!(
             verdict(&inventory),
             (Action::Delete, vec![Reason::NotInRepository])
+        );
+    }
+
+    #[test]
+    fn two_objects_with_one_uid_are_a_corrupt_snapshot_but_one_object_twice_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let kube = dir.path().join("kubernetes");
+        std::fs::create_dir_all(&kube).unwrap();
+        let cm = |name: &str, uid: &str| {
+            format!(
+                r#"{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "{name}", "namespace": "app", "uid": "{uid}"}}}}"#
+            )
+        };
+        std::fs::write(kube.join("a.json"), cm("a", "u-1")).unwrap();
+        std::fs::write(kube.join("b.json"), cm("a", "u-1")).unwrap();
+        assert_eq!(read(dir.path()).unwrap().kubernetes_objects().len(), 1);
+        std::fs::write(kube.join("c.json"), cm("other", "u-1")).unwrap();
+        let err = read(dir.path()).unwrap_err();
+        assert!(matches!(err, SnapshotError::DuplicateUid { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("`u-1`")
+                && text.contains("ConfigMap app/a")
+                && text.contains("ConfigMap app/other")
+                && text.contains("c.json"),
+            "{text}"
         );
     }
 
