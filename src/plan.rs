@@ -164,6 +164,7 @@ mod tests {
             drift: Vec::new(),
             plan_order: None,
             outcome: None,
+            reviewed_only: false,
         }
     }
 

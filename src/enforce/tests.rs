@@ -28,6 +28,7 @@ fn finding(name: &str, action: Action, uid: &str, rv: &str) -> Finding {
         drift: Vec::new(),
         plan_order: None,
         outcome: None,
+        reviewed_only: false,
     }
 }
 
@@ -304,5 +305,119 @@ fn a_plan_whose_run_id_or_names_could_build_another_path_or_request_is_refused()
     real.findings.extend([image, ns, sa, bucket, cert]);
     if let Err(e) = check_plan(&real, "r.json", "d", 72, now) {
         panic!("{e}");
+    }
+}
+
+/// An enforce run over `current` findings of `inventory`, against the reviewed plan, with no
+/// cluster to delete through: what `select` and `execute` decide on their own.
+async fn enforce_offline(
+    reviewed: &Report,
+    current_findings: Findings,
+    inventory: &Inventory,
+) -> Report {
+    let dir = tempfile::tempdir().unwrap();
+    let store = backup::Store::open(dir.path().to_str().unwrap())
+        .await
+        .unwrap();
+    let backup = backup::Backup::open(store, &reviewed.run_id).await.unwrap();
+    let mut selection = select(current_findings, Some(reviewed));
+    let still = || true;
+    let exec = Executors {
+        cluster: None,
+        registry: None,
+        gcp: None,
+        now: Utc::now(),
+        backup: &backup,
+        still_leased: &still,
+    };
+    execute(&mut selection, inventory, &exec).await;
+    let plan = plan::Plan {
+        deletions: selection.deletions.clone(),
+        blocked: None,
+    };
+    Report::new(
+        ReportInput {
+            run_id: "20261130T073000Z-abcdef".into(),
+            mode: Mode::Enforce,
+            started_at: Utc::now(),
+            evaluated_at: Utc::now(),
+            policy: reviewed.policy.clone(),
+            source: "live".into(),
+        },
+        selection.findings,
+        &plan,
+    )
+}
+
+#[tokio::test]
+async fn an_object_injected_into_a_plan_is_never_deleted_nor_counted_and_its_skip_says_why() {
+    // The plan was edited to add a ConfigMap of kube-system: it exists, the audit listed it,
+    // but the audit does not condemn anything there (it is outside the policy's namespaces).
+    let mut injected = finding("coredns", Action::Delete, "u-dns", "7");
+    injected.namespace = Some("kube-system".into());
+    let reviewed = report(
+        vec![finding("orphan", Action::Delete, "u1", "1"), injected],
+        "d",
+        1,
+    );
+    let inventory = Inventory {
+        kubernetes: Some(crate::evaluate::testkit::objects(vec![
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "orphan", "namespace": "app", "uid": "u1", "resourceVersion": "1"}}),
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "coredns", "namespace": "kube-system", "uid": "u-dns", "resourceVersion": "7"}}),
+        ])),
+        kubernetes_listed: vec!["ConfigMap".into()],
+        ..Inventory::default()
+    };
+    let outcome = enforce_offline(
+        &reviewed,
+        current(vec![finding("orphan", Action::Delete, "u1", "1")]),
+        &inventory,
+    )
+    .await;
+    let coredns = outcome
+        .findings
+        .iter()
+        .find(|f| f.name == "coredns")
+        .unwrap();
+    let o = coredns.outcome.as_ref().unwrap();
+    assert_eq!(o.status, OutcomeStatus::Skipped);
+    let reason = o.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("this run's audit does not condemn it") && !reason.contains("list failed"),
+        "{reason}"
+    );
+    assert!(outcome.errors.is_empty());
+    // The summary counts what enforce found and did, not what the plan claimed.
+    assert_eq!(outcome.summary.total.delete, 1, "{:?}", outcome.summary);
+    assert_eq!(
+        outcome.summary.outcomes.get("skipped"),
+        Some(&2),
+        "{:?}",
+        outcome.summary
+    );
+}
+
+#[tokio::test]
+async fn a_planned_object_missing_from_a_complete_list_is_not_deleted_and_says_so() {
+    let reviewed = report(
+        vec![
+            finding("orphan", Action::Delete, "u1", "1"),
+            finding("ghost", Action::Delete, "u9", "1"),
+        ],
+        "d",
+        1,
+    );
+    let listed = Inventory {
+        kubernetes: Some(Vec::new()),
+        kubernetes_listed: vec!["ConfigMap".into()],
+        ..Inventory::default()
+    };
+    let outcome = enforce_offline(&reviewed, current(vec![]), &listed).await;
+    assert_eq!(outcome.summary.total.delete, 0, "{:?}", outcome.summary);
+    for f in &outcome.findings {
+        let o = f.outcome.as_ref().unwrap();
+        assert_ne!(o.status, OutcomeStatus::Deleted, "{f:?}");
     }
 }

@@ -184,6 +184,11 @@ pub struct Finding {
     /// Enforce reports: what happened to this planned deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// Enforce reports: the reviewed plan names it, but this run's audit does not (gone,
+    /// unlisted, or never audited: an object added to the plan by hand). Shown with its
+    /// outcome; not counted in the summary's `delete`, `drift` and `keep`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reviewed_only: bool,
 }
 
 /// What enforce did with one planned deletion.
@@ -237,6 +242,7 @@ impl Finding {
             drift: Vec::new(),
             plan_order: None,
             outcome: None,
+            reviewed_only: false,
         }
     }
 

@@ -42,18 +42,7 @@ fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
     }
     if r.mode == super::Mode::Enforce && r.blocked.is_none() {
         use crate::evaluate::OutcomeStatus as S;
-        let disabled = match r.outcome_count(S::Disabled) {
-            0 => String::new(),
-            n => format!("{n} disabled, "),
-        };
-        writeln!(
-            out,
-            "  outcome: {} deleted, {disabled}{} already gone, {} skipped, {} failed",
-            r.outcome_count(S::Deleted),
-            r.outcome_count(S::AlreadyGone),
-            r.outcome_count(S::Skipped),
-            r.outcome_count(S::Failed)
-        )?;
+        writeln!(out, "  outcome: {}", super::outcome_counts(r))?;
         for f in r.actions().iter().filter(|f| {
             f.outcome
                 .as_ref()

@@ -22,6 +22,7 @@ fn report(deletions: usize, blocked: bool, failed: bool) -> Report {
             drift: Vec::new(),
             plan_order: Some(i + 1),
             outcome: None,
+            reviewed_only: false,
         })
         .collect();
     let gaps = if failed {
@@ -156,7 +157,7 @@ fn an_enforce_report_lists_every_planned_action_with_its_outcome() {
     assert_eq!(r.summary.outcomes["failed"], 1);
     let subject = email::subject(&r, "aia-prod");
     assert!(
-        subject.contains("enforce FAILED: 2 deleted, 1 skipped, 1 failed"),
+        subject.contains("enforce FAILED: 1 deleted, 1 already gone, 1 skipped, 1 failed"),
         "{subject}"
     );
     let md = markdown(&r);
@@ -165,6 +166,10 @@ fn an_enforce_report_lists_every_planned_action_with_its_outcome() {
         "{md}"
     );
     assert!(md.contains("skipped: re-created since review"));
+    assert!(
+        md.contains("**1 deleted, 1 already gone, 1 skipped, 1 failed** (4 planned deletions)"),
+        "{md}"
+    );
     assert!(md.contains("deleted (backup: backups/r/x.json)"));
     let text = terminal(&r);
     assert!(
