@@ -165,6 +165,7 @@ mod tests {
             plan_order: None,
             outcome: None,
             reviewed_only: false,
+            contents: None,
         }
     }
 

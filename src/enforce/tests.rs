@@ -29,6 +29,7 @@ fn finding(name: &str, action: Action, uid: &str, rv: &str) -> Finding {
         plan_order: None,
         outcome: None,
         reviewed_only: false,
+        contents: None,
     }
 }
 

@@ -89,6 +89,8 @@ pub struct KubeObject {
     pub image_ids: Vec<String>,
     /// Deployments and the like: `spec.replicas`.
     pub replicas: Option<i64>,
+    /// Pods: `status.phase` (`Running`, `Pending`, `Succeeded`, …).
+    pub phase: Option<String>,
     /// The object as the API returned it (Secret `data` removed).
     pub raw: Option<Value>,
 }
@@ -165,6 +167,12 @@ impl KubeObject {
             record.secret_type = optional_str(obj, "type", "type")?.map(str::to_string);
         }
         analyse(&mut record, obj)?;
+        if record.kind == "Pod" {
+            record.phase = value
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
         record.raw = Some(value);
         Ok(record)
     }

@@ -23,6 +23,7 @@ fn report(deletions: usize, blocked: bool, failed: bool) -> Report {
             plan_order: Some(i + 1),
             outcome: None,
             reviewed_only: false,
+            contents: None,
         })
         .collect();
     let gaps = if failed {
@@ -178,4 +179,33 @@ fn an_enforce_report_lists_every_planned_action_with_its_outcome() {
     );
     assert!(text.contains("500 InternalError"));
     assert!(html(&r).contains("failed: 500 InternalError"));
+}
+
+#[test]
+fn a_namespace_deletion_lists_what_it_takes_along_wherever_deletions_are_listed() {
+    let mut r = report(1, false, false);
+    let f = &mut r.findings[0];
+    f.provider = Provider::Kubernetes;
+    f.kind = "Namespace".into();
+    f.name = "stray".into();
+    f.reasons = vec![Reason::NotInRepository];
+    let contents = crate::evaluate::NamespaceContents {
+        objects: [("Deployment".to_string(), 1), ("Pod".to_string(), 2)].into(),
+        running_pods: 2,
+    };
+    f.detail = Some(format!(
+        "holds {}: deleting the namespace deletes all of it",
+        contents.describe()
+    ));
+    f.contents = Some(contents);
+    let words = "holds 1 Deployment, 2 Pods (2 running)";
+    assert!(markdown(&r).contains(words), "{}", markdown(&r));
+    assert!(html(&r).contains(words));
+    assert!(email::plain_text(&r).contains(words));
+    let text = terminal(&r);
+    assert!(
+        text.contains("deleting namespace `stray` also deletes 1 Deployment, 2 Pods (2 running)"),
+        "{text}"
+    );
+    assert!(r.json().contains("\"running_pods\": 2"));
 }
