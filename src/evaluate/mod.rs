@@ -405,6 +405,9 @@ pub(crate) fn opts_out(value: Option<&String>) -> bool {
 }
 
 #[cfg(test)]
+mod floor_tests;
+
+#[cfg(test)]
 pub(crate) mod testkit {
     //! Small builders so each rule's test reads like the case it pins.
 
