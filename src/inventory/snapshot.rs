@@ -25,17 +25,27 @@ pub enum SnapshotError {
     #[error("snapshot file `{}`: {message}", path.display())]
     File { path: PathBuf, message: String },
     #[error(
-        "snapshot `{}`: {first} (in `{}`) and {second} (in `{}`) have the same uid `{uid}`; the API server gives every object its own, so the snapshot is corrupt or was edited\nhint: record it again with `driftsweep snapshot`",
-        dir.display(), first_file.display(), second_file.display()
+        "snapshot `{}`: {first} and {second} have the same uid `{uid}`; the API server gives every object its own, so the snapshot is corrupt or was edited\nhint: record it again with `driftsweep snapshot`",
+        dir.display()
     )]
     DuplicateUid {
         dir: PathBuf,
         uid: String,
+        /// `ConfigMap app/a (in `kubernetes/a.json`)`.
         first: String,
-        first_file: PathBuf,
         second: String,
-        second_file: PathBuf,
     },
+}
+
+/// Kind, namespace and name: which object a uid belongs to.
+type Who = (String, Option<String>, String);
+
+/// `ConfigMap app/a (in `kubernetes/a.json`)`.
+fn object_in_file((kind, ns, name): &Who, file: &Path) -> String {
+    match ns {
+        Some(ns) => format!("{kind} {ns}/{name} (in `{}`)", file.display()),
+        None => format!("{kind} {name} (in `{}`)", file.display()),
+    }
 }
 
 fn file_error(path: &Path, message: impl Into<String>) -> SnapshotError {
@@ -270,7 +280,7 @@ pub fn read_kubernetes(dir: &Path) -> Result<KubernetesFiles, SnapshotError> {
     let mut objects = Vec::new();
     let mut seen = HashSet::new();
     // uid → (kind, namespace, name) and the file it came from.
-    let mut uids: HashMap<String, ((String, Option<String>, String), PathBuf)> = HashMap::new();
+    let mut uids: HashMap<String, (Who, PathBuf)> = HashMap::new();
     let mut found = Found::default();
     for path in files(dir, &["json", "yaml", "yml"])? {
         if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
@@ -316,18 +326,11 @@ pub fn read_kubernetes(dir: &Path) -> Result<KubernetesFiles, SnapshotError> {
                         // The same object, in another file or through another API group.
                         Some((first, _)) if *first == who => continue,
                         Some((first, first_file)) => {
-                            let words =
-                                |(kind, ns, name): &(String, Option<String>, String)| match ns {
-                                    Some(ns) => format!("{kind} {ns}/{name}"),
-                                    None => format!("{kind} {name}"),
-                                };
                             return Err(SnapshotError::DuplicateUid {
                                 dir: dir.to_path_buf(),
                                 uid: uid.clone(),
-                                first: words(first),
-                                first_file: first_file.clone(),
-                                second: words(&who),
-                                second_file: path.clone(),
+                                first: object_in_file(first, first_file),
+                                second: object_in_file(&who, &path),
                             });
                         }
                         None => {

@@ -333,6 +333,28 @@ fn a_nul_byte_in_the_policy_or_the_plan_is_refused_with_its_offset_and_exits_2()
 }
 
 #[test]
+fn an_alias_bomb_policy_is_refused_with_the_limit_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bomb =
+        "version: 1\nname: bomb\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string();
+    for (prev, next) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+    {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        bomb.push_str(&format!("{next}: &{next} [{refs}]\n"));
+    }
+    let policy = write(dir.path(), "bomb.yaml", &bomb);
+    let out = driftsweep(&["policy", "check", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bomb.yaml:8:") && err.contains("more than the limit of `100000`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn policy_check_and_schema() {
     let out = driftsweep(&["policy", "check", "policies/aia.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
