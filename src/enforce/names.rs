@@ -153,12 +153,18 @@ fn finding(f: &Finding) -> Check {
             };
             require(ok, "name", &f.name, rule)?;
             if let Some(full) = &id.resource_name {
-                require(
-                    is_certificate_name(full, &f.name),
-                    "identity.resource_name",
-                    full,
-                    "`projects/PROJECT/locations/LOCATION/certificates/NAME` of this name",
-                )?;
+                let (ok, rule) = match kind {
+                    // Certificate Manager is called by it.
+                    GcpKind::Certificate => (
+                        is_certificate_name(full, &f.name),
+                        "`projects/PROJECT/locations/LOCATION/certificates/NAME` of this name",
+                    ),
+                    _ => (
+                        is_resource_name(full, &f.name),
+                        "`projects/PROJECT/…/NAME` of this name, of plain segments",
+                    ),
+                };
+                require(ok, "identity.resource_name", full, rule)?;
             }
             require(
                 f.namespace.is_none(),
@@ -323,6 +329,17 @@ fn is_certificate_name(full: &str, name: &str) -> bool {
         && parts[4] == "certificates"
         && parts[5] == name
         && [parts[1], parts[3]].iter().all(|p| is_dns_label(p))
+}
+
+/// `projects/p/serviceAccounts/NAME`: plain segments ending in the resource's name.
+fn is_resource_name(full: &str, name: &str) -> bool {
+    full.starts_with("projects/")
+        && full.rsplit('/').next() == Some(name)
+        && full.split('/').all(|p| {
+            is_path_component(p)
+                && p.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'@' | b'.' | b'_' | b'-'))
+        })
 }
 
 /// One component of a backup path: not empty, not `.` or `..`, no separator, no NUL. The

@@ -295,7 +295,10 @@ fn a_plan_whose_run_id_or_names_could_build_another_path_or_request_is_refused()
     sa.kind = "IamServiceAccount".into();
     sa.namespace = None;
     sa.identity = Identity::default();
+    sa.identity.resource_name =
+        Some("projects/aia-prod/serviceAccounts/old@aia-prod.iam.gserviceaccount.com".into());
     let mut bucket = sa.clone();
+    bucket.identity = Identity::default();
     bucket.kind = "Bucket".into();
     bucket.name = "aia-prod.old_exports-2024".into();
     let mut cert = sa.clone();
