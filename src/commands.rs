@@ -306,13 +306,15 @@ pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
     }
     let recorded_at = Utc::now();
     let cluster = settings::cluster_options(&args.cluster);
-    let live = runtime()?.block_on(async {
+    let mut live = runtime()?.block_on(async {
         let sources = live::Sources::connect(&policy.policy, &cluster).await;
         live::read(&policy.policy, &desired, &sources).await
     });
-    live::write_snapshot(&args.out, &live, recorded_at).map_err(|source| CommandError::Write {
-        path: args.out.clone(),
-        source,
+    live::write_snapshot(&args.out, &mut live, recorded_at).map_err(|source| {
+        CommandError::Write {
+            path: args.out.clone(),
+            source,
+        }
     })?;
     let versions: usize = live
         .inventory
@@ -857,7 +859,8 @@ async fn load_plan(path: &str) -> Result<Report, CommandError> {
             .await
             .map_err(|e| err(format!("{:#}", anyhow::Error::new(e))))?
     } else {
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text = crate::input::read_text(Path::new(path), crate::input::PLAN)
+            .map_err(|e| err(e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| {
             err(format!(
                 "not a driftsweep report ({e}); pass the JSON written by `run --report`"

@@ -119,15 +119,12 @@ fn file_items(path: &Path) -> Result<Vec<(usize, Value)>, ManifestError> {
         path: path.to_path_buf(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
+    let text = crate::input::read_text(path, crate::input::MANIFEST)
+        .map_err(|e| invalid(e.to_string()))?;
     let documents: Vec<Value> = if path.extension().is_some_and(|e| e == "json") {
         vec![serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?]
     } else {
-        crate::yaml::parse_documents(&text)
-            .map_err(|e| invalid(format!("not valid YAML: {e}")))?
-            .into_iter()
-            .map(|d| d.value)
-            .collect()
+        crate::yaml::parse_values(&text).map_err(|e| invalid(format!("not valid YAML: {e}")))?
     };
     let mut out = Vec::new();
     for (i, doc) in documents.into_iter().enumerate() {
@@ -227,6 +224,23 @@ mod tests {
         assert_eq!(
             desired.objects[0].object.containers[0].image,
             "h/p/api:1.2.3"
+        );
+    }
+
+    #[test]
+    fn a_manifest_with_a_nul_byte_is_refused_not_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("app.yaml"),
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: p}\n# \0\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: p}\n",
+        )
+        .unwrap();
+        let err = load(&[PathBuf::from("app.yaml")], dir.path(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("app.yaml") && err.contains("(line 4, column 3) is a NUL byte"),
+            "{err}"
         );
     }
 

@@ -164,6 +164,8 @@ mod tests {
             drift: Vec::new(),
             plan_order: None,
             outcome: None,
+            reviewed_only: false,
+            contents: None,
         }
     }
 

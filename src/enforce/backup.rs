@@ -28,6 +28,10 @@ pub enum BackupError {
     #[error("cannot read the backup `{path}`: {message}")]
     Read { path: String, message: String },
     #[error(
+        "refusing to build a backup path from {what} `{value}`: it is not one plain path component (empty, `.`, `..`, `/` or NUL)"
+    )]
+    UnsafeName { what: &'static str, value: String },
+    #[error(
         "`{0}` is not a driftsweep backup (no readable {INDEX})\nhint: name the folder of one run, e.g. `backups/20261129T073000Z-1a2b3c`"
     )]
     NoIndex(String),
@@ -80,8 +84,7 @@ impl Store {
         };
         match self {
             Store::Dir(dir) => {
-                let path = dir.join(rel);
-                write_durably(&path, &bytes).map_err(|e| err(e.to_string()))?;
+                write_durably(dir, rel, &bytes).map_err(|e| err(e.to_string()))?;
             }
             Store::Gcs { client, base } => {
                 archive::put(client, &base.join(rel), bytes, "application/json")
@@ -111,20 +114,37 @@ impl Store {
     }
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    // The rename is durable only once the folder is.
-    if let Ok(dir) = std::fs::File::open(parent) {
-        let _ = dir.sync_all();
+/// Writes `rel` under the folder `root` durably, 0600 in 0700 folders whatever the umask: a
+/// backup holds Secrets with their data. Every folder from the plan's folder down is the
+/// program's own, so it is made 0700 also when an earlier run left it wider; `root` itself
+/// is made 0700 only when this creates it.
+fn write_durably(root: &Path, rel: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let path = root.join(rel);
+    let parent = path.parent().unwrap_or(root);
+    crate::private::create_dir_all(parent)?;
+    let mut folder = root.to_path_buf();
+    for component in Path::new(rel)
+        .parent()
+        .into_iter()
+        .flat_map(Path::components)
+    {
+        folder.push(component);
+        crate::private::restrict(&folder)?;
     }
-    Ok(())
+    crate::private::write(&path, bytes, true)
+}
+
+/// Refuses a name that would not stay one folder or file name of the backup: whatever checked
+/// the names before (`enforce::names` checks a plan's), the path builder checks them again.
+fn component<'a>(what: &'static str, value: &'a str) -> Result<&'a str, BackupError> {
+    if super::names::is_path_component(value) {
+        Ok(value)
+    } else {
+        Err(BackupError::UnsafeName {
+            what,
+            value: value.escape_debug().collect(),
+        })
+    }
 }
 
 /// One backed-up object.
@@ -187,7 +207,7 @@ pub struct Backup {
 impl Backup {
     /// Opens the backup folder of `plan` under `store`, keeping what an earlier run wrote.
     pub async fn open(store: Store, plan: &str) -> Result<Backup, BackupError> {
-        let folder = plan.to_string();
+        let folder = component("the plan's run id", plan)?.to_string();
         let index = match store.get(&format!("{folder}/{INDEX}")).await? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| BackupError::Read {
                 path: store.location(&format!("{folder}/{INDEX}")),
@@ -240,9 +260,11 @@ impl Backup {
         let namespace = text("/metadata/namespace");
         let uid = text("/metadata/uid");
         let rel = format!(
-            "kubernetes/{kind}/{}/{name}.{}.json",
-            namespace.as_deref().unwrap_or("_cluster"),
-            uid.as_deref().unwrap_or("no-uid")
+            "kubernetes/{}/{}/{}.{}.json",
+            component("a kind", &kind)?,
+            component("a namespace", namespace.as_deref().unwrap_or("_cluster"))?,
+            component("a name", &name)?,
+            component("a uid", uid.as_deref().unwrap_or("no-uid"))?
         );
         let entry = Entry {
             provider: "kubernetes".to_string(),
@@ -272,7 +294,13 @@ impl Backup {
         digest: &str,
         record: &Value,
     ) -> Result<String, BackupError> {
-        let rel = format!("registry/{repository}@{digest}.json");
+        for part in repository.split('/') {
+            component("a repository path", part)?;
+        }
+        let rel = format!(
+            "registry/{repository}@{}.json",
+            component("a digest", digest)?
+        );
         let entry = Entry::record("registry", "Image", &format!("{repository}@{digest}"), &rel);
         self.record(
             &rel,
@@ -285,7 +313,11 @@ impl Backup {
     /// Writes a GCP resource as the API returned it: a record to re-create it from (with
     /// gcloud or the API); `restore` does not re-create GCP resources.
     pub async fn gcp(&self, kind: &str, name: &str, object: &Value) -> Result<String, BackupError> {
-        let rel = format!("gcp/{kind}/{name}.json");
+        let rel = format!(
+            "gcp/{}/{}.json",
+            component("a GCP kind", kind)?,
+            component("a GCP name", name)?
+        );
         let entry = Entry::record("gcp", kind, name, &rel);
         self.record(
             &rel,
@@ -359,6 +391,119 @@ mod tests {
         let bytes = store.get(&index.entries[1].file).await.unwrap().unwrap();
         let back: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back["data"]["k"], "dg==", "Secret data is backed up");
+    }
+
+    #[tokio::test]
+    async fn backups_are_owner_only_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // SAFETY: nextest runs each test in its own process; umask only affects file creation.
+        unsafe { libc::umask(0o022) };
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("backups");
+        // A folder of this plan left by an earlier run, made under the umask.
+        std::fs::create_dir_all(location.join("plan-1/kubernetes")).unwrap();
+        std::fs::set_permissions(
+            location.join("plan-1"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let backup = Backup::open(
+            Store::open(location.to_str().unwrap()).await.unwrap(),
+            "plan-1",
+        )
+        .await
+        .unwrap();
+        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "n", "uid": "u2"}, "data": {"k": "dg=="}});
+        backup.kubernetes(&secret, None).await.unwrap();
+        let run = location.join("plan-1");
+        assert_eq!(mode(&run.join("kubernetes/Secret/n/s.u2.json")), 0o600);
+        assert_eq!(mode(&run.join(INDEX)), 0o600);
+        for folder in ["", "kubernetes", "kubernetes/Secret", "kubernetes/Secret/n"] {
+            assert_eq!(mode(&run.join(folder)), 0o700, "`{folder}`");
+        }
+        // A location driftsweep creates is private too; one that exists is the user's.
+        let fresh = dir.path().join("new/backups");
+        Backup::open(
+            Store::open(fresh.to_str().unwrap()).await.unwrap(),
+            "plan-2",
+        )
+        .await
+        .unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        assert_eq!(mode(&location), 0o755);
+    }
+
+    #[tokio::test]
+    async fn no_name_can_lead_a_backup_out_of_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("backups");
+        let store = || Store::open(location.to_str().unwrap());
+        for plan in ["../../elsewhere", "/tmp/x", "a/b", "a\0b", ".."] {
+            assert!(
+                Backup::open(store().await.unwrap(), plan).await.is_err(),
+                "{plan:?}"
+            );
+        }
+        let backup = Backup::open(store().await.unwrap(), "plan-1")
+            .await
+            .unwrap();
+        for (kind, name, namespace) in [
+            ("ConfigMap", "..", "n"),
+            ("ConfigMap", "a/../../../x", "n"),
+            ("ConfigMap", "a", ".."),
+            ("../../x", "a", "n"),
+            ("ConfigMap", "a\0", "n"),
+        ] {
+            let object = serde_json::json!({"kind": kind,
+                "metadata": {"name": name, "namespace": namespace, "uid": "u"}});
+            let err = backup.kubernetes(&object, None).await;
+            assert!(err.is_err(), "{kind} {namespace}/{name}");
+        }
+        let object = serde_json::json!({"kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "n", "uid": "../../u"}});
+        assert!(backup.kubernetes(&object, None).await.is_err(), "uid");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert!(
+            backup
+                .image("r.io/../../x", &digest, &Value::Null)
+                .await
+                .is_err()
+        );
+        assert!(
+            backup
+                .image("/r.io/x", &digest, &Value::Null)
+                .await
+                .is_err()
+        );
+        assert!(
+            backup
+                .image("r.io/x", "../../d", &Value::Null)
+                .await
+                .is_err()
+        );
+        assert!(backup.gcp("Bucket", "../b", &Value::Null).await.is_err());
+        assert!(backup.gcp("../Bucket", "b", &Value::Null).await.is_err());
+        assert!(
+            backup
+                .image("r.io/team/x", &digest, &Value::Null)
+                .await
+                .is_ok()
+        );
+        assert!(
+            backup
+                .gcp(
+                    "IamServiceAccount",
+                    "a@p.iam.gserviceaccount.com",
+                    &Value::Null
+                )
+                .await
+                .is_ok()
+        );
+        let escaped: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(escaped.len(), 1, "only `backups` was written: {escaped:?}");
     }
 
     #[tokio::test]

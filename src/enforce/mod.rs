@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod lease;
+pub mod names;
 pub mod restore;
 
 use std::collections::HashMap;
@@ -45,6 +46,25 @@ pub enum PlanError {
         planned: String,
         current: String,
     },
+    #[error(
+        "`{path}` is refused: {at}: `{field}` is `{value}`, which is not {rule}\nhint: a plan is the JSON `run --report` wrote, and this one was edited or damaged; run a new dry run, review it, and enforce that"
+    )]
+    BadName {
+        path: String,
+        at: String,
+        field: &'static str,
+        value: String,
+        rule: &'static str,
+    },
+    #[error(
+        "`{path}` says it was made in the future: its `{field}` is {at}, {minutes} minutes ahead of this machine's clock (at most {MAX_CLOCK_SKEW_MINUTES} are allowed for clock skew)\nhint: a plan from the future would never expire; check the clocks, or run a new dry run and review it"
+    )]
+    FromTheFuture {
+        path: String,
+        field: &'static str,
+        at: DateTime<Utc>,
+        minutes: i64,
+    },
     #[error("`{path}` was blocked by `{gate}` when it was made: {message}")]
     Blocked {
         path: String,
@@ -53,7 +73,12 @@ pub enum PlanError {
     },
 }
 
-/// Checks that a reviewed plan may be enforced now under this policy.
+/// How far ahead of this machine's clock a plan's times may be: the clocks of the machine that
+/// made it and of this one may differ a little.
+pub const MAX_CLOCK_SKEW_MINUTES: i64 = 5;
+
+/// Checks that a reviewed plan may be enforced now under this policy. Its names are checked
+/// first: nothing is built from them before.
 pub fn check_plan(
     plan: &Report,
     path: &str,
@@ -67,12 +92,33 @@ pub fn check_plan(
             mode: "enforce".to_string(),
         });
     }
+    names::check(plan).map_err(|b| PlanError::BadName {
+        path: path.to_string(),
+        at: b.at,
+        field: b.field,
+        value: b.value,
+        rule: b.rule,
+    })?;
     if plan.policy.digest != policy_digest {
         return Err(PlanError::PolicyChanged {
             path: path.to_string(),
             planned: plan.policy.digest.clone(),
             current: policy_digest.to_string(),
         });
+    }
+    // A plan dated ahead would pass the age check for ever.
+    for (field, at) in [
+        ("evaluated_at", plan.evaluated_at),
+        ("started_at", plan.started_at),
+    ] {
+        if at - now > Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
+            return Err(PlanError::FromTheFuture {
+                path: path.to_string(),
+                field,
+                at,
+                minutes: (at - now).num_minutes(),
+            });
+        }
     }
     // Measured against the time the plan decided as of (its `--now`, else when it ran).
     let age = now - plan.evaluated_at;
@@ -205,6 +251,7 @@ pub fn select(current: Findings, reviewed: Option<&Report>) -> Selection {
             None => {
                 let mut f = p.clone();
                 f.outcome = Some(skipped("not in the current inventory"));
+                f.reviewed_only = true;
                 unlisted.push(findings.items.len());
                 findings.items.push(f);
             }
@@ -335,53 +382,88 @@ pub async fn execute(selection: &mut Selection, inventory: &Inventory, exec: &Ex
         bar.inc(1);
     }
     bar.finish_and_clear();
-    // Planned objects no longer in the inventory: already gone, or not listed.
+    // Planned objects this run's audit did not find: already gone, not listed, or never
+    // audited. None of them is deleted; the outcome says which.
     for &i in &selection.unlisted {
-        let f = &mut selection.findings.items[i];
+        let f = &selection.findings.items[i];
         let outcome = match f.provider {
-            Provider::Kubernetes => match exec.cluster {
-                Some(cluster) => match cluster.exists(&target_of(f)).await {
-                    Ok(false) => Outcome {
-                        status: OutcomeStatus::AlreadyGone,
-                        reason: None,
-                        backup: None,
-                    },
-                    Ok(true) => skipped("exists, but its list failed this run (see errors)"),
-                    Err(e) => skipped(format!("cannot tell whether it still exists: {e}")),
-                },
-                None => skipped("the cluster was not read"),
-            },
+            Provider::Kubernetes => unlisted_kubernetes(f, inventory, exec.cluster).await,
             Provider::Registry => {
                 let repository = f.identity.repository.clone().unwrap_or_default();
-                if inventory.registry.iter().any(|r| r.name == repository)
-                    && !inventory.has_gap(&crate::inventory::Protects::Repository(repository))
+                let read = inventory.registry.iter().any(|r| r.name == repository);
+                let protects = crate::inventory::Protects::Repository(repository);
+                if read && !inventory.has_gap(&protects) {
+                    gone()
+                } else if inventory
+                    .gaps
+                    .iter()
+                    .any(|g| g.provider == Provider::Registry)
                 {
-                    Outcome {
-                        status: OutcomeStatus::AlreadyGone,
-                        reason: None,
-                        backup: None,
-                    }
-                } else {
                     skipped("its repository could not be read this run (see errors)")
+                } else {
+                    skipped(NOT_AUDITED)
                 }
             }
-            Provider::Gcp => {
-                let listed = crate::inventory::GcpKind::parse(&f.kind).is_some_and(|k| {
-                    inventory.gcp_listed.contains(&k)
-                        && !inventory.has_gap(&crate::inventory::Protects::Gcp(k))
-                });
-                if listed {
-                    Outcome {
-                        status: OutcomeStatus::AlreadyGone,
-                        reason: None,
-                        backup: None,
-                    }
-                } else {
+            Provider::Gcp => match crate::inventory::GcpKind::parse(&f.kind) {
+                Some(k) if inventory.has_gap(&crate::inventory::Protects::Gcp(k)) => {
                     skipped("its list failed this run (see errors)")
                 }
-            }
+                Some(k) if inventory.gcp_listed.contains(&k) => gone(),
+                _ => skipped(NOT_AUDITED),
+            },
         };
-        f.outcome = Some(outcome);
+        selection.findings.items[i].outcome = Some(outcome);
+    }
+}
+
+/// The skip of a planned object whose kind or repository this run does not audit.
+const NOT_AUDITED: &str = "not found by this run's audit, which does not list its kind or repository: not deleted (a plan may only delete what the audit finds)";
+
+fn gone() -> Outcome {
+    Outcome {
+        status: OutcomeStatus::AlreadyGone,
+        reason: None,
+        backup: None,
+    }
+}
+
+/// A planned Kubernetes object absent from this run's findings. It is never deleted: a plan
+/// only deletes what the audit condemns again. The cluster is asked only whether it is gone.
+async fn unlisted_kubernetes(
+    f: &Finding,
+    inventory: &Inventory,
+    cluster: Option<&Cluster>,
+) -> Outcome {
+    let listed = inventory.kubernetes_listed.contains(&f.kind);
+    let in_inventory = inventory
+        .kubernetes_objects()
+        .iter()
+        .any(|o| o.kind == f.kind && o.namespace == f.namespace && o.name == f.name);
+    if in_inventory {
+        // Listed, but outside what the policy audits (another namespace, a kind it does not
+        // audit): an object added to the plan by hand.
+        return skipped(
+            "exists, but this run's audit does not condemn it (it is not an audited object of the policy's namespaces): not deleted (a plan may only delete what the audit condemns)",
+        );
+    }
+    let Some(cluster) = cluster else {
+        return skipped("the cluster was not read");
+    };
+    match cluster.exists(&target_of(f)).await {
+        Ok(false) => gone(),
+        Ok(true) if listed => skipped(
+            "not found in this run's inventory although its kind was listed completely: not deleted (a plan may only delete what the audit finds)",
+        ),
+        Ok(true)
+            if inventory
+                .gaps
+                .iter()
+                .any(|g| g.provider == Provider::Kubernetes) =>
+        {
+            skipped("exists, but its kind was not listed completely this run (see errors)")
+        }
+        Ok(true) => skipped(NOT_AUDITED),
+        Err(e) => skipped(format!("cannot tell whether it still exists: {e}")),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use super::{Clock, Finding, Reason, opts_out};
+use super::{Clock, Finding, NamespaceContents, Reason, opts_out};
 use crate::inventory::{Inventory, KubeObject, Protects, Provider};
 use crate::manifests::Desired;
 use crate::policy::{AuditedKind, KeepRule, KubernetesPolicy, Policy};
@@ -24,6 +24,8 @@ struct Index<'a> {
     desired: HashSet<(&'a str, Option<&'a str>, &'a str)>,
     repository_namespaces: HashSet<&'a str>,
     opted_out_namespaces: HashSet<&'a str>,
+    /// What each namespace holds: a namespace's deletion takes it along.
+    contents: HashMap<&'a str, NamespaceContents>,
 }
 
 impl<'a> Index<'a> {
@@ -41,6 +43,7 @@ impl<'a> Index<'a> {
             desired: HashSet::default(),
             repository_namespaces: k.namespaces.iter().map(String::as_str).collect(),
             opted_out_namespaces: HashSet::default(),
+            contents: HashMap::default(),
         };
         for o in objects {
             if let Some(uid) = &o.uid {
@@ -53,6 +56,11 @@ impl<'a> Index<'a> {
             if let Some(ns) = &o.namespace {
                 for p in &o.claim_prefixes {
                     index.claim_prefixes.entry(ns).or_default().push(p);
+                }
+                let contents = index.contents.entry(ns).or_default();
+                *contents.objects.entry(o.kind.clone()).or_default() += 1;
+                if o.kind == "Pod" && o.phase.as_deref() == Some("Running") {
+                    contents.running_pods += 1;
                 }
             }
             if o.is_namespace()
@@ -253,7 +261,25 @@ pub(super) fn evaluate(
         );
         finding.created_at = o.created;
         finding.identity = identity(o);
-        out.push(finding.decide(keep, Reason::NotInRepository));
+        let mut finding = finding.decide(keep, Reason::NotInRepository);
+        if o.is_namespace() && finding.action == super::Action::Delete {
+            // A reviewer sees what the deletion takes along, not only `not-in-repository`.
+            let contents = index
+                .contents
+                .get(o.name.as_str())
+                .cloned()
+                .unwrap_or_default();
+            finding.detail = Some(if contents.objects.is_empty() {
+                "holds no object of the kinds listed".to_string()
+            } else {
+                format!(
+                    "holds {}: deleting the namespace deletes all of it",
+                    contents.describe()
+                )
+            });
+            finding.contents = Some(contents);
+        }
+        out.push(finding);
     }
 }
 

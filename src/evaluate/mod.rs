@@ -184,6 +184,74 @@ pub struct Finding {
     /// Enforce reports: what happened to this planned deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// Enforce reports: the reviewed plan names it, but this run's audit does not (gone,
+    /// unlisted, or never audited: an object added to the plan by hand). Shown with its
+    /// outcome; not counted in the summary's `delete`, `drift` and `keep`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reviewed_only: bool,
+    /// Namespaces planned for deletion: what they hold (of the kinds listed), which the
+    /// deletion takes along.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents: Option<NamespaceContents>,
+}
+
+/// What a namespace holds, counted from the inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceContents {
+    /// Objects by kind, of the kinds the run listed.
+    pub objects: std::collections::BTreeMap<String, usize>,
+    /// Pods in phase `Running`.
+    pub running_pods: usize,
+}
+
+impl NamespaceContents {
+    /// `1 Deployment, 3 Pods (2 running), 2 ConfigMaps`: workloads and Pods first, then what
+    /// holds data, then the rest by name.
+    pub fn describe(&self) -> String {
+        const ORDER: &[&str] = &[
+            "Deployment",
+            "StatefulSet",
+            "DaemonSet",
+            "CronJob",
+            "Job",
+            "ReplicaSet",
+            "ReplicationController",
+            "Pod",
+            "PersistentVolumeClaim",
+            "Secret",
+            "ConfigMap",
+            "ServiceAccount",
+        ];
+        let rank = |k: &str| ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len());
+        let mut kinds: Vec<(&String, &usize)> = self.objects.iter().collect();
+        kinds.sort_by_key(|(k, _)| (rank(k), k.as_str()));
+        let parts: Vec<String> = kinds
+            .into_iter()
+            .map(|(kind, &n)| {
+                let mut text = format!("{n} {}", if n == 1 { kind.clone() } else { plural(kind) });
+                if kind == "Pod" {
+                    text.push_str(&match self.running_pods {
+                        0 => " (none running)".to_string(),
+                        r => format!(" ({r} running)"),
+                    });
+                }
+                text
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
+
+fn plural(kind: &str) -> String {
+    if kind.ends_with('s') || kind.ends_with("sh") || kind.ends_with('x') {
+        format!("{kind}es")
+    } else if let Some(stem) = kind.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'o', 'u'])
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{kind}s")
+    }
 }
 
 /// What enforce did with one planned deletion.
@@ -237,6 +305,8 @@ impl Finding {
             drift: Vec::new(),
             plan_order: None,
             outcome: None,
+            reviewed_only: false,
+            contents: None,
         }
     }
 
@@ -333,6 +403,9 @@ pub(crate) fn opts_out(value: Option<&String>) -> bool {
         )
     })
 }
+
+#[cfg(test)]
+mod floor_tests;
 
 #[cfg(test)]
 pub(crate) mod testkit {

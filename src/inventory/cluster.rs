@@ -5,7 +5,9 @@
 //! request builders; status handling is ours, because safety depends on it: every list is
 //! followed to its last page or reported as incomplete, 429 and 5xx are retried honouring
 //! `Retry-After`, and no other 4xx is ever retried. Secret values are never read by an audit:
-//! Secrets are listed as metadata, their `type` learned through `type=` field selectors.
+//! Secrets are listed as metadata, their `type` learned through `type=` field selectors, and
+//! every listed object loses the last-applied annotation (which holds a Secret's values) before
+//! it is kept anywhere.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -1006,9 +1008,7 @@ async fn read_kind(
         .map_err(|f| ReadError::Failed(f.describe()))?;
     for item in &mut items {
         complete(item, &api_version, &info.kind);
-        if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("managedFields");
-        }
+        super::kubernetes::redact(item);
     }
     Ok((info, items))
 }
@@ -1037,10 +1037,7 @@ async fn read_secrets(cluster: &Cluster, info: &KindInfo) -> Result<Vec<Value>, 
     Ok(all
         .into_iter()
         .map(|item| {
-            let mut metadata = item.get("metadata").cloned().unwrap_or(Value::Null);
-            if let Some(meta) = metadata.as_object_mut() {
-                meta.remove("managedFields");
-            }
+            let metadata = item.get("metadata").cloned().unwrap_or(Value::Null);
             let mut secret = serde_json::json!({
                 "apiVersion": "v1",
                 "kind": "Secret",
@@ -1049,6 +1046,8 @@ async fn read_secrets(cluster: &Cluster, info: &KindInfo) -> Result<Vec<Value>, 
             if let Some(t) = types.get(&key_of(&item)) {
                 secret["type"] = Value::String((*t).to_string());
             }
+            // Metadata-only lists still carry the last-applied annotation: the values again.
+            super::kubernetes::redact(&mut secret);
             secret
         })
         .collect())

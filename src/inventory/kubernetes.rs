@@ -35,6 +35,32 @@ pub struct Container {
     pub image: String,
 }
 
+/// `kubectl apply` keeps the whole object it applied here: for a Secret, its values (base64
+/// `data` and plain `stringData`).
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Removes what must never leave the API client in a record, a snapshot, a report or a log:
+/// a Secret's values, and from every object the last-applied annotation and `managedFields`.
+/// The annotation goes from every kind, not only Secrets: no decision reads it, and the applied
+/// copy of a ConfigMap or a Deployment holds whatever its author wrote in it (passwords in env
+/// values included); one rule for all kinds is also one rule to audit. Backups, which restore
+/// needs whole, are read separately and keep everything.
+pub fn redact(object: &mut Value) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    if map.get("kind").and_then(Value::as_str) == Some("Secret") {
+        map.remove("data");
+        map.remove("stringData");
+    }
+    if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.remove(LAST_APPLIED_ANNOTATION);
+        }
+    }
+}
+
 /// One Kubernetes object, normalised.
 #[derive(Debug, Clone, Default)]
 pub struct KubeObject {
@@ -63,6 +89,8 @@ pub struct KubeObject {
     pub image_ids: Vec<String>,
     /// Deployments and the like: `spec.replicas`.
     pub replicas: Option<i64>,
+    /// Pods: `status.phase` (`Running`, `Pending`, `Succeeded`, …).
+    pub phase: Option<String>,
     /// The object as the API returned it (Secret `data` removed).
     pub raw: Option<Value>,
 }
@@ -82,6 +110,7 @@ impl KubeObject {
 
     /// Reads one object as the API returns it. Errors name the JSON path of the bad field.
     pub fn from_value(mut value: Value) -> Result<KubeObject, String> {
+        redact(&mut value);
         let obj = value
             .as_object()
             .ok_or_else(|| format!("expected an object, found {}", type_name(&value)))?;
@@ -138,12 +167,11 @@ impl KubeObject {
             record.secret_type = optional_str(obj, "type", "type")?.map(str::to_string);
         }
         analyse(&mut record, obj)?;
-        if record.kind == "Secret"
-            && let Some(o) = value.as_object_mut()
-        {
-            // Secret values never leave the API client: not in a report, a log or a snapshot.
-            o.remove("data");
-            o.remove("stringData");
+        if record.kind == "Pod" {
+            record.phase = value
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         record.raw = Some(value);
         Ok(record)
@@ -554,7 +582,7 @@ pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, chrono::ParseError
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -690,6 +718,47 @@ mod tests {
         let cm = refs(json!({"kind": "ConfigMap", "apiVersion": "v1",
             "metadata": {"name": "c", "namespace": "n"}, "data": {"secretName": "x"}}));
         assert!(cm.is_empty());
+    }
+
+    /// A Secret as `kubectl apply -f` leaves it: the annotation holds the applied manifest,
+    /// with `data` base64-encoded and `stringData` in plain text.
+    pub(crate) fn kubectl_applied_secret() -> Value {
+        let applied = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"annotations": {}, "name": "db", "namespace": "app"},
+            "data": {"password": "czNjcjN0LWJhc2U2NC12YWx1ZQ=="},
+            "stringData": {"token": "plain-t0ken-value"}});
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "db", "namespace": "app",
+                "uid": "5b1c3c8e-5d2e-4a8e-9b53-7f0c1c9d2a11", "resourceVersion": "42",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": format!("{applied}\n"),
+                    "team": "payments"},
+                "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update",
+                    "fieldsV1": {"f:data": {"f:password": {}}}}]},
+            "data": {"password": "czNjcjN0LWJhc2U2NC12YWx1ZQ==", "token": "cGxhaW4tdDBrZW4tdmFsdWU="}})
+    }
+
+    #[test]
+    fn the_last_applied_annotation_never_reaches_a_record() {
+        let o = KubeObject::from_value(kubectl_applied_secret()).unwrap();
+        let text = format!("{:?} {}", o.annotations, o.raw.clone().unwrap());
+        for secret in [
+            "czNjcjN0LWJhc2U2NC12YWx1ZQ==",
+            "plain-t0ken-value",
+            "cGxhaW4tdDBrZW4tdmFsdWU=",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(!text.contains("last-applied-configuration"), "{text}");
+        assert_eq!(o.annotations["team"], "payments", "other annotations stay");
+        // Not only Secrets: the applied copy of a ConfigMap holds its data too.
+        let cm = KubeObject::from_value(json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "c", "namespace": "n", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"DB_PASSWORD\":\"hunter2\"}}"}},
+            "data": {"DB_PASSWORD": "hunter2"}}))
+        .unwrap();
+        assert!(!cm.annotations.contains_key(LAST_APPLIED_ANNOTATION));
     }
 
     #[test]

@@ -294,37 +294,43 @@ pub fn to_repository(listing: &RepositoryListing) -> Result<super::Repository, S
     })
 }
 
-/// Writes the registry part of a snapshot folder, `snapshot.json` and `errors.json`.
+/// Writes a snapshot folder: the Kubernetes lists, the GCP and registry files, `snapshot.json`
+/// and `errors.json`. It holds Secrets' metadata, so every file is 0600 in 0700 folders; every
+/// Kubernetes object is redacted once more on its way to disk (the lists were when read).
 pub fn write_snapshot(
     dir: &Path,
-    live: &LiveInventory,
+    live: &mut LiveInventory,
     recorded_at: chrono::DateTime<chrono::Utc>,
 ) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use crate::private;
+    let write = |path: &Path, body: &Value| -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            private::create_dir_all(parent)?;
+        }
+        private::write(path, pretty(body).as_bytes(), false)
+    };
+    private::create_dir_all(dir)?;
+    // The folder is new or empty (`snapshot` checks): it is the program's own.
+    private::restrict(dir)?;
     if live.inventory.kubernetes.is_some() {
         let kube_dir = dir.join("kubernetes");
-        std::fs::create_dir_all(&kube_dir)?;
-        for (resource, list) in &live.kubernetes_lists {
-            std::fs::write(kube_dir.join(format!("{resource}.json")), pretty(list))?;
+        private::create_dir_all(&kube_dir)?;
+        for (resource, list) in &mut live.kubernetes_lists {
+            if let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) {
+                items.iter_mut().for_each(super::kubernetes::redact);
+            }
+            write(&kube_dir.join(format!("{resource}.json")), list)?;
         }
     }
     for (file, body) in &live.gcp_files {
-        let path = dir.join("gcp").join(file);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(path, pretty(body))?;
+        write(&dir.join("gcp").join(file), body)?;
     }
     for listing in &live.listings {
         let file = dir.join("registry").join(format!("{}.json", listing.name));
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&file, pretty(&listing.tag_list))?;
+        write(&file, &listing.tag_list)?;
         let manifests = dir.join("registry").join(&listing.name).join("manifests");
         for (digest, body) in &listing.index_manifests {
-            std::fs::create_dir_all(&manifests)?;
-            std::fs::write(manifests.join(format!("{digest}.json")), pretty(body))?;
+            write(&manifests.join(format!("{digest}.json")), body)?;
         }
     }
     let meta: BTreeMap<&str, Value> = BTreeMap::from([
@@ -347,15 +353,15 @@ pub fn write_snapshot(
             ),
         ),
     ]);
-    std::fs::write(
-        dir.join("snapshot.json"),
-        pretty(&serde_json::to_value(meta).unwrap_or_default()),
+    write(
+        &dir.join("snapshot.json"),
+        &serde_json::to_value(meta).unwrap_or_default(),
     )?;
     let failed: Vec<&Gap> = live.inventory.gaps.iter().filter(|g| g.failed).collect();
     if !failed.is_empty() {
-        std::fs::write(
-            dir.join("errors.json"),
-            pretty(&serde_json::to_value(failed).unwrap_or_default()),
+        write(
+            &dir.join("errors.json"),
+            &serde_json::to_value(failed).unwrap_or_default(),
         )?;
     }
     Ok(())
@@ -365,4 +371,55 @@ fn pretty(v: &Value) -> String {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_snapshot_holds_no_secret_value_and_is_private_whatever_the_umask() {
+        // SAFETY: nextest runs each test in its own process; umask only affects file creation.
+        unsafe { libc::umask(0o022) };
+        let secret = super::super::kubernetes::tests::kubectl_applied_secret();
+        let mut live = LiveInventory {
+            inventory: Inventory {
+                kubernetes: Some(Vec::new()),
+                kubernetes_listed: vec!["Secret".to_string()],
+                ..Inventory::default()
+            },
+            listings: Vec::new(),
+            kubernetes_lists: BTreeMap::from([(
+                "secrets".to_string(),
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [secret]}),
+            )]),
+            gcp_files: BTreeMap::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("snap");
+        write_snapshot(&out, &mut live, chrono::Utc::now()).unwrap();
+        let file = out.join("kubernetes/secrets.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+        for value in [
+            "czNjcjN0LWJhc2U2NC12YWx1ZQ==",
+            "plain-t0ken-value",
+            "cGxhaW4tdDBrZW4tdmFsdWU=",
+        ] {
+            assert!(
+                !text.contains(value),
+                "{value} written to the snapshot:\n{text}"
+            );
+        }
+        assert!(text.contains("\"team\": \"payments\""), "{text}");
+        assert_eq!(mode(&file), 0o600, "Secrets' metadata: owner only");
+        assert_eq!(mode(&out.join("snapshot.json")), 0o600);
+        assert_eq!(mode(&out), 0o700);
+        assert_eq!(mode(&out.join("kubernetes")), 0o700);
+    }
 }

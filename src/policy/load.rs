@@ -63,6 +63,11 @@ pub enum PolicyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("policy `{}`: {problem}", path.display())]
+    Input {
+        path: PathBuf,
+        problem: crate::input::InputError,
+    },
     #[error("{}", invalid_message(path, problems))]
     Invalid {
         path: PathBuf,
@@ -86,11 +91,17 @@ fn invalid_message(path: &Path, problems: &[Problem]) -> String {
 
 /// Reads and validates the policy at `path`.
 pub fn load(path: &Path) -> Result<LoadedPolicy, PolicyError> {
-    let bytes = std::fs::read(path).map_err(|source| PolicyError::Read {
-        path: path.to_path_buf(),
-        source,
+    use crate::input::{self, InputError};
+    let text = input::read_text(path, input::POLICY).map_err(|e| match e {
+        InputError::Read(source) => PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        problem => PolicyError::Input {
+            path: path.to_path_buf(),
+            problem,
+        },
     })?;
-    let text = String::from_utf8_lossy(&bytes);
     let policy = validate_source(&text).map_err(|problems| PolicyError::Invalid {
         path: path.to_path_buf(),
         problems,
@@ -98,7 +109,7 @@ pub fn load(path: &Path) -> Result<LoadedPolicy, PolicyError> {
     Ok(LoadedPolicy {
         policy,
         path: path.to_path_buf(),
-        digest: format!("sha256:{:x}", Sha256::digest(&bytes)),
+        digest: format!("sha256:{:x}", Sha256::digest(text.as_bytes())),
     })
 }
 
@@ -727,6 +738,63 @@ mod tests {
         let problems = validate_source("version: 1\nname: [a\n").unwrap_err();
         assert!(problems[0].message.starts_with("not valid YAML"));
         assert!(problems[0].line.is_some());
+    }
+
+    #[test]
+    fn a_nul_byte_or_invalid_utf8_anywhere_refuses_the_policy() {
+        // Everything after the NUL (here the protection of `kube-legacy`) used to be ignored.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(
+            &path,
+            b"version: 1\nname: aia\n# note \0\nkubernetes:\n  namespaces: [aia]\n  protected_namespaces: [kube-legacy]\n",
+        )
+        .unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("p.yaml"), "{err}");
+        assert!(
+            err.contains("byte 28 (line 3, column 8) is a NUL byte"),
+            "{err}"
+        );
+        std::fs::write(&path, b"version: 1\nname: a\xe9\n").unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("byte 18 (line 2, column 8) is not valid UTF-8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_alias_bomb_or_deep_nesting_is_refused_with_the_limit() {
+        let mut bomb =
+            "version: 1\nname: bomb\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+                .to_string();
+        for (prev, next) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            bomb.push_str(&format!(
+                "{next}: &{next} [{}]\n",
+                vec![format!("*{prev}"); 9].join(", ")
+            ));
+        }
+        let problems = validate_source(&bomb).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].message.contains("aliases expand to")
+                && problems[0].message.contains("the limit of `100000`"),
+            "{problems:#?}"
+        );
+        let deep = format!(
+            "version: 1\nname: x\nkubernetes: {}{}\n",
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        let problems = validate_source(&deep).unwrap_err();
+        assert!(
+            problems[0].message.contains("limit of `128`"),
+            "{problems:#?}"
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum ArchiveError {
     NotFound(String),
     #[error("`{0}` is not a driftsweep report")]
     Parse(String, #[source] serde_json::Error),
+    #[error("`{0}`: {1}")]
+    Input(String, crate::input::InputError),
 }
 
 /// `gs://bucket/prefix`.
@@ -129,10 +131,13 @@ pub async fn store(
 
 /// Reads a report back (a reviewed plan).
 pub async fn read(client: &Storage, location: &GcsLocation) -> Result<Report, ArchiveError> {
-    let bytes = get(client, location)
+    let limit = crate::input::PLAN;
+    let bytes = get_bounded(client, location, limit.bytes)
         .await?
         .ok_or_else(|| ArchiveError::NotFound(location.to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Parse(location.to_string(), e))
+    let text = crate::input::text(bytes, limit)
+        .map_err(|e| ArchiveError::Input(location.to_string(), e))?;
+    serde_json::from_str(&text).map_err(|e| ArchiveError::Parse(location.to_string(), e))
 }
 
 /// Writes one object (the backups use it too).
@@ -160,6 +165,15 @@ pub async fn get(
     client: &Storage,
     location: &GcsLocation,
 ) -> Result<Option<Vec<u8>>, ArchiveError> {
+    get_bounded(client, location, u64::MAX).await
+}
+
+/// Reads one object, stopping one byte past `max` (the caller refuses what is too large).
+async fn get_bounded(
+    client: &Storage,
+    location: &GcsLocation,
+    max: u64,
+) -> Result<Option<Vec<u8>>, ArchiveError> {
     let read_err =
         |e: google_cloud_storage::Error| ArchiveError::Read(location.to_string(), Box::new(e));
     let mut response = match client
@@ -174,6 +188,9 @@ pub async fn get(
     let mut bytes = Vec::new();
     while let Some(chunk) = response.next().await.transpose().map_err(read_err)? {
         bytes.extend_from_slice(&chunk);
+        if bytes.len() as u64 > max {
+            break;
+        }
     }
     Ok(Some(bytes))
 }

@@ -150,10 +150,10 @@ pub fn subject(report: &Report, target: &str) -> String {
         } else {
             ""
         };
+        // What enforce did: an object already gone was not deleted by this run.
         return format!(
-            "[driftsweep] {target} {mode}{state}: {} deleted, {} skipped, {failed_actions} failed, {} error{}",
-            report.outcome_count(S::Deleted) + report.outcome_count(S::AlreadyGone),
-            report.outcome_count(S::Skipped),
+            "[driftsweep] {target} {mode}{state}: {}, {} error{}",
+            super::outcome_counts(report),
             report.errors.len(),
             if report.errors.len() == 1 { "" } else { "s" }
         );

@@ -91,6 +91,15 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
             esc(&b.gate),
             esc(&b.message)
         )?,
+        None if r.mode == super::Mode::Enforce => writeln!(
+            out,
+            "<p style=\"background:#eef6ee;border-left:4px solid #2e7d32;padding:8px\"><strong>{}</strong> ({} planned deletions). Now {} condemned, {} drifted, {} kept.</p>",
+            esc(&super::outcome_counts(r)),
+            r.actions().len(),
+            r.summary.total.delete,
+            r.summary.total.drift,
+            r.summary.total.keep,
+        )?,
         None => writeln!(
             out,
             "<p style=\"background:#eef6ee;border-left:4px solid #2e7d32;padding:8px\"><strong>{} to delete, {} drifted, {} kept.</strong>{}</p>",

@@ -45,6 +45,15 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
     writeln!(out)?;
     match &r.blocked {
         Some(b) => writeln!(out, "**Blocked ({}):** {}", b.gate, b.message)?,
+        None if r.mode == super::Mode::Enforce => writeln!(
+            out,
+            "**{}** ({} planned deletions). Now {} condemned, {} drifted, {} kept.",
+            super::outcome_counts(r),
+            r.actions().len(),
+            r.summary.total.delete,
+            r.summary.total.drift,
+            r.summary.total.keep,
+        )?,
         None => writeln!(
             out,
             "**{} to delete, {} drifted, {} kept.** {}",

@@ -110,7 +110,8 @@ impl Report {
     pub fn new(input: ReportInput, findings: Findings, plan: &Plan) -> Report {
         let mut summary = Summary::default();
         let mut by_kind: BTreeMap<(Provider, String), Counts> = BTreeMap::new();
-        for f in &findings.items {
+        // What this run found; planned objects it did not find are counted by outcome only.
+        for f in findings.items.iter().filter(|f| !f.reviewed_only) {
             summary.total.add(f.action);
             summary
                 .by_provider
@@ -272,6 +273,23 @@ pub(crate) fn reasons_in_words(f: &Finding) -> String {
         text.push_str(&format!(" ({d})"));
     }
     text
+}
+
+/// What an enforce run did, counted by outcome: `1 deleted, 2 already gone, 0 skipped, 0 failed`
+/// (and `disabled`, when service accounts were).
+pub(crate) fn outcome_counts(r: &Report) -> String {
+    use crate::evaluate::OutcomeStatus as S;
+    let disabled = match r.outcome_count(S::Disabled) {
+        0 => String::new(),
+        n => format!("{n} disabled, "),
+    };
+    format!(
+        "{} deleted, {disabled}{} already gone, {} skipped, {} failed",
+        r.outcome_count(S::Deleted),
+        r.outcome_count(S::AlreadyGone),
+        r.outcome_count(S::Skipped),
+        r.outcome_count(S::Failed)
+    )
 }
 
 pub(crate) fn mode_words(mode: Mode) -> &'static str {

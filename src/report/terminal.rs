@@ -4,6 +4,9 @@ use std::fmt::Write;
 
 use super::{Report, mode_words};
 
+/// Namespace deletions whose contents are listed on the terminal; the report lists all.
+const NAMESPACE_NOTES: usize = 10;
+
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = write_summary(report, &mut out);
@@ -42,18 +45,7 @@ fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
     }
     if r.mode == super::Mode::Enforce && r.blocked.is_none() {
         use crate::evaluate::OutcomeStatus as S;
-        let disabled = match r.outcome_count(S::Disabled) {
-            0 => String::new(),
-            n => format!("{n} disabled, "),
-        };
-        writeln!(
-            out,
-            "  outcome: {} deleted, {disabled}{} already gone, {} skipped, {} failed",
-            r.outcome_count(S::Deleted),
-            r.outcome_count(S::AlreadyGone),
-            r.outcome_count(S::Skipped),
-            r.outcome_count(S::Failed)
-        )?;
+        writeln!(out, "  outcome: {}", super::outcome_counts(r))?;
         for f in r.actions().iter().filter(|f| {
             f.outcome
                 .as_ref()
@@ -71,6 +63,32 @@ fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
     }
     if super::plans_images(r) {
         writeln!(out, "  note: {}", super::IMAGES_NOT_RESTORABLE)?;
+    }
+    // A namespace takes its contents with it: say what, before the plan's count.
+    let namespaces: Vec<_> = r
+        .deletions()
+        .into_iter()
+        .filter_map(|f| {
+            f.contents
+                .as_ref()
+                .filter(|c| !c.objects.is_empty())
+                .map(|c| (f, c))
+        })
+        .collect();
+    for (f, c) in namespaces.iter().take(NAMESPACE_NOTES) {
+        writeln!(
+            out,
+            "  note: deleting namespace `{}` also deletes {}",
+            f.name,
+            c.describe()
+        )?;
+    }
+    if namespaces.len() > NAMESPACE_NOTES {
+        writeln!(
+            out,
+            "  note: and {} more namespaces with contents (see the report)",
+            namespaces.len() - NAMESPACE_NOTES
+        )?;
     }
     match &r.blocked {
         Some(b) => writeln!(out, "  BLOCKED: {}", b.message)?,

@@ -22,6 +22,8 @@ fn report(deletions: usize, blocked: bool, failed: bool) -> Report {
             drift: Vec::new(),
             plan_order: Some(i + 1),
             outcome: None,
+            reviewed_only: false,
+            contents: None,
         })
         .collect();
     let gaps = if failed {
@@ -156,7 +158,7 @@ fn an_enforce_report_lists_every_planned_action_with_its_outcome() {
     assert_eq!(r.summary.outcomes["failed"], 1);
     let subject = email::subject(&r, "aia-prod");
     assert!(
-        subject.contains("enforce FAILED: 2 deleted, 1 skipped, 1 failed"),
+        subject.contains("enforce FAILED: 1 deleted, 1 already gone, 1 skipped, 1 failed"),
         "{subject}"
     );
     let md = markdown(&r);
@@ -165,6 +167,10 @@ fn an_enforce_report_lists_every_planned_action_with_its_outcome() {
         "{md}"
     );
     assert!(md.contains("skipped: re-created since review"));
+    assert!(
+        md.contains("**1 deleted, 1 already gone, 1 skipped, 1 failed** (4 planned deletions)"),
+        "{md}"
+    );
     assert!(md.contains("deleted (backup: backups/r/x.json)"));
     let text = terminal(&r);
     assert!(
@@ -173,4 +179,33 @@ fn an_enforce_report_lists_every_planned_action_with_its_outcome() {
     );
     assert!(text.contains("500 InternalError"));
     assert!(html(&r).contains("failed: 500 InternalError"));
+}
+
+#[test]
+fn a_namespace_deletion_lists_what_it_takes_along_wherever_deletions_are_listed() {
+    let mut r = report(1, false, false);
+    let f = &mut r.findings[0];
+    f.provider = Provider::Kubernetes;
+    f.kind = "Namespace".into();
+    f.name = "stray".into();
+    f.reasons = vec![Reason::NotInRepository];
+    let contents = crate::evaluate::NamespaceContents {
+        objects: [("Deployment".to_string(), 1), ("Pod".to_string(), 2)].into(),
+        running_pods: 2,
+    };
+    f.detail = Some(format!(
+        "holds {}: deleting the namespace deletes all of it",
+        contents.describe()
+    ));
+    f.contents = Some(contents);
+    let words = "holds 1 Deployment, 2 Pods (2 running)";
+    assert!(markdown(&r).contains(words), "{}", markdown(&r));
+    assert!(html(&r).contains(words));
+    assert!(email::plain_text(&r).contains(words));
+    let text = terminal(&r);
+    assert!(
+        text.contains("deleting namespace `stray` also deletes 1 Deployment, 2 Pods (2 running)"),
+        "{text}"
+    );
+    assert!(r.json().contains("\"running_pods\": 2"));
 }

@@ -279,6 +279,82 @@ fn a_plan_over_max_deletions_is_blocked() {
 }
 
 #[test]
+fn a_nul_byte_in_the_policy_or_the_plan_is_refused_with_its_offset_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    // Everything after the NUL, the protection of `stray` included, used to be ignored.
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        b"version: 1\nname: t\n# a comment \0 cut here\nkubernetes:\n  namespaces: [app]\n  protected_namespaces: [stray]\n",
+    )
+    .unwrap();
+    small_snapshot(dir.path());
+    for args in [
+        vec!["policy", "check", policy.to_str().unwrap()],
+        vec![
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--snapshot",
+            dir.path().join("snap").to_str().unwrap(),
+        ],
+    ] {
+        let out = driftsweep(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("policy.yaml")
+                && err.contains("byte 31 (line 3, column 13) is a NUL byte"),
+            "{err}"
+        );
+    }
+
+    // A plan is read the same way, before anything else is done with it.
+    let policy = write(dir.path(), "good.yaml", POLICY);
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, b"{\"schema\": \"driftsweep.report/v1\xff\"}").unwrap();
+    let out = driftsweep(&[
+        "run",
+        "--enforce",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--backup",
+        dir.path().join("backups").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("plan.json")
+            && stderr(&out).contains("byte 32 (line 1, column 33) is not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_alias_bomb_policy_is_refused_with_the_limit_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bomb =
+        "version: 1\nname: bomb\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string();
+    for (prev, next) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+    {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        bomb.push_str(&format!("{next}: &{next} [{refs}]\n"));
+    }
+    let policy = write(dir.path(), "bomb.yaml", &bomb);
+    let out = driftsweep(&["policy", "check", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bomb.yaml:8:") && err.contains("more than the limit of `100000`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn policy_check_and_schema() {
     let out = driftsweep(&["policy", "check", "policies/aia.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -463,3 +463,75 @@ fn kinds_the_policy_does_not_audit_are_left_alone() {
     assert_deleted(&f, "ConfigMap", "c");
     let _ = objects(vec![]);
 }
+
+#[test]
+fn an_orphan_namespace_says_what_its_deletion_takes_along() {
+    let inside = |v: Value| {
+        let mut v = v;
+        v["metadata"]["namespace"] = json!("stray");
+        v
+    };
+    let pod = |name: &str, phase: &str| {
+        inside(with(
+            with(
+                obj("Pod", name),
+                "spec",
+                json!({"containers": [{"name": "c", "image": "x"}]}),
+            ),
+            "status",
+            json!({"phase": phase}),
+        ))
+    };
+    let findings = run(vec![
+        ns("stray"),
+        inside(deployment(
+            "api",
+            2,
+            json!({"containers": [{"name": "c", "image": "x"}]}),
+        )),
+        pod("api-1", "Running"),
+        pod("api-2", "Running"),
+        pod("migrate", "Succeeded"),
+        inside(obj("PersistentVolumeClaim", "data")),
+        inside(obj("Secret", "db")),
+        inside(obj("ConfigMap", "settings")),
+        inside(obj("ConfigMap", "kube-root-ca.crt")),
+        ns("empty"),
+    ]);
+    let stray = findings
+        .items
+        .iter()
+        .find(|f| f.kind == "Namespace" && f.name == "stray")
+        .unwrap();
+    assert_eq!(stray.action, Action::Delete);
+    let detail = stray.detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains(
+            "1 Deployment, 3 Pods (2 running), 1 PersistentVolumeClaim, 1 Secret, 2 ConfigMaps"
+        ),
+        "{detail}"
+    );
+    let contents = stray.contents.as_ref().expect("counted for the report");
+    assert_eq!(contents.running_pods, 2);
+    assert_eq!(contents.objects["Pod"], 3);
+    assert_eq!(contents.objects["ConfigMap"], 2);
+    let empty = findings
+        .items
+        .iter()
+        .find(|f| f.kind == "Namespace" && f.name == "empty")
+        .unwrap();
+    assert_eq!(empty.action, Action::Delete);
+    assert!(
+        empty
+            .contents
+            .as_ref()
+            .is_some_and(|c| c.objects.is_empty())
+    );
+    // A kept namespace carries no inventory of its contents.
+    let app = findings
+        .items
+        .iter()
+        .find(|f| f.kind == "Namespace" && f.name == "app")
+        .unwrap();
+    assert!(app.contents.is_none());
+}
