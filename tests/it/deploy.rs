@@ -739,8 +739,14 @@ fn the_deploy_account_does_everything_deploy_needs_with_exactly_its_grants() {
         .expect("kubectl runs (scripts/test.sh installs it)");
     assert!(rendered.status.success(), "{}", stderr(&rendered));
     let yaml = crate::stdout(&rendered)
-        .replace("namespace: aia-staging", &format!("namespace: {}", s.staging))
-        .replace("namespace: aia-production", &format!("namespace: {}", s.prod))
+        .replace(
+            "namespace: aia-staging",
+            &format!("namespace: {}", s.staging),
+        )
+        .replace(
+            "namespace: aia-production",
+            &format!("namespace: {}", s.prod),
+        )
         .replace("namespace: driftsweep", &format!("namespace: {tools}"));
     s.c.kubectl_apply(&yaml);
     let token = s.c.token(&tools, "driftsweep-deploy");
@@ -762,10 +768,19 @@ fn the_deploy_account_does_everything_deploy_needs_with_exactly_its_grants() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(report["pruned"].as_array().unwrap().len(), 4, "{report:#}");
     let (out, _) = s.deploy("production", "v1.1.0", &[]);
-    assert_eq!(out.status.code(), Some(0), "promotion reads staging's records: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "promotion reads staging's records: {}",
+        stderr(&out)
+    );
     let (out, _) = s.run(&["rollback", "--env", "staging"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(s.history("staging").len(), 2, "records beyond `history: 2` were deleted");
+    assert_eq!(
+        s.history("staging").len(),
+        2,
+        "records beyond `history: 2` were deleted"
+    );
 
     let role = std::fs::read_to_string(crate::root().join("k8s/deploy/rbac.yaml")).unwrap();
     let doc = driftsweep::yaml::parse_documents(&role)
@@ -789,7 +804,10 @@ fn the_deploy_account_does_everything_deploy_needs_with_exactly_its_grants() {
     }
     let requests = s.c.proxy().requests();
     let denied: Vec<_> = requests.iter().filter(|r| r.status == 403).collect();
-    assert!(denied.is_empty(), "nothing deploy needs is missing: {denied:?}");
+    assert!(
+        denied.is_empty(),
+        "nothing deploy needs is missing: {denied:?}"
+    );
     let mut used: std::collections::BTreeSet<_> =
         requests.iter().filter_map(crate::rbac::grant_of).collect();
     // A server-side apply is one PATCH, which the API server also authorizes as `create`
