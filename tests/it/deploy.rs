@@ -228,6 +228,13 @@ fn a_healthy_deploy_puts_every_service_on_one_pinned_version_and_records_it() {
     assert_eq!(report["schema"], "driftsweep.deploy/v1");
     assert_eq!(report["result"], "deployed");
     assert_eq!(report["wait"]["result"], "healthy");
+    // Measured, not asserted (BENCHMARKS.md): what a deploy spends beside the rollout.
+    let total = report["duration_seconds"].as_f64().unwrap();
+    let rollout = report["wait"]["seconds"].as_f64().unwrap();
+    eprintln!(
+        "bench: deploy of 3 services took {total:.1} s, {:.1} s of it beside the rollout wait",
+        total - rollout
+    );
     assert_eq!(s.running("staging"), s.pinned("v1.0.0", &digests));
     for svc in SERVICES {
         let d =
@@ -817,4 +824,40 @@ fn the_deploy_account_does_everything_deploy_needs_with_exactly_its_grants() {
         used.insert((group, resource, "create".to_string()));
     }
     assert_eq!(used, granted, "deploy uses exactly the Role's grants");
+}
+
+#[test]
+fn the_deploy_report_is_emailed_with_old_and_new_versions() {
+    let s = Scene::new(600);
+    let smtp = crate::services::smtp_sink();
+    let policy = std::fs::read_to_string(&s.policy).unwrap();
+    std::fs::write(
+        &s.policy,
+        format!(
+            "{policy}report:\n  email:\n    to: [team@example.com]\n    from: driftsweep@example.com\n    smtp: {{host: 127.0.0.1, port: {}, tls: none}}\n",
+            smtp.port
+        ),
+    )
+    .unwrap();
+    let v1 = s.release("v1.0.0");
+    assert_eq!(s.deploy("staging", "v1.0.0", &[]).0.status.code(), Some(0));
+    let v2 = s.release("v1.1.0");
+    let (out, _) = s.deploy("staging", "v1.1.0", &["--email"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    let message = mail_parser::MessageParser::default().parse(&messages[0]).unwrap();
+    let subject = message.subject().unwrap();
+    assert!(subject.contains("staging deploy v1.1.0: DEPLOYED"), "{subject}");
+    let text = message.body_text(0).unwrap();
+    let short = |d: &str| d.trim_start_matches("sha256:")[..12].to_string();
+    assert!(
+        text.contains(&format!("api: v1.0.0 ({}) -> v1.1.0 ({})", short(&v1["api"]), short(&v2["api"]))),
+        "{text}"
+    );
+    assert!(text.contains("wait: healthy"), "{text}");
+    let attached = message.attachment(0).unwrap();
+    let report: Value = serde_json::from_slice(attached.contents()).unwrap();
+    assert_eq!(report["schema"], "driftsweep.deploy/v1");
+    assert_eq!(report["result"], "deployed");
 }
