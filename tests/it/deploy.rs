@@ -846,13 +846,22 @@ fn the_deploy_report_is_emailed_with_old_and_new_versions() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1);
-    let message = mail_parser::MessageParser::default().parse(&messages[0]).unwrap();
+    let message = mail_parser::MessageParser::default()
+        .parse(&messages[0])
+        .unwrap();
     let subject = message.subject().unwrap();
-    assert!(subject.contains("staging deploy v1.1.0: DEPLOYED"), "{subject}");
+    assert!(
+        subject.contains("staging deploy v1.1.0: DEPLOYED"),
+        "{subject}"
+    );
     let text = message.body_text(0).unwrap();
     let short = |d: &str| d.trim_start_matches("sha256:")[..12].to_string();
     assert!(
-        text.contains(&format!("api: v1.0.0 ({}) -> v1.1.0 ({})", short(&v1["api"]), short(&v2["api"]))),
+        text.contains(&format!(
+            "api: v1.0.0 ({}) -> v1.1.0 ({})",
+            short(&v1["api"]),
+            short(&v2["api"])
+        )),
         "{text}"
     );
     assert!(text.contains("wait: healthy"), "{text}");
