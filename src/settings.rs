@@ -30,6 +30,8 @@ pub enum SettingsError {
     NoEmailSection,
     #[error("`--version`: {0}")]
     Version(#[from] crate::deploy::version::VersionError),
+    #[error(transparent)]
+    Alert(#[from] crate::report::alerts::AlertError),
 }
 
 /// Everything a run needs, resolved.
@@ -47,6 +49,8 @@ pub struct RunSettings {
     pub fail_on_findings: bool,
     pub email: Option<EmailSettings>,
     pub archive: Option<GcsLocation>,
+    /// `--alert`: the webhooks, resolved.
+    pub alerts: Option<crate::report::alerts::AlertSettings>,
     pub cluster: crate::inventory::cluster::ClusterOptions,
 }
 
@@ -96,9 +100,17 @@ pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
         Some(text) => Some(text.parse::<GcsLocation>()?),
         None => None,
     };
+    let alerts = if args.alert {
+        Some(crate::report::alerts::AlertSettings::resolve(
+            policy.policy.alerts.as_ref(),
+        )?)
+    } else {
+        None
+    };
     Ok(RunSettings {
         email,
         archive,
+        alerts,
         policy,
         desired,
         snapshot,
@@ -129,4 +141,15 @@ fn recorded_at(snapshot: &Path) -> Result<Option<DateTime<Utc>>, SettingsError> 
             path: snapshot.join("snapshot.json"),
             message,
         })
+}
+
+/// A positive whole number of seconds from the environment variable `name`, else `default`:
+/// the timeouts and deadlines every run has (`DRIFTSWEEP_*_SECONDS`).
+pub fn seconds_from_env(name: &str, default: u64) -> std::time::Duration {
+    let seconds = std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(default);
+    std::time::Duration::from_secs(seconds)
 }

@@ -368,12 +368,23 @@ pub async fn execute(selection: &mut Selection, inventory: &Inventory, exec: &Ex
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let deadline = crate::settings::seconds_from_env("DRIFTSWEEP_ACTION_DEADLINE_SECONDS", 600);
     for position in 0..selection.deletions.len() {
         let i = selection.deletions[position];
         let finding = selection.findings.items[i].clone();
         bar.set_message(display(&finding));
         let outcome = if (exec.still_leased)() {
-            delete_one(&finding, exec).await
+            // However a server behaves, one deletion cannot hold up the others for ever.
+            match tokio::time::timeout(deadline, delete_one(&finding, exec)).await {
+                Ok(outcome) => outcome,
+                Err(_) => failed(
+                    format!(
+                        "no answer within {} s (DRIFTSWEEP_ACTION_DEADLINE_SECONDS): it may or may not be deleted; run a dry run to see, and find its backup in this run's backup folder",
+                        deadline.as_secs()
+                    ),
+                    None,
+                ),
+            }
         } else {
             skipped("the Lease was lost; another run may be active")
         };

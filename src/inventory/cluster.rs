@@ -273,6 +273,8 @@ impl RateLimiter {
 pub struct Cluster {
     client: kube::Client,
     limiter: Arc<RateLimiter>,
+    /// How long one request may take, answer and body (`DRIFTSWEEP_KUBE_TIMEOUT_SECONDS`).
+    timeout: Duration,
 }
 
 /// What a delete did.
@@ -334,14 +336,12 @@ impl Cluster {
                 ))
             })?,
         };
-        // A list page that takes longer than this fails (and is retried, then reported).
-        let timeout = std::env::var("DRIFTSWEEP_KUBE_TIMEOUT_SECONDS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|&s| s > 0)
-            .unwrap_or(60);
+        // A request (a list page) that takes longer than this fails (and is retried, then
+        // reported). The connector's read timeout alone does not end a request whose server
+        // holds the connection open and sends nothing, so `call` bounds each attempt too.
+        let timeout = crate::settings::seconds_from_env("DRIFTSWEEP_KUBE_TIMEOUT_SECONDS", 60);
         config.connect_timeout = Some(Duration::from_secs(10));
-        config.read_timeout = Some(Duration::from_secs(timeout));
+        config.read_timeout = Some(timeout);
         let client = kube::Client::try_from(config).map_err(|e| err(e.to_string()))?;
         let qps = std::env::var("DRIFTSWEEP_KUBE_QPS")
             .ok()
@@ -350,6 +350,7 @@ impl Cluster {
         Ok(Cluster {
             client,
             limiter: Arc::new(RateLimiter::new(qps)),
+            timeout,
         })
     }
 
@@ -380,17 +381,41 @@ impl Cluster {
                     message: e.to_string(),
                 })?;
             self.limiter.wait().await;
-            let (retry_after, error) = match self.client.send(request).await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
+            let attempted = tokio::time::timeout(self.timeout, async {
+                let response = self.client.send(request).await?;
+                let (head, body) = response.into_parts();
+                Ok::<_, kube::Error>((head, body.collect().await.map(|c| c.to_bytes())))
+            })
+            .await;
+            let answered = match attempted {
+                Ok(answered) => answered,
+                Err(_) => {
+                    let error = ClusterError::Transport {
+                        method: method.clone(),
+                        path: path.clone(),
+                        message: format!(
+                            "no answer within {} s (DRIFTSWEEP_KUBE_TIMEOUT_SECONDS)",
+                            self.timeout.as_secs()
+                        ),
+                    };
+                    if attempt >= ATTEMPTS {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+            };
+            let (retry_after, error) = match answered {
+                Ok((head, body)) => {
+                    let status = head.status;
+                    let retry_after = head
+                        .headers
                         .get(http::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    let bytes = match response.into_body().collect().await {
-                        Ok(collected) => collected.to_bytes(),
+                    let bytes = match body {
+                        Ok(bytes) => bytes,
                         Err(e) => {
                             let error = ClusterError::Transport {
                                 method: method.clone(),
@@ -656,6 +681,14 @@ impl Cluster {
                     "changed since review: {}",
                     message_of(&e)
                 ))),
+                // No answer (a cut connection, a timeout): the server may have deleted it
+                // all the same. A re-read tells, so the report says what happened.
+                None if matches!(e, ClusterError::Transport { .. }) => {
+                    match self.exists(target).await {
+                        Ok(false) => Ok(DeleteOutcome::Deleted),
+                        _ => Err(e),
+                    }
+                }
                 _ => Err(e),
             },
         }
@@ -919,10 +952,20 @@ impl ReadPlan {
 
 /// Lists every kind of the plan, a few at a time. A kind that fails is recorded as a gap
 /// protecting what it could have protected; its partial items are dropped.
-pub async fn read(cluster: &Cluster, plan: &ReadPlan) -> ClusterRead {
+pub async fn read(cluster: &Cluster, plan: &ReadPlan, deadlines: &Deadlines) -> ClusterRead {
     let results: Vec<_> = futures::stream::iter(plan.kinds.iter())
         .map(|(api_version, kind, protects)| async move {
-            let result = read_kind(cluster, api_version, kind).await;
+            // However the server behaves (a hang, a trickle, retries), a list ends by its own
+            // deadline and by the run's: what is not read by then is a gap.
+            let (budget, which) = deadlines.for_next_list();
+            let result =
+                match tokio::time::timeout(budget, read_kind(cluster, api_version, kind)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ReadError::Failed(format!(
+                        "not read within {} s ({which}); nothing it could protect is deleted",
+                        budget.as_secs()
+                    ))),
+                };
             (api_version, kind, protects, result)
         })
         .buffered(CONCURRENT_LISTS)
@@ -971,6 +1014,44 @@ pub async fn read(cluster: &Cluster, plan: &ReadPlan) -> ClusterRead {
         }
     }
     read
+}
+
+/// How long reading may take: each list, and the whole run.
+#[derive(Debug, Clone)]
+pub struct Deadlines {
+    pub list: Duration,
+    /// When the run's reading must be done.
+    pub run_ends: Instant,
+}
+
+impl Deadlines {
+    /// `DRIFTSWEEP_LIST_DEADLINE_SECONDS` (default 120) per list and
+    /// `DRIFTSWEEP_RUN_DEADLINE_SECONDS` (default 900) for all reading, from now.
+    pub fn from_env() -> Deadlines {
+        use crate::settings::seconds_from_env;
+        Deadlines {
+            list: seconds_from_env("DRIFTSWEEP_LIST_DEADLINE_SECONDS", 120),
+            run_ends: Instant::now() + seconds_from_env("DRIFTSWEEP_RUN_DEADLINE_SECONDS", 900),
+        }
+    }
+
+    /// The time the next list may take, and which deadline sets it.
+    pub fn for_next_list(&self) -> (Duration, &'static str) {
+        let left = self.run_left();
+        if left < self.list {
+            (left, "the run's deadline, DRIFTSWEEP_RUN_DEADLINE_SECONDS")
+        } else {
+            (
+                self.list,
+                "the list's deadline, DRIFTSWEEP_LIST_DEADLINE_SECONDS",
+            )
+        }
+    }
+
+    /// What is left of the run's reading time.
+    pub fn run_left(&self) -> Duration {
+        self.run_ends.saturating_duration_since(Instant::now())
+    }
 }
 
 fn gap(kind: &str, error: String, protects: Protects) -> Gap {

@@ -97,6 +97,7 @@ impl Sources {
 
 /// Reads every source the policy names, through `sources`.
 pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> LiveInventory {
+    let deadlines = super::cluster::Deadlines::from_env();
     let mut inventory = Inventory::default();
     let mut listings = Vec::new();
     let mut kubernetes_lists = BTreeMap::new();
@@ -104,7 +105,7 @@ pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> Live
         None => {}
         Some(Ok(client)) => {
             let plan = read_plan(policy, desired);
-            let read = super::cluster::read(client, &plan).await;
+            let read = super::cluster::read(client, &plan, &deadlines).await;
             inventory.kubernetes = Some(read.objects);
             inventory.gaps.extend(read.gaps);
             kubernetes_lists = read.lists;
@@ -121,11 +122,29 @@ pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> Live
     let mut gcp_files = BTreeMap::new();
     match (&policy.gcp, &sources.gcp) {
         (Some(g), Some(Ok(clients))) => {
-            let read = super::gcp_live::read(g, clients).await;
-            inventory.gcp = read.resources;
-            inventory.gcp_listed = read.listed;
-            inventory.gaps.extend(read.gaps);
-            gcp_files = read.files;
+            let left = deadlines.run_left();
+            match tokio::time::timeout(left, super::gcp_live::read(g, clients)).await {
+                Ok(read) => {
+                    inventory.gcp = read.resources;
+                    inventory.gcp_listed = read.listed;
+                    inventory.gaps.extend(read.gaps);
+                    gcp_files = read.files;
+                }
+                Err(_) => {
+                    for kind in GcpKind::ALL {
+                        inventory.gaps.push(gap(
+                            Provider::Gcp,
+                            format!("{} in the project", kind.as_str()),
+                            format!(
+                                "not read within the run's deadline ({} s left of DRIFTSWEEP_RUN_DEADLINE_SECONDS)",
+                                left.as_secs()
+                            ),
+                            Protects::Gcp(kind),
+                            true,
+                        ));
+                    }
+                }
+            }
         }
         (_, Some(Err(e))) => {
             for kind in GcpKind::ALL {
@@ -142,7 +161,32 @@ pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> Live
     }
     match (&policy.registry, &sources.registry) {
         (Some(r), Some(Ok(client))) => {
-            read_registry(client, r, &sources.auth, &mut inventory, &mut listings).await
+            let left = deadlines.run_left();
+            let mut registry_inventory = Inventory::default();
+            let mut registry_listings = Vec::new();
+            let read = read_registry(
+                client,
+                r,
+                &sources.auth,
+                &mut registry_inventory,
+                &mut registry_listings,
+            );
+            if tokio::time::timeout(left, read).await.is_ok() {
+                inventory.registry = registry_inventory.registry;
+                inventory.gaps.extend(registry_inventory.gaps);
+                listings = registry_listings;
+            } else {
+                inventory.gaps.push(gap(
+                    Provider::Registry,
+                    "all registries".to_string(),
+                    format!(
+                        "not read within the run's deadline ({} s left of DRIFTSWEEP_RUN_DEADLINE_SECONDS)",
+                        left.as_secs()
+                    ),
+                    Protects::Repository("*".to_string()),
+                    true,
+                ));
+            }
         }
         (_, Some(Err(e))) => inventory.gaps.push(gap(
             Provider::Registry,

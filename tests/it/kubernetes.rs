@@ -814,3 +814,57 @@ fn a_cut_connection_and_a_failing_later_page_are_retried_or_reported() {
         "{errors}"
     );
 }
+
+#[test]
+fn a_hung_api_server_ends_the_run_at_its_deadlines_with_gaps_not_deletions() {
+    let c = TestCluster::with_proxy();
+    let app = c.ns("app");
+    seed_app(&c, &app);
+    let policy = policy_with_manifests(&c, &app, "none");
+    // Pods never answer; the per-request timeout (60 s, retried) alone would take minutes.
+    c.proxy().fault(Rule::on("GET", "^/api/v1/pods$").stall());
+    let run = |env: &[(&str, &str)]| {
+        let report = c.path("report.json");
+        let out = c.driftsweep_with(
+            &[
+                "run",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--now",
+                &later(),
+                "--report",
+                report.to_str().unwrap(),
+            ],
+            env,
+        );
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        (out, report)
+    };
+    for (env, which) in [
+        (
+            ("DRIFTSWEEP_LIST_DEADLINE_SECONDS", "2"),
+            "the list's deadline",
+        ),
+        (
+            ("DRIFTSWEEP_RUN_DEADLINE_SECONDS", "2"),
+            "the run's deadline",
+        ),
+    ] {
+        let (out, report) = run(&[env]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let errors = report["errors"].to_string();
+        assert!(
+            errors.contains("Pod") && errors.contains("not read within") && errors.contains(which),
+            "{errors}"
+        );
+        for kind in [
+            "ConfigMap",
+            "Secret",
+            "ServiceAccount",
+            "PersistentVolumeClaim",
+        ] {
+            assert_eq!(deletions(&report, kind), Vec::<String>::new(), "{kind}");
+        }
+    }
+}

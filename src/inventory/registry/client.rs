@@ -140,7 +140,11 @@ impl RegistryClient {
     ) -> Result<Self, RegistryError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("driftsweep/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(60))
+            // A request that takes longer fails (and is retried, then reported).
+            .timeout(crate::settings::seconds_from_env(
+                "DRIFTSWEEP_REGISTRY_TIMEOUT_SECONDS",
+                60,
+            ))
             .build()
             .map_err(|e| http_error("(client)", e))?;
         Ok(Self {
