@@ -1,5 +1,5 @@
-//! A fault-injecting HTTP proxy in front of the real API server: faults are injected here, in
-//! front of the real thing, never imitated behind it.
+//! A fault-injecting HTTP proxy in front of the real API server (or the real registry server):
+//! faults are injected here, in front of the real thing, never imitated behind it.
 //!
 //! driftsweep talks plain HTTP to the proxy on 127.0.0.1; the proxy forwards every request to
 //! the control plane over TLS, with the admin's client certificate when the request carries no
@@ -61,6 +61,8 @@ pub struct Rule {
     method: Option<String>,
     path: Regex,
     query: Option<Regex>,
+    /// Only server-side dry runs (`true`) or only real requests (`false`).
+    dry_run: Option<bool>,
     fault: Fault,
     /// Matching requests let through before the fault starts (`2` = the third one).
     skip: usize,
@@ -75,6 +77,7 @@ impl Rule {
             method: (method != "*").then(|| method.to_string()),
             path: Regex::new(path).expect("a valid path regex"),
             query: None,
+            dry_run: None,
             fault: Fault::Delay(Duration::ZERO),
             skip: 0,
             times: None,
@@ -84,6 +87,13 @@ impl Rule {
     /// Only when the query string matches the regex `query` (e.g. `continue=`).
     pub fn query(mut self, query: &str) -> Rule {
         self.query = Some(Regex::new(query).expect("a valid query regex"));
+        self
+    }
+
+    /// Only server-side dry runs (`dryRun=All` in the query or the DeleteOptions body), or,
+    /// with `false`, only requests that act.
+    pub fn dry_run(mut self, dry_run: bool) -> Rule {
+        self.dry_run = Some(dry_run);
         self
     }
 
@@ -140,28 +150,43 @@ impl Rule {
         self
     }
 
-    fn matches(&self, method: &str, path: &str, query: &str) -> bool {
+    fn matches(&self, method: &str, path: &str, query: &str, body: &Value) -> bool {
+        let dry_run = query.contains("dryRun=All") || body["dryRun"] == json!(["All"]);
         self.method.as_deref().is_none_or(|m| m == method)
             && self.path.is_match(path)
             && self.query.as_ref().is_none_or(|q| q.is_match(query))
+            && self.dry_run.is_none_or(|d| d == dry_run)
     }
 }
 
 struct State {
     rules: Mutex<Vec<Rule>>,
     log: Mutex<Vec<Logged>>,
-    /// Forwards with the admin's client certificate.
-    admin: kube::Client,
-    /// Forwards the request's own `Authorization`.
-    bearer: kube::Client,
+    upstream: Upstream,
+}
+
+/// What the proxy stands in front of.
+enum Upstream {
+    /// The control plane over TLS.
+    Kube {
+        /// Forwards with the admin's client certificate.
+        admin: kube::Client,
+        /// Forwards the request's own `Authorization`.
+        bearer: kube::Client,
+    },
+    /// A plain-HTTP server on 127.0.0.1 (the registry), headers passed through.
+    Http {
+        base: String,
+        client: reqwest::Client,
+    },
 }
 
 impl State {
     /// The fault for this request, counting it against the rule that fires.
-    fn fault_for(&self, method: &str, path: &str, query: &str) -> Option<Fault> {
+    fn fault_for(&self, method: &str, path: &str, query: &str, body: &Value) -> Option<Fault> {
         let mut rules = self.rules.lock().unwrap();
         for rule in rules.iter_mut() {
-            if !rule.matches(method, path, query) || rule.times == Some(0) {
+            if !rule.matches(method, path, query, body) || rule.times == Some(0) {
                 continue;
             }
             if rule.skip > 0 {
@@ -196,11 +221,7 @@ type ProxyBody = BoxBody<Bytes, std::io::Error>;
 impl FaultProxy {
     /// A proxy on a free 127.0.0.1 port in front of `plane`.
     pub fn start(plane: &ControlPlane, dir: &std::path::Path) -> FaultProxy {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let bearer_config = plane.kubeconfig(&dir.join("upstream-bearer"), &plane.server, None);
         let (admin, bearer) = runtime.block_on(async {
             (
@@ -208,11 +229,27 @@ impl FaultProxy {
                 client_from(&bearer_config).await,
             )
         });
+        Self::serve(runtime, Upstream::Kube { admin, bearer })
+    }
+
+    /// A proxy on a free 127.0.0.1 port in front of the plain-HTTP server on `port`.
+    pub fn http(port: u16) -> FaultProxy {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let upstream = Upstream::Http {
+            base: format!("http://127.0.0.1:{port}"),
+            client,
+        };
+        Self::serve(runtime(), upstream)
+    }
+
+    fn serve(runtime: tokio::runtime::Runtime, upstream: Upstream) -> FaultProxy {
         let state = Arc::new(State {
             rules: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
-            admin,
-            bearer,
+            upstream,
         });
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -264,6 +301,14 @@ impl FaultProxy {
     pub fn clear_requests(&self) {
         self.state.log.lock().unwrap().clear();
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn client_from(kubeconfig: &std::path::Path) -> kube::Client {
@@ -334,7 +379,7 @@ async fn handle(state: Arc<State>, request: http::Request<Incoming>) -> http::Re
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let logged_body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let fault = state.fault_for(&method, &path, &query);
+    let fault = state.fault_for(&method, &path, &query, &logged_body);
     let log = |status: u16| {
         state.log.lock().unwrap().push(Logged {
             method: method.clone(),
@@ -361,24 +406,8 @@ async fn handle(state: Arc<State>, request: http::Request<Incoming>) -> http::Re
         Some(Fault::Reset { .. }) | None => {}
     }
 
-    let mut upstream = http::Request::builder()
-        .method(parts.method.clone())
-        .uri(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-    for (name, value) in &parts.headers {
-        if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let client = if parts.headers.contains_key(http::header::AUTHORIZATION) {
-        &state.bearer
-    } else {
-        &state.admin
-    };
-    let upstream = upstream
-        .body(kube::client::Body::from(body.to_vec()))
-        .unwrap();
-    let response = match client.send(upstream).await {
-        Ok(r) => r,
+    let (status, headers, bytes) = match forward(&state.upstream, parts, body).await {
+        Ok(answer) => answer,
         Err(e) => {
             log(502);
             return http::Response::builder()
@@ -387,18 +416,19 @@ async fn handle(state: Arc<State>, request: http::Request<Incoming>) -> http::Re
                 .unwrap();
         }
     };
-    let (parts, body) = response.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    log(parts.status.as_u16());
-    let mut out = http::Response::builder().status(parts.status);
-    for (name, value) in &parts.headers {
+    log(status.as_u16());
+    let mut out = http::Response::builder().status(status);
+    for (name, value) in &headers {
         if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
             out = out.header(name, value);
         }
+    }
+    if method == "HEAD" {
+        // No body, and the length of the one a GET would have.
+        if let Some(length) = headers.get(http::header::CONTENT_LENGTH) {
+            out = out.header(http::header::CONTENT_LENGTH, length);
+        }
+        return out.body(full(Bytes::new())).unwrap();
     }
     match fault {
         Some(Fault::Reset { after_bytes }) if after_bytes < bytes.len() => {
@@ -419,5 +449,52 @@ async fn handle(state: Arc<State>, request: http::Request<Incoming>) -> http::Re
             .header(http::header::CONTENT_LENGTH, bytes.len())
             .body(full(bytes))
             .unwrap(),
+    }
+}
+
+/// Sends the request on and answers the response, whole.
+async fn forward(
+    upstream: &Upstream,
+    parts: http::request::Parts,
+    body: Bytes,
+) -> Result<(http::StatusCode, http::HeaderMap, Bytes), String> {
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    match upstream {
+        Upstream::Kube { admin, bearer } => {
+            let mut request = http::Request::builder()
+                .method(parts.method.clone())
+                .uri(path_and_query);
+            for (name, value) in &parts.headers {
+                if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+                    request = request.header(name, value);
+                }
+            }
+            let client = if parts.headers.contains_key(http::header::AUTHORIZATION) {
+                bearer
+            } else {
+                admin
+            };
+            let request = request
+                .body(kube::client::Body::from(body.to_vec()))
+                .map_err(|e| e.to_string())?;
+            let response = client.send(request).await.map_err(|e| e.to_string())?;
+            let (parts, body) = response.into_parts();
+            let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+            Ok((parts.status, parts.headers, bytes))
+        }
+        Upstream::Http { base, client } => {
+            let mut request =
+                client.request(parts.method.clone(), format!("{base}{path_and_query}"));
+            for (name, value) in &parts.headers {
+                if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+                    request = request.header(name, value);
+                }
+            }
+            let response = request.body(body).send().await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+            Ok((status, headers, bytes))
+        }
     }
 }
