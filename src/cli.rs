@@ -148,6 +148,11 @@ pub struct DeployArgs {
     #[arg(long)]
     pub email: bool,
 
+    /// Alert the policy's `alerts` webhooks (Google Chat, Slack) when the deploy fails or is
+    /// rolled back automatically. A failed alert is reported and exits 1.
+    #[arg(long)]
+    pub alert: bool,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -174,6 +179,10 @@ pub struct RollbackArgs {
     /// Email the report to the policy's `report.email` recipients.
     #[arg(long)]
     pub email: bool,
+
+    /// Alert the policy's `alerts` webhooks (Google Chat, Slack) when the rollback fails.
+    #[arg(long)]
+    pub alert: bool,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -389,6 +398,14 @@ pub struct RunArgs {
     /// failed send is retried, then the run exits 1.
     #[arg(long)]
     pub email: bool,
+
+    /// Send the policy's `alerts` (Google Chat, Slack webhooks; URLs from
+    /// `DRIFTSWEEP_GOOGLE_CHAT_WEBHOOK_URL` / `DRIFTSWEEP_SLACK_WEBHOOK_URL` or `*_FILE`): on
+    /// version drift and planned deletions in a dry run, on every enforce run. Each links the
+    /// archived report (or names the report file). Sent before the report is written, so the
+    /// report records each alert's outcome; a failed alert exits 1.
+    #[arg(long)]
+    pub alert: bool,
 
     /// Write the HTML body `--email` sends (long lists cut, kept objects counted by reason) to
     /// FILE without sending anything, e.g. `--email-preview mail.html`.

@@ -153,7 +153,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
     let plan = plan::plan(&mut findings, &settings.policy.policy.safety, settings.now);
     let failed = findings.gaps.iter().any(|g| g.failed);
     let has_findings = findings.items.iter().any(|f| f.action != Action::Keep);
-    let report = Report::new(
+    let mut report = Report::new(
         ReportInput {
             run_id: run_id(started_at),
             mode: Mode::DryRun,
@@ -170,17 +170,65 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         &plan,
     );
 
+    let alerted = alert(&settings, &mut report);
     write_outputs(&settings, &report)?;
     // Delivery comes last: the files above are written whatever happens to it.
     let delivered = deliver(&settings, &report);
 
-    Ok(if failed || !delivered {
+    Ok(if failed || !delivered || !alerted {
         EXIT_RUNTIME
     } else if settings.fail_on_findings && has_findings {
         EXIT_FINDINGS
     } else {
         EXIT_OK
     })
+}
+
+/// Sends the alerts `--alert` asks for and records their outcomes in the report (so they are
+/// in the files written next). Answers whether every alert was sent.
+fn alert(settings: &settings::RunSettings, report: &mut Report) -> bool {
+    let Some(alerts) = &settings.alerts else {
+        return true;
+    };
+    let link = match (&settings.archive, &settings.report) {
+        (Some(prefix), _) => Some(report::alerts::archive_link(&prefix.for_report(report))),
+        (None, Some(path)) if path.as_os_str() != "-" => Some(absolute(path)),
+        _ => None,
+    };
+    let wanted = report::alerts::for_report(report, link);
+    report.alerts = send_alerts(alerts, &wanted);
+    report::alerts::print_outcomes(&report.alerts)
+}
+
+fn send_alerts(
+    settings: &report::alerts::AlertSettings,
+    alerts: &[report::alerts::Alert],
+) -> Vec<report::alerts::AlertOutcome> {
+    if alerts.is_empty() {
+        return Vec::new();
+    }
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(report::alerts::send(settings, alerts)),
+        Err(e) => alerts
+            .iter()
+            .map(|a| report::alerts::AlertOutcome {
+                channel: "all".to_string(),
+                event: a.event,
+                status: "failed".to_string(),
+                error: Some(format!("cannot start the async runtime: {e}")),
+            })
+            .collect(),
+    }
+}
+
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Writes the report files asked for and prints the summary.
@@ -584,7 +632,7 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
         deletions: selection.deletions.clone(),
         blocked: blocked.clone(),
     };
-    let report = Report::new(
+    let mut report = Report::new(
         ReportInput {
             run_id,
             mode: Mode::Enforce,
@@ -600,6 +648,7 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
         selection.findings,
         &plan_summary,
     );
+    let alerted = alert(&settings, &mut report);
     write_outputs(&settings, &report)?;
     if blocked.is_none() {
         eprintln!(
@@ -608,7 +657,7 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
     }
     let delivered = deliver(&settings, &report);
     Ok(
-        if blocked.is_some() || failed_lists || failed_actions || !delivered {
+        if blocked.is_some() || failed_lists || failed_actions || !delivered || !alerted {
             EXIT_RUNTIME
         } else {
             EXIT_OK
@@ -621,6 +670,7 @@ pub fn deploy(args: &crate::cli::DeployArgs) -> Result<u8, CommandError> {
     let started_at = Utc::now();
     let (policy, _) = settings::load_policy(&args.policy, None)?;
     let email = deploy_email(&policy, args.email)?;
+    let alerts = deploy_alerts(&policy, args.alert)?;
     let request = crate::deploy::DeployRequest {
         environment: args.environment.clone(),
         version: args.release_version.clone(),
@@ -653,6 +703,7 @@ pub fn deploy(args: &crate::cli::DeployArgs) -> Result<u8, CommandError> {
         &policy,
         args.report.as_deref(),
         email.as_ref(),
+        alerts.as_ref(),
         &args.environment,
     )
 }
@@ -662,6 +713,7 @@ pub fn rollback(args: &crate::cli::RollbackArgs) -> Result<u8, CommandError> {
     let started_at = Utc::now();
     let (policy, _) = settings::load_policy(&args.policy, None)?;
     let email = deploy_email(&policy, args.email)?;
+    let alerts = deploy_alerts(&policy, args.alert)?;
     let cluster = settings::cluster_options(&args.cluster);
     let outcome = runtime()?.block_on(async {
         let (cluster, registry) = deploy_clients(&policy.policy, &cluster).await?;
@@ -682,6 +734,7 @@ pub fn rollback(args: &crate::cli::RollbackArgs) -> Result<u8, CommandError> {
         &policy,
         args.report.as_deref(),
         email.as_ref(),
+        alerts.as_ref(),
         &args.environment,
     )
 }
@@ -704,6 +757,18 @@ pub fn history(args: &crate::cli::HistoryArgs) -> Result<u8, CommandError> {
     };
     print!("{text}");
     Ok(EXIT_OK)
+}
+
+fn deploy_alerts(
+    policy: &crate::policy::LoadedPolicy,
+    wanted: bool,
+) -> Result<Option<report::alerts::AlertSettings>, CommandError> {
+    if !wanted {
+        return Ok(None);
+    }
+    let settings = report::alerts::AlertSettings::resolve(policy.policy.alerts.as_ref())
+        .map_err(SettingsError::from)?;
+    Ok(Some(settings))
 }
 
 fn deploy_email(
@@ -755,9 +820,10 @@ fn finish_deploy(
     policy: &crate::policy::LoadedPolicy,
     report_path: Option<&Path>,
     email: Option<&crate::report::email::EmailSettings>,
+    alerts: Option<&report::alerts::AlertSettings>,
     environment: &str,
 ) -> Result<u8, CommandError> {
-    let report = match outcome {
+    let mut report = match outcome {
         Ok(report) => report,
         Err(e) if e.is_refusal() => {
             if let Some(path) = report_path {
@@ -776,11 +842,16 @@ fn finish_deploy(
         }
         Err(e) => return Err(CommandError::Deploy(Box::new(e))),
     };
+    let mut delivered = true;
+    if let Some(settings) = alerts {
+        let link = report_path.filter(|p| p.as_os_str() != "-").map(absolute);
+        report.alerts = send_alerts(settings, &report::alerts::for_deploy(&report, link));
+        delivered = report::alerts::print_outcomes(&report.alerts);
+    }
     if let Some(path) = report_path {
         write_report_to(path, &report.json())?;
     }
     eprint!("{}", report.text());
-    let mut delivered = true;
     if let Some(settings) = email {
         let target = policy
             .policy

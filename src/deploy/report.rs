@@ -81,6 +81,9 @@ pub struct DeployReport {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
+    /// The alerts this deploy sent (`--alert`), each with what became of it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<crate::report::alerts::AlertOutcome>,
     /// The history record of this deploy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
@@ -116,6 +119,7 @@ impl DeployReport {
             result: String::new(),
             reason: None,
             rollback: None,
+            alerts: Vec::new(),
             record: None,
             errors: Vec::new(),
         }

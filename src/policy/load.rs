@@ -423,6 +423,29 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
     if let Some(deploy) = v.get("deploy") {
         deploy_problems(v, deploy, &mut push);
     }
+    if let Some(alerts) = v.get("alerts").and_then(Value::as_object) {
+        if !alerts.contains_key("google_chat") && !alerts.contains_key("slack") {
+            push(
+                "/alerts",
+                "names no webhook; add `google_chat: {}` or `slack: {}` (their URLs come from the environment)".to_string(),
+            );
+        }
+        for channel in ["google_chat", "slack"] {
+            if let Some(var) = alerts
+                .get(channel)
+                .and_then(|c| c.get("url_env"))
+                .and_then(Value::as_str)
+                && (var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                push(
+                    &format!("/alerts/{channel}/url_env"),
+                    format!(
+                        "`{var}` is not an environment variable's name (letters, digits, `_`); the URL itself never goes in the policy"
+                    ),
+                );
+            }
+        }
+    }
     problems
 }
 

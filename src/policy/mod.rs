@@ -43,6 +43,79 @@ pub struct Policy {
     /// environments, and how. Absent: `deploy` and `rollback` refuse to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeployPolicy>,
+    /// Short messages to the team's chat, besides the email (sent with `--alert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsPolicy>,
+}
+
+/// Where alerts go and which events send one. A webhook's URL is a credential: it comes from
+/// the environment (or a file), never from the policy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsPolicy {
+    /// A Google Chat space's incoming webhook; its URL from `DRIFTSWEEP_GOOGLE_CHAT_WEBHOOK_URL`
+    /// (or `DRIFTSWEEP_GOOGLE_CHAT_WEBHOOK_URL_FILE`), e.g. `google_chat: {}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_chat: Option<WebhookPolicy>,
+    /// A Slack incoming webhook; its URL from `DRIFTSWEEP_SLACK_WEBHOOK_URL` (or
+    /// `DRIFTSWEEP_SLACK_WEBHOOK_URL_FILE`), e.g. `slack: {}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<WebhookPolicy>,
+    /// The events that send an alert (default: all of them).
+    #[serde(default = "all_alert_events")]
+    pub on: Vec<AlertEvent>,
+}
+
+/// One incoming webhook.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPolicy {
+    /// The environment variable holding the URL instead of the default one, e.g.
+    /// `AIA_ONCALL_SLACK_URL`; `<NAME>_FILE` may name a file holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+}
+
+/// What an alert is sent for.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertEvent {
+    /// A deploy or rollback failed (also when its automatic rollback failed).
+    DeployFailed,
+    /// A deploy failed its health checks and was rolled back automatically.
+    RolledBack,
+    /// The nightly audit found objects that differ from the repository (version drift).
+    Drift,
+    /// The nightly audit plans deletions for review.
+    DeletionsPlanned,
+    /// An enforce run finished: what it deleted, skipped and failed.
+    Enforce,
+}
+
+impl AlertEvent {
+    pub const ALL: [AlertEvent; 5] = [
+        AlertEvent::DeployFailed,
+        AlertEvent::RolledBack,
+        AlertEvent::Drift,
+        AlertEvent::DeletionsPlanned,
+        AlertEvent::Enforce,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::DeployFailed => "deploy-failed",
+            AlertEvent::RolledBack => "rolled-back",
+            AlertEvent::Drift => "drift",
+            AlertEvent::DeletionsPlanned => "deletions-planned",
+            AlertEvent::Enforce => "enforce",
+        }
+    }
+}
+
+fn all_alert_events() -> Vec<AlertEvent> {
+    AlertEvent::ALL.to_vec()
 }
 
 /// How `driftsweep deploy` releases the repository's services.

@@ -1,6 +1,7 @@
 //! The report: one set of findings rendered as JSON (the machine contract), Markdown, HTML
 //! and a terminal summary. A dry-run report is also the plan a person reviews.
 
+pub mod alerts;
 pub mod archive;
 pub mod email;
 mod html;
@@ -95,6 +96,9 @@ pub struct Report {
     /// Lists that failed or were incomplete, and what they protect.
     pub errors: Vec<Gap>,
     pub findings: Vec<Finding>,
+    /// The alerts this run sent (`--alert`), each with what became of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<alerts::AlertOutcome>,
 }
 
 pub struct ReportInput {
@@ -153,6 +157,7 @@ impl Report {
             blocked: plan.blocked.clone(),
             errors: findings.gaps,
             findings: findings.items,
+            alerts: Vec::new(),
         }
     }
 

@@ -312,12 +312,59 @@ fn a_deploy_whose_pods_crash_loop_rolls_back_to_the_previous_digests() {
     s.kubelet
         .fail_image(&format!(":{}@", tag("v1.1.0")), "CrashLoopBackOff");
 
-    let (out, report) = s.deploy("staging", "v1.1.0", &[]);
+    // The team's chats hear of it.
+    let sink = crate::services::WebhookSink::start(200);
+    let text = std::fs::read_to_string(&s.policy).unwrap();
+    std::fs::write(
+        &s.policy,
+        text + "alerts:\n  slack: {}\n  google_chat: {}\n",
+    )
+    .unwrap();
+    let report_path = s.c.path("deploy.json");
+    let out = s
+        .command(
+            &[
+                "deploy",
+                "--env",
+                "staging",
+                "--version",
+                "v1.1.0",
+                "--alert",
+            ],
+            &report_path,
+        )
+        .env("DRIFTSWEEP_SLACK_WEBHOOK_URL", sink.url("slack"))
+        .env("DRIFTSWEEP_GOOGLE_CHAT_WEBHOOK_URL", sink.url("chat"))
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     assert_eq!(
         out.status.code(),
         Some(1),
         "a failed deploy exits 1: {}",
         stderr(&out)
+    );
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let paths: Vec<_> = messages.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/hooks/chat", "/hooks/slack"]);
+    for (_, body) in &messages {
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("*staging deploy v1.1.0: failed, rolled back automatically*"),
+            "{text}"
+        );
+        assert!(text.contains("CrashLoopBackOff"), "{text}");
+        assert!(text.contains("rollback to v1.0.0: healthy"), "{text}");
+    }
+    let alerts = report["alerts"].as_array().unwrap();
+    assert!(
+        alerts.len() == 2
+            && alerts
+                .iter()
+                .all(|a| a["status"] == "sent" && a["event"] == "rolled-back"),
+        "{alerts:?}"
     );
     assert_eq!(report["result"], "rolled-back", "{report:#}");
     assert_eq!(report["wait"]["result"], "failed");
@@ -869,4 +916,88 @@ fn the_deploy_report_is_emailed_with_old_and_new_versions() {
     let report: Value = serde_json::from_slice(attached.contents()).unwrap();
     assert_eq!(report["schema"], "driftsweep.deploy/v1");
     assert_eq!(report["result"], "deployed");
+}
+
+#[test]
+fn deploy_commands_never_show_a_secret_value_of_the_manifests() {
+    let s = Scene::new(60);
+    let value = |n: u32| format!("MARKER-{}-deploy-secret-{n}", s.c.prefix);
+    let secret = |n: u32| {
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: api-secret\n  namespace: {}\nstringData:\n  password: {}\n",
+            s.staging,
+            value(n)
+        )
+    };
+    let markers = crate::secrets::Markers::new(&[
+        ("the first Secret value", &value(1)),
+        ("the second Secret value", &value(2)),
+    ]);
+    s.release("v1.0.0");
+    s.release("v1.1.0");
+    let run = |args: &[&str]| {
+        let report = s.c.path("deploy.json");
+        let _ = std::fs::remove_file(&report);
+        let mut cmd = if args[0] == "history" {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_driftsweep"));
+            cmd.args(args)
+                .args(["--policy", s.policy.to_str().unwrap()])
+                .args(["--kubeconfig", s.kubeconfig.to_str().unwrap()]);
+            cmd
+        } else {
+            s.command(args, &report)
+        };
+        let out = cmd.env("DRIFTSWEEP_LOG", "debug").output().unwrap();
+        markers.assert_output_clean(&args.join(" "), &out);
+        if let Ok(bytes) = std::fs::read(&report) {
+            markers.assert_absent(&format!("the report of `{}`", args.join(" ")), &bytes);
+        }
+        out
+    };
+    s.set_manifests(60, &secret(1));
+    for args in [
+        &[
+            "deploy",
+            "--env",
+            "staging",
+            "--version",
+            "v1.0.0",
+            "--dry-run",
+        ][..],
+        &["deploy", "--env", "staging", "--version", "v1.0.0"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    // The Secret's value changes with the release: the diff says so, without the values.
+    s.set_manifests(60, &secret(2));
+    let out = run(&[
+        "deploy",
+        "--env",
+        "staging",
+        "--version",
+        "v1.1.0",
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = format!("{}{}", stderr(&out), crate::stdout(&out));
+    assert!(shown.contains("api-secret"), "the change is shown: {shown}");
+    for args in [
+        &["deploy", "--env", "staging", "--version", "v1.1.0"][..],
+        &["history", "--env", "staging"],
+        &["history", "--env", "staging", "--format", "json"],
+        &["rollback", "--env", "staging"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    // The value was deployed (the scan looked for something that exists), and rolled back.
+    let deployed =
+        s.c.get("v1", "Secret", Some(&s.staging), "api-secret")
+            .expect("the Secret is deployed");
+    use base64::Engine;
+    assert_eq!(
+        deployed["data"]["password"],
+        json!(base64::engine::general_purpose::STANDARD.encode(value(1)))
+    );
 }

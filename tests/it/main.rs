@@ -1,11 +1,13 @@
 //! The one integration binary: the real `driftsweep` executable, run as a user runs it.
 
+mod alerts;
 mod cli;
 mod cluster;
 mod controlplane;
 mod delivery;
 mod deploy;
 mod enforce;
+mod faults;
 mod gcp;
 mod kubelet;
 mod kubernetes;
@@ -13,6 +15,7 @@ mod proxy;
 mod rbac;
 mod registry;
 mod reports;
+mod secrets;
 mod services;
 mod version;
 
