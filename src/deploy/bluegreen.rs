@@ -127,12 +127,14 @@ fn runs_service(deployment: &Value, images: &[String]) -> bool {
     })
 }
 
-/// Whether a Service's selector picks the Pods of a template with `labels`.
+/// Whether a Service's selector picks the Pods of a template with `labels` (the colour key
+/// left aside: blue-green adds it to both).
 fn selects(service: &Value, labels: &serde_json::Map<String, Value>) -> bool {
     match service.pointer("/spec/selector").and_then(Value::as_object) {
-        Some(selector) if !selector.is_empty() => {
-            selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-        }
+        Some(selector) if selector.keys().any(|k| k != COLOUR_LABEL) => selector
+            .iter()
+            .filter(|(k, _)| k.as_str() != COLOUR_LABEL)
+            .all(|(k, v)| labels.get(k) == Some(v)),
         _ => false,
     }
 }
