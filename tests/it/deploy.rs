@@ -1256,6 +1256,77 @@ fn an_environment_switches_from_rolling_to_blue_green_and_back() {
         ["v1.0.0 healthy", "v1.0.0 healthy", "v1.1.0 healthy"]
     );
 
+    // Prune takes the rolling Deployments left at zero, never a colour (the one serving is
+    // in no render of the idle colour) nor a preview.
+    s.release("v1.1.1");
+    let (out, report) = run_bg(
+        &s,
+        &[
+            "deploy",
+            "--env",
+            "staging",
+            "--version",
+            "v1.1.1",
+            "--prune",
+            "--dry-run",
+        ],
+        600,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "would-deploy", "{report:#}");
+    assert!(
+        stderr(&out).contains("change Deployment") && stderr(&out).contains("-blue"),
+        "the dry run names the idle colour's changes: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        s.selected(&["api"]),
+        ["green"],
+        "a dry run switches nothing"
+    );
+    let (out, report) = run_bg(
+        &s,
+        &[
+            "deploy",
+            "--env",
+            "staging",
+            "--version",
+            "v1.1.1",
+            "--prune",
+        ],
+        600,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut pruned: Vec<String> = report["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["object"].as_str().unwrap(),
+                p["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    pruned.sort();
+    let ns = &s.staging;
+    assert_eq!(
+        pruned,
+        SERVICES
+            .iter()
+            .map(|svc| format!("Deployment {ns}/{svc} pruned"))
+            .collect::<Vec<_>>(),
+        "{report:#}"
+    );
+    assert_eq!(s.selected(&["api"]), ["blue"]);
+    assert_eq!(
+        s.colour_replicas("green"),
+        [2, 2, 2],
+        "the old colour is kept for its delay"
+    );
+    assert!(s.c.get("v1", "Service", Some(ns), "api-preview").is_some());
+
     // And back: the running version comes up rolling, then the new one rolls out.
     set_blue_green(&s, false);
     let v3 = s.release("v1.2.0");
@@ -1266,14 +1337,11 @@ fn an_environment_switches_from_rolling_to_blue_green_and_back() {
     assert_eq!(s.selected(&["api"]), ["(no colour)"]);
     assert_eq!(s.colour_replicas("blue"), [0, 0, 0]);
     assert_eq!(s.colour_replicas("green"), [0, 0, 0]);
+    let records = s.history("staging");
     assert_eq!(
-        results(&s.history("staging")),
-        [
-            "v1.0.0 healthy",
-            "v1.0.0 healthy",
-            "v1.1.0 healthy",
-            "v1.1.0 healthy",
-            "v1.2.0 healthy"
-        ]
+        results(&records[records.len() - 2..]),
+        ["v1.1.1 healthy", "v1.2.0 healthy"],
+        "the conversion is a deploy of the running version, rolling"
     );
+    assert_eq!(records[records.len() - 2]["strategy"], "rolling");
 }
