@@ -82,6 +82,13 @@ Examples:
   # Deploy the version of the checkout (`driftsweep version`), or a given one:
   driftsweep deploy --policy policies/aia.yaml --env staging
   driftsweep deploy --policy policies/aia.yaml --env production --version v1.4.0 --report deploy.json
+  # Blue-green: scale the old colour to zero once its delay has passed (deploys nothing):
+  driftsweep deploy --policy policies/aia.yaml --env production --finish
+
+With `deploy.strategy: blue-green` (or the environment's `strategy`), the new version comes up
+as the idle colour (`<name>-blue` or `<name>-green`), every Service switches to it only once
+all of it is healthy, and the old colour stays at full scale for `scale_down_delay_minutes`:
+a `rollback` until then is a switch back. A colour that fails is never switched to.
 
 Refused, with nothing applied (exit 2): `latest` or a version that is not semver; a
 pre-release for an environment that takes releases only; a version never deployed healthy to
@@ -99,7 +106,10 @@ Examples:
   driftsweep rollback --policy policies/aia.yaml --env production --to v1.3.2
 
 It re-applies the recorded render of that deploy with its recorded digests (no tag is resolved
-again), after checking each digest is still in the registry and its tag was not overwritten.";
+again), after checking each digest is still in the registry and its tag was not overwritten.
+Blue-green, inside the scale-down delay: the colour users left still runs that deploy, so the
+rollback only switches the Services back (seconds); after the delay it brings that deploy up
+as the idle colour and switches, like a deploy.";
 
 const HISTORY_EXAMPLES: &str = "\
 Examples:
@@ -128,6 +138,13 @@ pub struct DeployArgs {
     /// Print what would be created, changed (with the fields) and pruned; apply nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Blue-green: deploy nothing; only scale to zero the old colour's Deployments whose
+    /// `scale_down_delay_minutes` has passed (never a colour a Service selects), under the
+    /// environment's lock. Every deploy and rollback does this first; run it on a schedule
+    /// (e.g. a CronJob every 5 minutes) so the old colour goes on time.
+    #[arg(long, conflicts_with_all = ["dry_run", "prune"])]
+    pub finish: bool,
 
     /// Also delete the objects an earlier deploy made (labelled `app.kubernetes.io/managed-by:
     /// driftsweep`) that the new render no longer has, after the new version is healthy: each

@@ -696,7 +696,11 @@ pub fn deploy(args: &crate::cli::DeployArgs) -> Result<u8, CommandError> {
             who: who(),
             run_id: run_id(started_at),
         };
-        Ok::<_, CommandError>(crate::deploy::deploy(&ctx, &request).await)
+        Ok::<_, CommandError>(if args.finish {
+            crate::deploy::finish(&ctx, &request.environment).await
+        } else {
+            crate::deploy::deploy(&ctx, &request).await
+        })
     })?;
     finish_deploy(
         outcome,

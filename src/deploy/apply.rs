@@ -65,8 +65,17 @@ pub async fn targets(cluster: &Cluster, render: &[Value]) -> Result<Vec<Target>,
 }
 
 fn apply_request(target: &Target, dry_run: bool, force: bool) -> http::Request<Vec<u8>> {
+    apply_request_as(target, FIELD_MANAGER, dry_run, force)
+}
+
+fn apply_request_as(
+    target: &Target,
+    manager: &str,
+    dry_run: bool,
+    force: bool,
+) -> http::Request<Vec<u8>> {
     let mut uri = format!(
-        "{}?fieldManager={FIELD_MANAGER}&fieldValidation=Strict",
+        "{}?fieldManager={manager}&fieldValidation=Strict",
         target.path()
     );
     if dry_run {
@@ -95,6 +104,18 @@ pub async fn apply(
 ) -> Result<Value, ClusterError> {
     cluster
         .send_json(apply_request(target, dry_run, false))
+        .await
+}
+
+/// Applies one object as field manager `manager`: it owns exactly the fields `target` holds
+/// (blue-green's replicas and scale-down annotation, apart from the rest of the object).
+pub async fn apply_as(
+    cluster: &Cluster,
+    target: &Target,
+    manager: &str,
+) -> Result<Value, ClusterError> {
+    cluster
+        .send_json(apply_request_as(target, manager, false, false))
         .await
 }
 

@@ -99,12 +99,29 @@ pub struct Record {
     pub rollback_to: Option<u64>,
     /// `sha256:` of the uncompressed render.
     pub render_sha256: String,
+    /// `rolling` or `blue-green` (absent in records made before blue-green: `rolling`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Blue-green: the colour this deploy brought up (and, when healthy, switched to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<String>,
+    /// Blue-green: the colour users were on before (kept at full scale until
+    /// `scale_down_at`, so that a rollback is a switch back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_colour: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_at: Option<DateTime<Utc>>,
 }
 
 impl Record {
     /// Whether this record's render ran healthy: a rollback target.
     pub fn good(&self) -> bool {
         self.result == Outcome::Healthy
+    }
+
+    /// Whether this record was deployed blue-green.
+    pub fn blue_green(&self) -> bool {
+        self.strategy.as_deref() == Some("blue-green")
     }
 
     pub fn digest_of(&self, service: &str) -> Option<&str> {
@@ -389,6 +406,10 @@ mod tests {
             reason: None,
             rollback_to: None,
             render_sha256: sha,
+            strategy: None,
+            colour: None,
+            previous_colour: None,
+            scale_down_at: None,
         };
         let secret = secret_body(&record, &gz);
         assert_eq!(secret["type"], SECRET_TYPE);

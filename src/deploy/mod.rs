@@ -11,6 +11,7 @@
 //! Everything that can be refused is refused before the cluster is written to.
 
 pub mod apply;
+pub mod bluegreen;
 pub mod history;
 pub mod render;
 pub mod report;
@@ -26,7 +27,8 @@ use serde_json::Value;
 use crate::enforce::lease::{Lease, LeaseError};
 use crate::inventory::cluster::{Cluster, ClusterError, KubeTarget};
 use crate::inventory::registry::client::RegistryClient;
-use crate::policy::{Accepts, DeployPolicy, Environment, Policy};
+use crate::policy::{Accepts, DeployPolicy, Environment, Policy, Strategy};
+use bluegreen::Colour;
 use history::{HistoryError, Outcome, Record, Stored};
 use render::Pin;
 use report::{DeployReport, Pruned, ServiceChange, VersionDigest};
@@ -390,21 +392,42 @@ pub async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployRepo
         })
         .collect();
 
+    let strategy = d.strategy_of(env);
     if req.dry_run {
-        report.changes = apply::preview(ctx.cluster, &targets)
+        let (preview_targets, blue_green) = match strategy {
+            Strategy::Rolling => (targets.clone(), false),
+            Strategy::BlueGreen => {
+                let last_good = records.iter().rev().find(|s| s.record.good());
+                let active = current_colour(ctx.cluster, &namespace, last_good).await?;
+                let plan = colour_plan(d, &rendered, active.map_or(Colour::Blue, Colour::other))?;
+                (
+                    apply::targets(ctx.cluster, &plan_objects(&plan))
+                        .await
+                        .map_err(DeployError::Refused)?,
+                    true,
+                )
+            }
+        };
+        report.changes = apply::preview(ctx.cluster, &preview_targets)
             .await
             .map_err(|p| DeployError::Refused(p.join("\n")))?;
         if req.prune {
-            report.pruned = prune_candidates(ctx.cluster, &namespace, &targets, &records)
-                .await?
-                .into_iter()
-                .map(|t| Pruned {
-                    object: format!("{} {}/{}", t.kind, namespace, t.name),
-                    outcome: "would-prune".to_string(),
-                    reason: None,
-                    backup: None,
-                })
-                .collect();
+            report.pruned = prune_candidates(
+                ctx.cluster,
+                &namespace,
+                &preview_targets,
+                &records,
+                blue_green,
+            )
+            .await?
+            .into_iter()
+            .map(|t| Pruned {
+                object: format!("{} {}/{}", t.kind, namespace, t.name),
+                outcome: "would-prune".to_string(),
+                reason: None,
+                backup: None,
+            })
+            .collect();
         }
         report.result = "would-deploy".to_string();
         return Ok(report.finish());
@@ -420,11 +443,41 @@ pub async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployRepo
     let outcome = async {
         let mut records = history::list(ctx.cluster, &namespace, &req.environment).await?;
         close_interrupted(ctx.cluster, &mut records).await?;
+        let new = NewRelease {
+            version: v.to_string(),
+            commit: commit.clone(),
+            dirty,
+            pins: pins.clone(),
+            render: rendered.clone(),
+            gz: gz.clone(),
+            sha: sha.clone(),
+            started,
+        };
+        if strategy == Strategy::BlueGreen {
+            return deploy_blue_green(ctx, d, &req.environment, &namespace, &new, &records, req, &mut report).await;
+        }
+        // Blue-green → rolling: the running version comes up rolling first.
+        if !bluegreen::live_active(ctx.cluster, &namespace).await?.is_empty() {
+            let converted = convert_to_rolling(ctx, d, &req.environment, &namespace, &records).await?;
+            let bg = report.blue_green.get_or_insert_with(Default::default);
+            bg.converted = Some(converted.record.clone());
+            bg.scaled_down.extend(converted.scaled_down.clone());
+            if !converted.healthy {
+                report.result = "failed".to_string();
+                report.reason = Some(format!(
+                    "converting to rolling failed, nothing of {v} was applied: {}",
+                    converted.wait.reason.clone().unwrap_or_default()
+                ));
+                report.wait = Some(converted.wait);
+                return Ok(());
+            }
+            records = history::list(ctx.cluster, &namespace, &req.environment).await?;
+        }
         report.changes = apply::preview(ctx.cluster, &targets)
             .await
             .map_err(|p| DeployError::Refused(p.join("\n")))?;
         let to_prune = if req.prune {
-            prune_candidates(ctx.cluster, &namespace, &targets, &records).await?
+            prune_candidates(ctx.cluster, &namespace, &targets, &records, false).await?
         } else {
             Vec::new()
         };
@@ -438,24 +491,7 @@ pub async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployRepo
         }
         let mut stored = history::create(
             ctx.cluster,
-            &Record {
-                schema: history::RECORD_SCHEMA.to_string(),
-                environment: req.environment.clone(),
-                namespace: namespace.clone(),
-                sequence: next_sequence(&records),
-                version: v.to_string(),
-                commit: commit.clone(),
-                dirty,
-                services: pins.clone(),
-                who: ctx.who.clone(),
-                started_at: started,
-                finished_at: None,
-                duration_seconds: None,
-                result: Outcome::Pending,
-                reason: None,
-                rollback_to: None,
-                render_sha256: sha.clone(),
-            },
+            &new.record(&req.environment, &namespace, next_sequence(&records), ctx, Strategy::Rolling),
             &gz,
         )
         .await?;
@@ -476,7 +512,7 @@ pub async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployRepo
             report.result = "failed".to_string();
             match &last_good {
                 Some(good) => {
-                    let rolled = rollback_to(ctx, d, &req.environment, &namespace, good, &records, Some(stored.record.sequence)).await?;
+                    let rolled = rollback_to(ctx, d, &req.environment, &namespace, good, &records, Some(stored.record.sequence), Strategy::Rolling).await?;
                     stored.record.result = if rolled.healthy { Outcome::RolledBack } else { Outcome::RollbackFailed };
                     report.result = stored.record.result.as_str().to_string();
                     report.rollback = Some(rolled.report);
@@ -488,11 +524,7 @@ pub async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployRepo
                 }
             }
         }
-        let finished = Utc::now();
-        stored.record.finished_at = Some(finished);
-        stored.record.duration_seconds =
-            Some((finished - started).num_milliseconds() as f64 / 1000.0);
-        history::update(ctx.cluster, &mut stored).await?;
+        finish_record(ctx.cluster, &mut stored, started).await?;
         let all = history::list(ctx.cluster, &namespace, &req.environment).await?;
         history::prune(ctx.cluster, &all, d.history as usize).await?;
         Ok::<(), DeployError>(())
@@ -503,14 +535,447 @@ pub async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployRepo
     Ok(report.finish())
 }
 
+/// What a deploy brings: the version, its pins, and the render with its packed form.
+struct NewRelease {
+    version: String,
+    commit: Option<String>,
+    dirty: bool,
+    pins: Vec<Pin>,
+    render: Vec<Value>,
+    gz: Vec<u8>,
+    sha: String,
+    started: chrono::DateTime<Utc>,
+}
+
+impl NewRelease {
+    fn of_record(stored: &Stored) -> Result<NewRelease, DeployError> {
+        let render = stored.render()?;
+        let (gz, sha) = history::pack(&render)?;
+        Ok(NewRelease {
+            version: stored.record.version.clone(),
+            commit: stored.record.commit.clone(),
+            dirty: stored.record.dirty,
+            pins: stored.record.services.clone(),
+            render,
+            gz,
+            sha,
+            started: Utc::now(),
+        })
+    }
+
+    fn record(
+        &self,
+        environment: &str,
+        namespace: &str,
+        sequence: u64,
+        ctx: &Context<'_>,
+        strategy: Strategy,
+    ) -> Record {
+        Record {
+            schema: history::RECORD_SCHEMA.to_string(),
+            environment: environment.to_string(),
+            namespace: namespace.to_string(),
+            sequence,
+            version: self.version.clone(),
+            commit: self.commit.clone(),
+            dirty: self.dirty,
+            services: self.pins.clone(),
+            who: ctx.who.clone(),
+            started_at: self.started,
+            finished_at: None,
+            duration_seconds: None,
+            result: Outcome::Pending,
+            reason: None,
+            rollback_to: None,
+            render_sha256: self.sha.clone(),
+            strategy: Some(strategy.as_str().to_string()),
+            colour: None,
+            previous_colour: None,
+            scale_down_at: None,
+        }
+    }
+}
+
+/// Stamps the end of a record and writes it.
+async fn finish_record(
+    cluster: &Cluster,
+    stored: &mut Stored,
+    started: chrono::DateTime<Utc>,
+) -> Result<(), DeployError> {
+    let finished = Utc::now();
+    stored.record.finished_at = Some(finished);
+    stored.record.duration_seconds = Some((finished - started).num_milliseconds() as f64 / 1000.0);
+    history::update(cluster, stored).await?;
+    Ok(())
+}
+
+fn service_images(d: &DeployPolicy) -> Vec<String> {
+    d.services.iter().map(|s| s.image.clone()).collect()
+}
+
+fn colour_plan(
+    d: &DeployPolicy,
+    render: &[Value],
+    colour: Colour,
+) -> Result<bluegreen::Coloured, DeployError> {
+    bluegreen::colourise(render, &service_images(d), colour, d.preview).map_err(|problems| {
+        DeployError::Refused(format!(
+            "the blue-green render cannot be deployed:\n  {}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ))
+    })
+}
+
+/// Every object a release at the plan's colour applies, as the dry run checks them.
+fn plan_objects(plan: &bluegreen::Coloured) -> Vec<Value> {
+    let mut out = plan.shared.clone();
+    out.extend(plan.deployments.iter().map(|d| d.object.clone()));
+    out.extend(
+        plan.services
+            .iter()
+            .map(|s| bluegreen::with_colour(s, plan.colour)),
+    );
+    out.extend(
+        plan.previews
+            .iter()
+            .map(|s| bluegreen::with_colour(s, plan.colour)),
+    );
+    out
+}
+
+/// The colour users are on: what the live Services select; when no Service tells (none
+/// carries the colour yet, or the repository has none), the last good blue-green record's.
+/// Services that disagree (a switch that died halfway) count as the record's colour.
+async fn current_colour(
+    cluster: &Cluster,
+    namespace: &str,
+    last_good: Option<&Stored>,
+) -> Result<Option<Colour>, DeployError> {
+    let live = bluegreen::live_active(cluster, namespace).await?;
+    let recorded = last_good
+        .filter(|g| g.record.blue_green())
+        .and_then(|g| g.record.colour.as_deref())
+        .and_then(Colour::parse);
+    Ok(match live.len() {
+        0 => recorded,
+        1 => live.first().copied(),
+        _ => {
+            tracing::warn!(
+                "the Services select different colours (a switch stopped halfway): they are switched to one before anything else"
+            );
+            recorded.or(Some(Colour::Blue))
+        }
+    })
+}
+
+/// A conversion that ran first (rolling → blue-green or back).
+struct Converted {
+    healthy: bool,
+    record: String,
+    wait: rollout::WaitOutcome,
+    scaled_down: Vec<String>,
+}
+
+/// `deploy` with `strategy: blue-green`; the caller holds the lock.
+#[allow(clippy::too_many_arguments)]
+async fn deploy_blue_green(
+    ctx: &Context<'_>,
+    d: &DeployPolicy,
+    environment: &str,
+    namespace: &str,
+    new: &NewRelease,
+    records: &[Stored],
+    req: &DeployRequest,
+    report: &mut DeployReport,
+) -> Result<(), DeployError> {
+    let delay = bluegreen::delay(d.scale_down_delay_minutes);
+    let mut bg = bluegreen::BlueGreenReport {
+        scaled_down: bluegreen::scale_down_expired(ctx.cluster, namespace, Utc::now()).await?,
+        ..Default::default()
+    };
+    let mut records = records.to_vec();
+    let last_good = records.iter().rev().find(|s| s.record.good()).cloned();
+    let mut active = current_colour(ctx.cluster, namespace, last_good.as_ref()).await?;
+    // Rolling → blue-green: what runs now comes up as blue and users switch to it (the same
+    // version, so nobody sees a change), the rolling Deployments go to zero, then the new
+    // version is a normal blue-green release to green.
+    if active.is_none()
+        && let Some(good) = last_good.as_ref().filter(|g| !g.record.blue_green())
+    {
+        let converted =
+            convert_to_blue_green(ctx, d, environment, namespace, good, &records, delay).await?;
+        bg.converted = Some(converted.record.clone());
+        bg.scaled_down.extend(converted.scaled_down.clone());
+        if !converted.healthy {
+            report.result = "failed".to_string();
+            report.reason = Some(format!(
+                "converting to blue-green failed, users stay on the rolling Deployments and nothing of {} was applied: {}",
+                new.version,
+                converted.wait.reason.clone().unwrap_or_default()
+            ));
+            report.wait = Some(converted.wait);
+            report.blue_green = Some(bg);
+            return Ok(());
+        }
+        active = Some(Colour::Blue);
+        records = history::list(ctx.cluster, namespace, environment).await?;
+    }
+    let last_good = records.iter().rev().find(|s| s.record.good());
+    let idle = active.map_or(Colour::Blue, Colour::other);
+    let plan = colour_plan(d, &new.render, idle)?;
+    if bluegreen::live_active(ctx.cluster, namespace).await?.len() > 1
+        && let Some(serving) = active
+    {
+        bluegreen::switch(ctx.cluster, &plan, serving, None)
+            .await
+            .map_err(|e| {
+                DeployError::Refused(format!("repairing a half-done switch to {serving}: {e}"))
+            })?;
+    }
+    let targets = apply::targets(ctx.cluster, &plan_objects(&plan))
+        .await
+        .map_err(DeployError::Refused)?;
+    report.changes = apply::preview(ctx.cluster, &targets)
+        .await
+        .map_err(|p| DeployError::Refused(p.join("\n")))?;
+    let to_prune = if req.prune {
+        prune_candidates(ctx.cluster, namespace, &targets, &records, true).await?
+    } else {
+        Vec::new()
+    };
+    let unchanged = to_prune.is_empty()
+        && last_good.is_some_and(|g| {
+            g.record.blue_green()
+                && g.record.render_sha256 == new.sha
+                && g.record.colour.as_deref() == active.map(Colour::as_str)
+        });
+    if unchanged {
+        report.result = "unchanged".to_string();
+        report.blue_green = Some(bg);
+        return Ok(());
+    }
+    let mut record = new.record(
+        environment,
+        namespace,
+        next_sequence(&records),
+        ctx,
+        Strategy::BlueGreen,
+    );
+    record.colour = Some(idle.as_str().to_string());
+    record.previous_colour = active.map(|c| c.as_str().to_string());
+    let mut stored = history::create(ctx.cluster, &record, &new.gz).await?;
+    report.record = Some(stored.name.clone());
+    let released =
+        bluegreen::release(ctx.cluster, namespace, &plan, active, delay, timeout(d)).await?;
+    let healthy = released.healthy();
+    stored.record.reason = released.wait.reason.clone();
+    stored.record.scale_down_at = released.report.scale_down_at;
+    report.reason = released.wait.reason.clone();
+    bg.colour = released.report.colour;
+    bg.previous_colour = released.report.previous_colour;
+    bg.switched = released.report.switched;
+    bg.switch_seconds = released.report.switch_seconds;
+    bg.scale_down_at = released.report.scale_down_at;
+    bg.scaled_down.extend(released.report.scaled_down);
+    report.wait = Some(released.wait);
+    if healthy {
+        if !to_prune.is_empty() {
+            report.pruned = prune(ctx, &to_prune, req.backup.as_deref()).await;
+        }
+        stored.record.result = Outcome::Healthy;
+        report.result = "deployed".to_string();
+    } else {
+        // Never switched to: users are where they were, so there is nothing to roll back.
+        stored.record.result = Outcome::Failed;
+        report.result = "failed".to_string();
+        report.errors.push(format!(
+            "the new colour ({idle}) was never switched to and is scaled to zero: users stay on {}",
+            active.map_or("what ran before", Colour::as_str)
+        ));
+    }
+    report.blue_green = Some(bg);
+    finish_record(ctx.cluster, &mut stored, new.started).await?;
+    let all = history::list(ctx.cluster, namespace, environment).await?;
+    history::prune(ctx.cluster, &all, d.history as usize).await?;
+    Ok(())
+}
+
+/// Rolling → blue-green on an environment with deploys: the last good render comes up as
+/// blue, the Services switch to it, the rolling Deployments go to zero. Recorded as its own
+/// deploy of that version, so a rollback inside the delay of the next deploy finds it.
+async fn convert_to_blue_green(
+    ctx: &Context<'_>,
+    d: &DeployPolicy,
+    environment: &str,
+    namespace: &str,
+    good: &Stored,
+    records: &[Stored],
+    delay: chrono::Duration,
+) -> Result<Converted, DeployError> {
+    let release = NewRelease::of_record(good)?;
+    let plan = colour_plan(d, &release.render, Colour::Blue)?;
+    let mut record = release.record(
+        environment,
+        namespace,
+        next_sequence(records),
+        ctx,
+        Strategy::BlueGreen,
+    );
+    record.colour = Some(Colour::Blue.as_str().to_string());
+    record.reason = Some(format!(
+        "converted from rolling: {} as blue",
+        good.record.version
+    ));
+    let mut stored = history::create(ctx.cluster, &record, &release.gz).await?;
+    let released =
+        bluegreen::release(ctx.cluster, namespace, &plan, None, delay, timeout(d)).await?;
+    let healthy = released.healthy();
+    let mut scaled_down = released.report.scaled_down.clone();
+    if healthy {
+        scaled_down.extend(
+            bluegreen::scale_rolling_to_zero(
+                ctx.cluster,
+                namespace,
+                &release.render,
+                &service_images(d),
+            )
+            .await?,
+        );
+        stored.record.result = Outcome::Healthy;
+    } else {
+        stored.record.result = Outcome::Failed;
+        stored.record.reason = released.wait.reason.clone();
+    }
+    finish_record(ctx.cluster, &mut stored, release.started).await?;
+    Ok(Converted {
+        healthy,
+        record: stored.name.clone(),
+        wait: released.wait,
+        scaled_down,
+    })
+}
+
+/// Blue-green → rolling: the colour users are not on goes to zero, the last good render is
+/// applied rolling (its Services without the colour key now select the rolling Pods and the
+/// active colour's, both of that one version), then both colours go to zero.
+async fn convert_to_rolling(
+    ctx: &Context<'_>,
+    d: &DeployPolicy,
+    environment: &str,
+    namespace: &str,
+    records: &[Stored],
+) -> Result<Converted, DeployError> {
+    let good = records
+        .iter()
+        .rev()
+        .find(|s| s.record.good())
+        .ok_or_else(|| {
+            DeployError::Refused(format!(
+                "`{environment}` runs blue-green but has no healthy deploy record to convert to rolling from\nhint: deploy once more with `strategy: blue-green`, then switch"
+            ))
+        })?;
+    let active = current_colour(ctx.cluster, namespace, Some(good)).await?;
+    if let Some(active) = active {
+        // The idle colour may still run the version before: it must not get users now.
+        let plan = colour_plan(d, &good.render()?, active.other())?;
+        for dep in &plan.deployments {
+            let name = bluegreen::coloured_name(&dep.base, active.other());
+            if ctx
+                .cluster
+                .send_json(rollout::get(&format!(
+                    "/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+                )))
+                .await
+                .is_ok()
+            {
+                bluegreen::scale(ctx.cluster, namespace, &name, 0, None).await?;
+            }
+        }
+    }
+    let release = NewRelease::of_record(good)?;
+    let targets = apply::targets(ctx.cluster, &release.render)
+        .await
+        .map_err(DeployError::Refused)?;
+    let mut record = release.record(
+        environment,
+        namespace,
+        next_sequence(records),
+        ctx,
+        Strategy::Rolling,
+    );
+    record.reason = Some(format!(
+        "converted from blue-green: {} rolling",
+        good.record.version
+    ));
+    let mut stored = history::create(ctx.cluster, &record, &release.gz).await?;
+    let wait = apply_and_wait(ctx.cluster, &targets, timeout(d)).await;
+    let healthy = wait.healthy();
+    let mut scaled_down = Vec::new();
+    if healthy {
+        scaled_down = bluegreen::scale_colours_to_zero(ctx.cluster, namespace).await?;
+        stored.record.result = Outcome::Healthy;
+    } else {
+        stored.record.result = Outcome::Failed;
+        stored.record.reason = wait.reason.clone();
+    }
+    finish_record(ctx.cluster, &mut stored, release.started).await?;
+    Ok(Converted {
+        healthy,
+        record: stored.name.clone(),
+        wait,
+        scaled_down,
+    })
+}
+
+/// `driftsweep deploy --finish`: only scale to zero the old colours whose delay has passed.
+pub async fn finish(
+    ctx: &Context<'_>,
+    environment_name: &str,
+) -> Result<DeployReport, DeployError> {
+    let started = Utc::now();
+    let d = deploy_policy(ctx.policy)?;
+    let env = environment(d, environment_name)?;
+    let namespace = env.namespace.clone();
+    let lock =
+        Lease::acquire_named(ctx.cluster, &namespace, LOCK_NAME, &holder(ctx, "finish")).await?;
+    let outcome = async {
+        let records = history::list(ctx.cluster, &namespace, environment_name).await?;
+        let mut report = DeployReport::new("finish", false, environment_name, &namespace, started);
+        report.who = ctx.who.clone();
+        report.version = records
+            .iter()
+            .rev()
+            .find(|s| s.record.good())
+            .map(|s| s.record.version.clone())
+            .unwrap_or_default();
+        let scaled = bluegreen::scale_down_expired(ctx.cluster, &namespace, Utc::now()).await?;
+        report.result = "finished".to_string();
+        report.blue_green = Some(bluegreen::BlueGreenReport {
+            scaled_down: scaled,
+            ..Default::default()
+        });
+        Ok::<_, DeployError>(report)
+    }
+    .await;
+    lock.release().await;
+    Ok(outcome?.finish())
+}
+
 /// A rollback that ran: whether it is healthy, and what the report says of it.
 struct Rolled {
     healthy: bool,
     report: report::RollbackReport,
+    blue_green: Option<bluegreen::BlueGreenReport>,
 }
 
 /// Re-applies `target`'s exact render (no tag resolved again) with a full timeout of its own,
-/// and records it. The caller holds the lock.
+/// and records it. Blue-green: the render comes up as the idle colour and is switched to
+/// like a deploy. The caller holds the lock.
+#[allow(clippy::too_many_arguments)]
 async fn rollback_to(
     ctx: &Context<'_>,
     d: &DeployPolicy,
@@ -519,38 +984,41 @@ async fn rollback_to(
     target: &Stored,
     records: &[Stored],
     failed_sequence: Option<u64>,
+    strategy: Strategy,
 ) -> Result<Rolled, DeployError> {
-    let started = Utc::now();
-    let render = target.render()?;
-    let targets = apply::targets(ctx.cluster, &render)
-        .await
-        .map_err(DeployError::Refused)?;
-    let (gz, sha) = history::pack(&render)?;
+    let release = NewRelease::of_record(target)?;
+    let started = release.started;
     let sequence = next_sequence(records).max(failed_sequence.map_or(0, |s| s + 1));
-    let mut stored = history::create(
-        ctx.cluster,
-        &Record {
-            schema: history::RECORD_SCHEMA.to_string(),
-            environment: environment.to_string(),
-            namespace: namespace.to_string(),
-            sequence,
-            version: target.record.version.clone(),
-            commit: target.record.commit.clone(),
-            dirty: target.record.dirty,
-            services: target.record.services.clone(),
-            who: ctx.who.clone(),
-            started_at: started,
-            finished_at: None,
-            duration_seconds: None,
-            result: Outcome::Pending,
-            reason: None,
-            rollback_to: Some(target.record.sequence),
-            render_sha256: sha,
-        },
-        &gz,
-    )
-    .await?;
-    let wait = apply_and_wait(ctx.cluster, &targets, timeout(d)).await;
+    let mut record = release.record(environment, namespace, sequence, ctx, strategy);
+    record.rollback_to = Some(target.record.sequence);
+    let (mut stored, wait, blue_green) = match strategy {
+        Strategy::Rolling => {
+            let targets = apply::targets(ctx.cluster, &release.render)
+                .await
+                .map_err(DeployError::Refused)?;
+            let stored = history::create(ctx.cluster, &record, &release.gz).await?;
+            let wait = apply_and_wait(ctx.cluster, &targets, timeout(d)).await;
+            (stored, wait, None)
+        }
+        Strategy::BlueGreen => {
+            let last_good = records.iter().rev().find(|s| s.record.good());
+            let active = current_colour(ctx.cluster, namespace, last_good).await?;
+            let idle = active.map_or(Colour::Blue, Colour::other);
+            let plan = colour_plan(d, &release.render, idle)?;
+            record.colour = Some(idle.as_str().to_string());
+            record.previous_colour = active.map(|c| c.as_str().to_string());
+            let stored = history::create(ctx.cluster, &record, &release.gz).await?;
+            let delay = bluegreen::delay(d.scale_down_delay_minutes);
+            let released =
+                bluegreen::release(ctx.cluster, namespace, &plan, active, delay, timeout(d))
+                    .await?;
+            let mut wait = released.wait.clone();
+            if !released.healthy() && wait.healthy() {
+                wait.result = "failed".to_string();
+            }
+            (stored, wait, Some(released.report))
+        }
+    };
     let healthy = wait.healthy();
     stored.record.result = if healthy {
         Outcome::Healthy
@@ -558,10 +1026,8 @@ async fn rollback_to(
         Outcome::Failed
     };
     stored.record.reason = wait.reason.clone();
-    let finished = Utc::now();
-    stored.record.finished_at = Some(finished);
-    stored.record.duration_seconds = Some((finished - started).num_milliseconds() as f64 / 1000.0);
-    history::update(ctx.cluster, &mut stored).await?;
+    stored.record.scale_down_at = blue_green.as_ref().and_then(|b| b.scale_down_at);
+    finish_record(ctx.cluster, &mut stored, started).await?;
     Ok(Rolled {
         healthy,
         report: report::RollbackReport {
@@ -571,6 +1037,7 @@ async fn rollback_to(
             result: if healthy { "healthy" } else { "failed" }.to_string(),
             wait,
         },
+        blue_green,
     })
 }
 
@@ -642,14 +1109,58 @@ pub async fn rollback(
                 reference: p.reference(),
             })
             .collect();
+        let strategy = d.strategy_of(env);
         let render = target.render()?;
-        let targets = apply::targets(ctx.cluster, &render)
+        let mut scaled = Vec::new();
+        let preview_objects = match strategy {
+            Strategy::Rolling => render.clone(),
+            Strategy::BlueGreen => {
+                scaled = bluegreen::scale_down_expired(ctx.cluster, &namespace, Utc::now()).await?;
+                let active = current_colour(ctx.cluster, &namespace, current.copied()).await?;
+                let idle = active.map_or(Colour::Blue, Colour::other);
+                let plan = colour_plan(d, &render, idle)?;
+                // Inside the delay: the colour users left still runs the target; switch back.
+                if let Some(active) = active {
+                    let delay = bluegreen::delay(d.scale_down_delay_minutes);
+                    if let Some(mut bg) =
+                        bluegreen::fast_rollback(ctx.cluster, &namespace, &plan, active, delay).await?
+                    {
+                        let release = NewRelease::of_record(target)?;
+                        let mut record = release.record(environment_name, &namespace, next_sequence(&records), ctx, Strategy::BlueGreen);
+                        record.started_at = started;
+                        record.rollback_to = Some(target.record.sequence);
+                        record.colour = Some(idle.as_str().to_string());
+                        record.previous_colour = Some(active.as_str().to_string());
+                        record.scale_down_at = bg.scale_down_at;
+                        record.result = Outcome::Healthy;
+                        record.reason = Some(format!("switched back to {idle} inside the scale-down delay"));
+                        let mut stored = history::create(ctx.cluster, &record, &release.gz).await?;
+                        finish_record(ctx.cluster, &mut stored, started).await?;
+                        scaled.append(&mut bg.scaled_down);
+                        bg.scaled_down = scaled;
+                        report.record = Some(stored.name.clone());
+                        report.result = "rolled-back".to_string();
+                        report.blue_green = Some(bg);
+                        let all = history::list(ctx.cluster, &namespace, environment_name).await?;
+                        history::prune(ctx.cluster, &all, d.history as usize).await?;
+                        return Ok::<_, DeployError>(report);
+                    }
+                }
+                plan_objects(&plan)
+            }
+        };
+        let targets = apply::targets(ctx.cluster, &preview_objects)
             .await
             .map_err(DeployError::Refused)?;
         report.changes = apply::preview(ctx.cluster, &targets)
             .await
             .map_err(|p| DeployError::Refused(p.join("\n")))?;
-        let rolled = rollback_to(ctx, d, environment_name, &namespace, target, &records, None).await?;
+        let rolled = rollback_to(ctx, d, environment_name, &namespace, target, &records, None, strategy).await?;
+        if let Some(mut bg) = rolled.blue_green.clone() {
+            scaled.append(&mut bg.scaled_down);
+            bg.scaled_down = scaled;
+            report.blue_green = Some(bg);
+        }
         report.record = Some(rolled.report.record.clone());
         report.reason = rolled.report.wait.reason.clone();
         report.result = if rolled.healthy { "rolled-back" } else { "rollback-failed" }.to_string();
@@ -711,6 +1222,7 @@ async fn prune_candidates(
     namespace: &str,
     targets: &[apply::Target],
     records: &[Stored],
+    blue_green: bool,
 ) -> Result<Vec<KubeTarget>, DeployError> {
     let mut kinds: Vec<(String, String)> = targets
         .iter()
@@ -767,7 +1279,10 @@ async fn prune_candidates(
                 .pointer("/metadata/annotations/driftsweep.io~1keep")
                 .and_then(Value::as_str)
                 .is_some_and(|v| !matches!(v, "false" | "no" | "0" | "off"));
-            if in_render || record || owned || opted_out {
+            // Both colours and the previews are blue-green's own while it deploys: the idle
+            // colour is no render's, and still a rollback's way back.
+            let colour = blue_green && bluegreen::is_colour_object(item);
+            if in_render || record || owned || opted_out || colour {
                 continue;
             }
             out.push(KubeTarget {
@@ -892,9 +1407,19 @@ pub fn check_renders(policy: &Policy, policy_dir: &Path) -> Result<Vec<String>, 
         })
         .collect();
     let mut problems = Vec::new();
+    let images = service_images(d);
     for (name, env) in &d.environments {
-        if let Err(p) = render::render(&documents, &env.namespace, &v, &pins) {
-            problems.extend(p.iter().map(|p| format!("environment `{name}`: {p}")));
+        match render::render(&documents, &env.namespace, &v, &pins) {
+            Err(p) => problems.extend(p.iter().map(|p| format!("environment `{name}`: {p}"))),
+            Ok(rendered) if d.strategy_of(env) == Strategy::BlueGreen => {
+                if let Err(p) = bluegreen::colourise(&rendered, &images, Colour::Blue, d.preview) {
+                    problems.extend(
+                        p.iter()
+                            .map(|p| format!("environment `{name}` (blue-green): {p}")),
+                    );
+                }
+            }
+            Ok(_) => {}
         }
     }
     Ok(problems)

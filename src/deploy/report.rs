@@ -89,6 +89,9 @@ pub struct DeployReport {
     pub record: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Blue-green: the colours, the switch and the scale-downs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<super::bluegreen::BlueGreenReport>,
 }
 
 impl DeployReport {
@@ -122,6 +125,7 @@ impl DeployReport {
             alerts: Vec::new(),
             record: None,
             errors: Vec::new(),
+            blue_green: None,
         }
     }
 
@@ -139,6 +143,7 @@ impl DeployReport {
             (_, "deployed" | "unchanged" | "would-deploy") => true,
             // A deploy that had to roll back failed, however healthy the rollback.
             ("rollback", "rolled-back") => true,
+            ("finish", "finished") => true,
             _ => false,
         };
         done && !self.pruned.iter().any(|p| p.outcome == "failed")
@@ -153,6 +158,8 @@ impl DeployReport {
         let mut out = String::new();
         let what = if self.mode == "rollback" {
             "rollback"
+        } else if self.mode == "finish" {
+            "finish"
         } else if self.dry_run {
             "deploy (dry run)"
         } else {
@@ -223,6 +230,9 @@ impl DeployReport {
                     "  the rollback failed too: see docs/guide.md, \"When a rollback fails\"\n",
                 );
             }
+        }
+        if let Some(bg) = &self.blue_green {
+            out.push_str(&bg.text());
         }
         for e in &self.errors {
             out.push_str(&format!("  error: {e}\n"));

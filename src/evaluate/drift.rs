@@ -4,6 +4,7 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{Action, Finding, ImageDrift, Reason};
+use crate::deploy::bluegreen::{COLOUR_LABEL, SCALE_DOWN_AT};
 use crate::inventory::registry::ImageRef;
 use crate::inventory::snapshot::REFERENCE_KINDS;
 use crate::inventory::{Inventory, KubeObject, Provider};
@@ -50,6 +51,56 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
                 .find(|o| want.namespace.is_none() || o.namespace == want.namespace)
         });
         let source = d.source.display().to_string();
+        // Blue-green runs a manifest's Deployment as `<name>-blue` and `<name>-green`: they
+        // are it. The colours that serve (not scaled to zero, not waiting for their
+        // scale-down) are compared as it would be.
+        let colours: Vec<&KubeObject> = if found.is_none() && want.kind == "Deployment" {
+            ["blue", "green"]
+                .iter()
+                .filter_map(|c| {
+                    let name = format!("{}-{c}", want.name);
+                    by_key.get(&("Deployment", name.as_str())).and_then(|list| {
+                        list.iter().copied().find(|o| {
+                            (want.namespace.is_none() || o.namespace == want.namespace)
+                                && o.labels.get(COLOUR_LABEL).map(String::as_str) == Some(*c)
+                        })
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !colours.is_empty() {
+            for live in colours
+                .into_iter()
+                .filter(|o| o.replicas != Some(0) && !o.annotations.contains_key(SCALE_DOWN_AT))
+            {
+                let mut drift = compare_images(&want.containers, &live.containers, &digests);
+                if let Some(ns) = &live.namespace {
+                    drift.extend(compare_with_deploy(
+                        ns,
+                        &live.containers,
+                        &deployed,
+                        &digests,
+                    ));
+                }
+                if !drift.is_empty() {
+                    let mut f = Finding::new(
+                        Provider::Kubernetes,
+                        &live.kind,
+                        live.namespace.as_deref(),
+                        &live.name,
+                    );
+                    f.action = Action::Drift;
+                    f.reasons = vec![Reason::VersionDrift];
+                    f.created_at = live.created;
+                    f.detail = Some(format!("defined in {source} (blue-green colour)"));
+                    f.drift = drift;
+                    out.push(f);
+                }
+            }
+            continue;
+        }
         let Some(live) = found else {
             let mut f = Finding::new(
                 Provider::Kubernetes,
@@ -64,7 +115,9 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
             continue;
         };
         let mut drift = compare_images(&want.containers, &live.containers, &digests);
-        if let Some(ns) = &live.namespace {
+        // Scaled to zero (the rolling Deployment of an environment now blue-green), it runs
+        // nothing: there is no version to drift from.
+        if let Some(ns) = live.namespace.as_ref().filter(|_| live.replicas != Some(0)) {
             drift.extend(compare_with_deploy(
                 ns,
                 &live.containers,
@@ -365,6 +418,87 @@ mod tests {
             .0,
             Action::Keep
         );
+    }
+
+    #[test]
+    fn blue_green_colours_are_the_manifest_deployment_and_only_the_serving_one_is_compared() {
+        let p = policy(
+            "version: 1\nname: t\nkubernetes:\n  namespaces: [prod]\n  kinds: [ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim]\n",
+        );
+        let want = desired(vec![
+            deploy("prod", "reg.io/p/api:${VERSION}"),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "prod"}}),
+        ]);
+        let record = json!({"apiVersion": "v1", "kind": "Secret", "type": "driftsweep.io/deploy.v1",
+            "metadata": {"name": "driftsweep.deploy.production.v2", "namespace": "prod",
+                "labels": {"driftsweep.io/record": "deploy", "driftsweep.io/environment": "production",
+                    "driftsweep.io/result": "healthy", "driftsweep.io/sequence": "2"},
+                "annotations": {"driftsweep.io/version": "v1.2.0",
+                    "driftsweep.io/digests": json!({"api": "reg.io/p/api@sha256:new"}).to_string()}}});
+        let colour = |colour: &str, image: &str, replicas: i64, scale_down_at: Option<&str>| {
+            let mut d = deploy("prod", image);
+            d["metadata"]["name"] = json!(format!("api-{colour}"));
+            d["metadata"]["labels"] = json!({COLOUR_LABEL: colour});
+            d["spec"]["replicas"] = json!(replicas);
+            if let Some(at) = scale_down_at {
+                d["metadata"]["annotations"] = json!({SCALE_DOWN_AT: at});
+            }
+            d
+        };
+        let preview = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "api-preview", "namespace": "prod", "creationTimestamp": "2025-01-01T00:00:00Z",
+                "labels": {"driftsweep.io/preview": "true"}}});
+        let service = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "api", "namespace": "prod", "creationTimestamp": "2025-01-01T00:00:00Z"}});
+        // Green serves the last good deploy; blue is the old colour inside its delay; the
+        // rolling Deployment of before the conversion is at zero on an old digest.
+        let mut rolling = deploy("prod", "reg.io/p/api:1.1.0@sha256:old");
+        rolling["spec"]["replicas"] = json!(0);
+        let live = cluster(vec![
+            colour("green", "reg.io/p/api:1.2.0@sha256:new", 2, None),
+            colour(
+                "blue",
+                "reg.io/p/api:1.1.0@sha256:old",
+                2,
+                Some("2026-12-01T10:30:00Z"),
+            ),
+            record.clone(),
+            service.clone(),
+            preview.clone(),
+        ]);
+        let f = crate::evaluate::testkit::evaluate(&p, &want, &live);
+        assert!(
+            f.items
+                .iter()
+                .all(|x| x.action != Action::Drift && x.action != Action::Delete),
+            "both colours and the preview are the repository's: {:?}",
+            f.items
+        );
+        let with_rolling = cluster(vec![
+            rolling,
+            record.clone(),
+            colour("green", "reg.io/p/api:1.2.0@sha256:new", 2, None),
+        ]);
+        let f = crate::evaluate::testkit::evaluate(&p, &want, &with_rolling);
+        assert!(
+            f.items.iter().all(|x| x.action != Action::Drift),
+            "a Deployment at zero runs no version: {:?}",
+            f.items
+        );
+        // The serving colour off the record is drift, named by the colour.
+        let off = cluster(vec![
+            colour("green", "reg.io/p/api:1.2.0@sha256:hand", 2, None),
+            colour("blue", "reg.io/p/api:1.1.0@sha256:old", 0, None),
+            record,
+        ]);
+        let f = crate::evaluate::testkit::evaluate(&p, &want, &off);
+        let drifted: Vec<&str> = f
+            .items
+            .iter()
+            .filter(|x| x.action == Action::Drift)
+            .map(|x| x.name.as_str())
+            .collect();
+        assert_eq!(drifted, ["api-green"], "{:?}", f.items);
     }
 
     #[test]

@@ -585,6 +585,33 @@ fn deploy_problems(v: &Value, deploy: &Value, push: &mut impl FnMut(&str, String
             }
         }
     }
+    // Blue-green's own fields mean nothing where no environment deploys blue-green: say so
+    // rather than let someone believe a preview Service or a delay is in place.
+    let blue_green = |s: Option<&Value>| s.and_then(Value::as_str) == Some("blue-green");
+    let any_blue_green = blue_green(deploy.get("strategy"))
+        || environments.values().any(|e| blue_green(e.get("strategy")));
+    if !any_blue_green {
+        for field in ["preview", "scale_down_delay_minutes"] {
+            if deploy.get(field).is_some_and(|v| v != &Value::Bool(false)) {
+                push(
+                    &format!("/deploy/{field}"),
+                    "only blue-green deploys use it, and no environment deploys blue-green: set `deploy.strategy: blue-green` or an environment's `strategy: blue-green`, or remove it".to_string(),
+                );
+            }
+        }
+    }
+    if let Some(minutes) = deploy
+        .get("scale_down_delay_minutes")
+        .and_then(Value::as_u64)
+        && minutes > 7 * 24 * 60
+    {
+        push(
+            "/deploy/scale_down_delay_minutes",
+            format!(
+                "{minutes} minutes is over a week: the old colour would hold a full copy of every service's Pods that long; at most 10080"
+            ),
+        );
+    }
     if let Some(0) = deploy.get("timeout_minutes").and_then(Value::as_u64) {
         push("/deploy/timeout_minutes", "must be at least 1".to_string());
     }
@@ -754,6 +781,46 @@ mod tests {
             problems.iter().all(|p| p.line.is_some()),
             "every problem has its line"
         );
+    }
+
+    #[test]
+    fn blue_green_fields_are_checked_and_overridable_per_environment() {
+        let base = "version: 1\nname: a\nkubernetes:\n  namespaces: [s, p]\nregistry:\n  repositories: [h.io/a/api]\ndeploy:\n  services:\n    - {name: api, image: h.io/a/api}\n";
+        let good = format!(
+            "{base}  environments:\n    staging: {{namespace: s}}\n    production: {{namespace: p, strategy: blue-green}}\n  preview: true\n"
+        );
+        let deploy = validate_source(&good).unwrap().deploy.unwrap();
+        assert_eq!(deploy.scale_down_delay_minutes, 30, "the default");
+        assert!(deploy.preview);
+        use super::super::Strategy;
+        assert_eq!(
+            deploy.strategy_of(&deploy.environments["staging"]),
+            Strategy::Rolling
+        );
+        assert_eq!(
+            deploy.strategy_of(&deploy.environments["production"]),
+            Strategy::BlueGreen
+        );
+
+        let bad = format!(
+            "{base}  environments:\n    staging: {{namespace: s, strategy: purple}}\n  preview: true\n  scale_down_delay_minutes: 99999\n"
+        );
+        let problems = validate_source(&bad).unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        for field in [
+            "deploy.environments.staging.strategy",
+            "deploy.preview",
+            "deploy.scale_down_delay_minutes",
+        ] {
+            assert!(fields.contains(&field), "{field}: {problems:#?}");
+        }
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("only blue-green deploys use it")),
+            "{text:#?}"
+        );
+        assert!(text.iter().any(|t| t.contains("over a week")), "{text:#?}");
     }
 
     #[test]

@@ -130,8 +130,23 @@ pub struct DeployPolicy {
     /// aia-production, accepts: release, promote_from: staging}}`.
     pub environments: std::collections::BTreeMap<String, Environment>,
     /// `rolling`: each service's Deployment is updated in place (Kubernetes' rolling update).
+    /// `blue-green`: each service's Deployment runs as two colours, `<name>-blue` and
+    /// `<name>-green`; a deploy brings up the idle colour at the new version, waits for it,
+    /// then switches every repository Service to it at once, keeping the old colour at full
+    /// scale for `scale_down_delay_minutes` (a rollback in that time is a selector switch).
+    /// An environment's own `strategy` overrides this.
     #[serde(default)]
     pub strategy: Strategy,
+    /// Blue-green: how long the old colour stays at full scale after a switch, so that a
+    /// rollback is a selector switch back. Once it has passed, the next `deploy`, `rollback`
+    /// or `deploy --finish` scales the old colour to zero.
+    #[serde(default = "default_scale_down_delay_minutes")]
+    pub scale_down_delay_minutes: u32,
+    /// Blue-green: also keep a Service `<name>-preview` per repository Service that always
+    /// selects the idle colour (the new version while a deploy waits, the old one after the
+    /// switch), so people can try a version before users get it.
+    #[serde(default)]
+    pub preview: bool,
     /// How long a deploy may wait for its objects to become healthy before it fails and rolls
     /// back; the rollback gets the same time again.
     #[serde(default = "default_timeout_minutes")]
@@ -166,6 +181,17 @@ pub struct Environment {
     /// takes it, with the same image digests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promote_from: Option<String>,
+    /// This environment's strategy (`rolling` or `blue-green`), instead of `deploy.strategy`.
+    /// Changing it on an environment that has deploys converts it on the next deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+}
+
+impl DeployPolicy {
+    /// The strategy `environment` deploys with: its own, else the policy's.
+    pub fn strategy_of(&self, environment: &Environment) -> Strategy {
+        environment.strategy.unwrap_or(self.strategy)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -181,6 +207,16 @@ pub enum Accepts {
 pub enum Strategy {
     #[default]
     Rolling,
+    BlueGreen,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Rolling => "rolling",
+            Strategy::BlueGreen => "blue-green",
+        }
+    }
 }
 
 fn default_timeout_minutes() -> u32 {
@@ -188,6 +224,9 @@ fn default_timeout_minutes() -> u32 {
 }
 fn default_history() -> u32 {
     20
+}
+fn default_scale_down_delay_minutes() -> u32 {
+    30
 }
 
 /// The kinds of namespaced objects driftsweep can audit.

@@ -918,6 +918,481 @@ fn the_deploy_report_is_emailed_with_old_and_new_versions() {
     assert_eq!(report["result"], "deployed");
 }
 
+// Blue-green (`deploy.strategy: blue-green`): colours, one switch, the delay, the way back.
+
+/// Turns blue-green (with previews) on or off for every environment of the scene.
+fn set_blue_green(s: &Scene, on: bool) {
+    let policy = std::fs::read_to_string(&s.policy).unwrap();
+    let bg = "  strategy: blue-green\n  preview: true\n";
+    let policy = policy.replace(bg, "");
+    let policy = if on {
+        policy.replace(
+            "  timeout_minutes: 1\n",
+            &format!("{bg}  timeout_minutes: 1\n"),
+        )
+    } else {
+        policy
+    };
+    std::fs::write(&s.policy, policy).unwrap();
+}
+
+/// A Service per service in staging, so the switch has three Services to move together.
+fn services_for_all(s: &Scene) {
+    let extra: String = ["web", "worker"]
+        .iter()
+        .map(|svc| {
+            format!(
+                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {svc}\n  namespace: {}\nspec:\n  selector:\n    app: {svc}\n  ports:\n  - port: 80\n",
+                s.staging
+            )
+        })
+        .collect();
+    s.set_manifests(600, &extra);
+}
+
+/// Runs driftsweep with the scale-down delay set to `delay` seconds.
+fn run_bg(s: &Scene, args: &[&str], delay: u32) -> (Output, Value) {
+    let report = s.c.path("bg.json");
+    let _ = std::fs::remove_file(&report);
+    let out = s
+        .command(args, &report)
+        .env("DRIFTSWEEP_SCALE_DOWN_DELAY_SECONDS", delay.to_string())
+        .output()
+        .unwrap();
+    let json = std::fs::read_to_string(&report)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(Value::Null);
+    (out, json)
+}
+
+fn deploy_bg(s: &Scene, version: &str, delay: u32) -> (Output, Value) {
+    run_bg(
+        s,
+        &["deploy", "--env", "staging", "--version", version],
+        delay,
+    )
+}
+
+impl Scene {
+    fn deployment(&self, name: &str) -> Option<Value> {
+        self.c
+            .get("apps/v1", "Deployment", Some(&self.staging), name)
+    }
+
+    /// Each service's image in colour `colour` of staging.
+    fn colour_images(&self, colour: &str) -> BTreeMap<String, String> {
+        SERVICES
+            .iter()
+            .filter_map(|svc| {
+                let d = self.deployment(&format!("{svc}-{colour}"))?;
+                Some((
+                    svc.to_string(),
+                    d["spec"]["template"]["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    fn colour_replicas(&self, colour: &str) -> Vec<i64> {
+        SERVICES
+            .iter()
+            .map(|svc| {
+                self.deployment(&format!("{svc}-{colour}"))
+                    .map_or(-1, |d| d["spec"]["replicas"].as_i64().unwrap_or(1))
+            })
+            .collect()
+    }
+
+    /// The colour each Service of staging (and its preview) selects.
+    fn selected(&self, names: &[&str]) -> Vec<String> {
+        names
+            .iter()
+            .map(|n| {
+                self.c.get("v1", "Service", Some(&self.staging), n).map_or(
+                    "(none)".to_string(),
+                    |s| {
+                        s["spec"]["selector"]["driftsweep.io/colour"]
+                            .as_str()
+                            .unwrap_or("(no colour)")
+                            .to_string()
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+const ALL: [&str; 3] = ["api", "web", "worker"];
+
+#[test]
+fn a_healthy_blue_green_release_switches_every_service_together_and_keeps_the_old_colour() {
+    let s = Scene::new(600);
+    set_blue_green(&s, true);
+    services_for_all(&s);
+    let v1 = s.release("v1.0.0");
+    let (out, report) = deploy_bg(&s, "v1.0.0", 600);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "deployed", "{report:#}");
+    assert_eq!(report["blue_green"]["colour"], "blue");
+    assert_eq!(s.colour_images("blue"), s.pinned("v1.0.0", &v1));
+    assert_eq!(s.selected(&ALL), ["blue", "blue", "blue"]);
+    assert_eq!(
+        s.selected(&["api-preview"]),
+        ["green"],
+        "the preview selects the idle colour"
+    );
+    assert!(
+        s.running("staging").is_empty(),
+        "no Deployment under the manifests' own names"
+    );
+    for svc in SERVICES {
+        let d = s.deployment(&format!("{svc}-blue")).unwrap();
+        assert_eq!(
+            d["spec"]["selector"]["matchLabels"]["driftsweep.io/colour"],
+            "blue"
+        );
+        assert_eq!(d["status"]["readyReplicas"], 2, "{svc}-blue really runs");
+    }
+
+    let v2 = s.release("v1.1.0");
+    let (out, report) = deploy_bg(&s, "v1.1.0", 600);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "deployed", "{report:#}");
+    let bg = &report["blue_green"];
+    assert_eq!(
+        (bg["previous_colour"].as_str(), bg["colour"].as_str()),
+        (Some("blue"), Some("green"))
+    );
+    assert_eq!(bg["switched"], true);
+    assert_eq!(s.colour_images("green"), s.pinned("v1.1.0", &v2));
+    assert_eq!(
+        s.selected(&ALL),
+        ["green", "green", "green"],
+        "one switch for all"
+    );
+    assert_eq!(s.selected(&["api-preview"]), ["blue"]);
+    // The old colour stays at full scale, on its version, with its scale-down time.
+    assert_eq!(s.colour_images("blue"), s.pinned("v1.0.0", &v1));
+    assert_eq!(s.colour_replicas("blue"), [2, 2, 2]);
+    let blue = s.deployment("api-blue").unwrap();
+    assert!(
+        blue["metadata"]["annotations"]["driftsweep.io/scale-down-at"].is_string(),
+        "{blue:#}"
+    );
+    assert!(
+        stderr(&out).contains("blue -> green, switched"),
+        "{}",
+        stderr(&out)
+    );
+    let records = s.history("staging");
+    assert_eq!(results(&records), ["v1.0.0 healthy", "v1.1.0 healthy"]);
+    assert_eq!(records[1]["colour"], "green");
+    assert_eq!(records[1]["previous_colour"], "blue");
+    assert_eq!(records[1]["strategy"], "blue-green");
+
+    // The same again: nothing to do.
+    let (out, report) = deploy_bg(&s, "v1.1.0", 600);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "unchanged", "{report:#}");
+
+    // The nightly audit: both colours and the previews are the repository's.
+    let audit_report = s.c.path("audit.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_driftsweep"))
+        .args(["run", "--policy", s.policy.to_str().unwrap()])
+        .args(["--report", audit_report.to_str().unwrap()])
+        .args(["--kubeconfig", s.c.kubeconfig.to_str().unwrap()])
+        .current_dir(s.c.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let audit: Value =
+        serde_json::from_str(&std::fs::read_to_string(audit_report).unwrap()).unwrap();
+    let ours: Vec<&Value> = audit["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["namespace"] == json!(s.staging))
+        .filter(|f| f["action"] != "keep")
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "no drift, nothing missing, no orphan: {ours:#?}"
+    );
+}
+
+#[test]
+fn a_failing_new_colour_is_never_switched_to_and_is_scaled_down() {
+    let s = Scene::new(600);
+    set_blue_green(&s, true);
+    services_for_all(&s);
+    let v1 = s.release("v1.0.0");
+    assert_eq!(deploy_bg(&s, "v1.0.0", 600).0.status.code(), Some(0));
+    s.release("v1.1.0");
+    s.kubelet
+        .fail_image(&format!(":{}@", tag("v1.1.0")), "CrashLoopBackOff");
+    let (out, report) = deploy_bg(&s, "v1.1.0", 600);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(report["result"], "failed", "{report:#}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("CrashLoopBackOff"),
+        "{report:#}"
+    );
+    assert_eq!(report["blue_green"]["switched"], false);
+    assert!(
+        report.get("rollback").is_none(),
+        "nothing to roll back: users never moved"
+    );
+    assert_eq!(s.selected(&ALL), ["blue", "blue", "blue"], "never switched");
+    assert_eq!(
+        s.colour_replicas("green"),
+        [0, 0, 0],
+        "the failed colour is scaled down"
+    );
+    assert_eq!(s.colour_images("blue"), s.pinned("v1.0.0", &v1));
+    assert_eq!(s.colour_replicas("blue"), [2, 2, 2]);
+    let blue = s.deployment("api-blue").unwrap();
+    assert!(
+        blue["metadata"]["annotations"]["driftsweep.io/scale-down-at"].is_null(),
+        "the serving colour is not scheduled for scale-down: {blue:#}"
+    );
+    assert!(stderr(&out).contains("NOT switched"), "{}", stderr(&out));
+    assert_eq!(
+        results(&s.history("staging")),
+        ["v1.0.0 healthy", "v1.1.0 failed"]
+    );
+
+    // Fixed: the next deploy brings green up again and switches.
+    s.kubelet.heal_image(&format!(":{}@", tag("v1.1.0")));
+    let (out, _) = deploy_bg(&s, "v1.1.0", 600);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.selected(&ALL), ["green", "green", "green"]);
+}
+
+#[test]
+fn a_blue_green_rollback_inside_the_delay_switches_back_in_seconds() {
+    let s = Scene::new(600);
+    set_blue_green(&s, true);
+    services_for_all(&s);
+    let v1 = s.release("v1.0.0");
+    assert_eq!(deploy_bg(&s, "v1.0.0", 600).0.status.code(), Some(0));
+    let v2 = s.release("v1.1.0");
+    assert_eq!(deploy_bg(&s, "v1.1.0", 600).0.status.code(), Some(0));
+    assert_eq!(s.selected(&ALL), ["green", "green", "green"]);
+
+    let started = Instant::now();
+    let (out, report) = run_bg(&s, &["rollback", "--env", "staging"], 600);
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "rolled-back", "{report:#}");
+    let bg = &report["blue_green"];
+    assert_eq!(bg["fast_rollback"], true, "{report:#}");
+    assert_eq!(
+        s.selected(&ALL),
+        ["blue", "blue", "blue"],
+        "the old selector is back"
+    );
+    assert_eq!(s.selected(&["api-preview"]), ["green"]);
+    assert_eq!(s.colour_images("blue"), s.pinned("v1.0.0", &v1));
+    // The colour switched back to serves: no scale-down time. The one left keeps the delay.
+    let blue = s.deployment("api-blue").unwrap();
+    assert!(blue["metadata"]["annotations"]["driftsweep.io/scale-down-at"].is_null());
+    let green = s.deployment("api-green").unwrap();
+    assert!(green["metadata"]["annotations"]["driftsweep.io/scale-down-at"].is_string());
+    assert_eq!(s.colour_images("green"), s.pinned("v1.1.0", &v2));
+    // Measured, not asserted beyond "seconds" (BENCHMARKS.md has the figures).
+    let switch = bg["switch_seconds"].as_f64().unwrap();
+    eprintln!(
+        "bench: blue-green rollback of 3 services inside the delay took {seconds:.2} s (command start to end), the switch of 3 Services {switch:.3} s"
+    );
+    assert!(
+        seconds < 20.0,
+        "a switch back, not a rollout: {seconds:.1} s"
+    );
+    let records = s.history("staging");
+    assert_eq!(
+        results(&records),
+        ["v1.0.0 healthy", "v1.1.0 healthy", "v1.0.0 healthy"]
+    );
+    assert_eq!(records[2]["rollback_to"], 1);
+    assert_eq!(records[2]["colour"], "blue");
+}
+
+#[test]
+fn the_old_colour_is_scaled_down_after_the_delay_and_a_later_rollback_brings_it_up() {
+    let s = Scene::new(600);
+    set_blue_green(&s, true);
+    services_for_all(&s);
+    let v1 = s.release("v1.0.0");
+    assert_eq!(deploy_bg(&s, "v1.0.0", 2).0.status.code(), Some(0));
+    s.release("v1.1.0");
+    assert_eq!(deploy_bg(&s, "v1.1.0", 2).0.status.code(), Some(0));
+    assert_eq!(
+        s.colour_replicas("blue"),
+        [2, 2, 2],
+        "kept during the delay"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let (out, report) = run_bg(&s, &["deploy", "--env", "staging", "--finish"], 2);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "finished", "{report:#}");
+    let mut scaled: Vec<String> = report["blue_green"]["scaled_down"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    scaled.sort();
+    assert_eq!(scaled, ["api-blue", "web-blue", "worker-blue"]);
+    assert_eq!(s.colour_replicas("blue"), [0, 0, 0]);
+    assert_eq!(
+        s.colour_replicas("green"),
+        [2, 2, 2],
+        "the serving colour is untouched"
+    );
+    assert_eq!(s.selected(&ALL), ["green", "green", "green"]);
+    // Nothing more to do the second time.
+    let (out, report) = run_bg(&s, &["deploy", "--env", "staging", "--finish"], 2);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        report["blue_green"].get("scaled_down").is_none(),
+        "{report:#}"
+    );
+
+    // After the delay a rollback is a release of the old version as the idle colour.
+    let (out, report) = run_bg(&s, &["rollback", "--env", "staging"], 600);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "rolled-back", "{report:#}");
+    assert_eq!(report["blue_green"]["fast_rollback"], false, "{report:#}");
+    assert_eq!(s.selected(&ALL), ["blue", "blue", "blue"]);
+    assert_eq!(s.colour_images("blue"), s.pinned("v1.0.0", &v1));
+    assert_eq!(s.colour_replicas("blue"), [2, 2, 2]);
+}
+
+#[test]
+fn an_environment_switches_from_rolling_to_blue_green_and_back() {
+    let s = Scene::new(600);
+    let v1 = s.release("v1.0.0");
+    assert_eq!(s.deploy("staging", "v1.0.0", &[]).0.status.code(), Some(0));
+    assert_eq!(s.running("staging"), s.pinned("v1.0.0", &v1));
+
+    set_blue_green(&s, true);
+    let v2 = s.release("v1.1.0");
+    let (out, report) = deploy_bg(&s, "v1.1.0", 600);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "deployed", "{report:#}");
+    assert!(report["blue_green"]["converted"].is_string(), "{report:#}");
+    // What ran came up as blue, users switched to it, then the new version went to green.
+    assert_eq!(s.colour_images("blue"), s.pinned("v1.0.0", &v1));
+    assert_eq!(s.colour_images("green"), s.pinned("v1.1.0", &v2));
+    assert_eq!(s.selected(&["api"]), ["green"]);
+    for svc in SERVICES {
+        assert_eq!(
+            s.deployment(svc).unwrap()["spec"]["replicas"],
+            0,
+            "the rolling {svc} is scaled to zero"
+        );
+    }
+    assert_eq!(
+        results(&s.history("staging")),
+        ["v1.0.0 healthy", "v1.0.0 healthy", "v1.1.0 healthy"]
+    );
+
+    // Prune takes the rolling Deployments left at zero, never a colour (the one serving is
+    // in no render of the idle colour) nor a preview.
+    s.release("v1.1.1");
+    let (out, report) = run_bg(
+        &s,
+        &[
+            "deploy",
+            "--env",
+            "staging",
+            "--version",
+            "v1.1.1",
+            "--prune",
+            "--dry-run",
+        ],
+        600,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "would-deploy", "{report:#}");
+    assert!(
+        stderr(&out).contains("change Deployment") && stderr(&out).contains("-blue"),
+        "the dry run names the idle colour's changes: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        s.selected(&["api"]),
+        ["green"],
+        "a dry run switches nothing"
+    );
+    let (out, report) = run_bg(
+        &s,
+        &[
+            "deploy",
+            "--env",
+            "staging",
+            "--version",
+            "v1.1.1",
+            "--prune",
+        ],
+        600,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut pruned: Vec<String> = report["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["object"].as_str().unwrap(),
+                p["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    pruned.sort();
+    let ns = &s.staging;
+    assert_eq!(
+        pruned,
+        SERVICES
+            .iter()
+            .map(|svc| format!("Deployment {ns}/{svc} pruned"))
+            .collect::<Vec<_>>(),
+        "{report:#}"
+    );
+    assert_eq!(s.selected(&["api"]), ["blue"]);
+    assert_eq!(
+        s.colour_replicas("green"),
+        [2, 2, 2],
+        "the old colour is kept for its delay"
+    );
+    assert!(s.c.get("v1", "Service", Some(ns), "api-preview").is_some());
+
+    // And back: the running version comes up rolling, then the new one rolls out.
+    set_blue_green(&s, false);
+    let v3 = s.release("v1.2.0");
+    let (out, report) = s.deploy("staging", "v1.2.0", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["result"], "deployed", "{report:#}");
+    assert_eq!(s.running("staging"), s.pinned("v1.2.0", &v3));
+    assert_eq!(s.selected(&["api"]), ["(no colour)"]);
+    assert_eq!(s.colour_replicas("blue"), [0, 0, 0]);
+    assert_eq!(s.colour_replicas("green"), [0, 0, 0]);
+    let records = s.history("staging");
+    assert_eq!(
+        results(&records[records.len() - 2..]),
+        ["v1.1.1 healthy", "v1.2.0 healthy"],
+        "the conversion is a deploy of the running version, rolling"
+    );
+    assert_eq!(records[records.len() - 2]["strategy"], "rolling");
+}
+
 #[test]
 fn deploy_commands_never_show_a_secret_value_of_the_manifests() {
     let s = Scene::new(60);
