@@ -4,7 +4,7 @@
 #![no_main]
 
 use driftsweep::input;
-use driftsweep::policy::load::validate_source;
+use driftsweep::policy::validate_source;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
