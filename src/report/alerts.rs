@@ -442,4 +442,51 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn a_failed_deploy_and_an_automatic_rollback_alert_a_healthy_one_does_not() {
+        use crate::deploy::report::DeployReport;
+        let report = |mode: &str, result: &str| {
+            let mut r = DeployReport::new(mode, false, "production", "aia", chrono::Utc::now());
+            r.version = "v1.4.0".to_string();
+            r.result = result.to_string();
+            r.reason = Some("pod-stuck: CrashLoopBackOff".to_string());
+            r
+        };
+        let events = |mode: &str, result: &str| {
+            for_deploy(&report(mode, result), None)
+                .iter()
+                .map(|a| (a.event, a.title.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            events("deploy", "failed"),
+            [(
+                AlertEvent::DeployFailed,
+                "production deploy v1.4.0: FAILED".to_string()
+            )]
+        );
+        assert_eq!(
+            events("deploy", "rollback-failed")[0].0,
+            AlertEvent::DeployFailed
+        );
+        assert_eq!(
+            events("deploy", "rolled-back"),
+            [(
+                AlertEvent::RolledBack,
+                "production deploy v1.4.0: failed, rolled back automatically".to_string()
+            )]
+        );
+        assert_eq!(events("rollback", "failed")[0].0, AlertEvent::DeployFailed);
+        for (mode, result) in [
+            ("deploy", "deployed"),
+            ("deploy", "unchanged"),
+            ("deploy", "would-deploy"),
+            ("rollback", "rolled-back"),
+        ] {
+            assert_eq!(events(mode, result), [], "{mode} {result}");
+        }
+        let alert = &for_deploy(&report("deploy", "failed"), None)[0];
+        assert_eq!(alert.lines, ["pod-stuck: CrashLoopBackOff"]);
+    }
 }

@@ -300,3 +300,73 @@ fn alert_settings_are_checked_before_anything_runs() {
         stderr(&out)
     );
 }
+
+#[test]
+fn an_enforce_run_alerts_what_it_deleted() {
+    use crate::registry::{Pusher, start_registry};
+    let registry = start_registry();
+    let push = Pusher::new(registry.port);
+    for (tag, days) in [("v1", 400), ("v2", 300), ("v3", 10), ("v4", 5)] {
+        push.image("team/app", &[tag], days, tag);
+    }
+    let host = format!("127.0.0.1:{}", registry.port);
+    let chat = WebhookSink::start(200);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: reg\nregistry:\n  repositories: [{host}/team/app]\n  keep_recent: 2\n  max_age_days: 90\n  plain_http_hosts: ['{host}']\n  protect_in_use: false\nsafety:\n  min_age_hours: 0\nalerts:\n  google_chat: {{}}\n  on: [enforce]\n"
+        ),
+    );
+    let policy = policy.to_str().unwrap();
+    let url = chat.url("t");
+    let env = [("DRIFTSWEEP_GOOGLE_CHAT_WEBHOOK_URL", url.as_str())];
+    let plan = dir.path().join("plan.json");
+    let out = run(
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--report",
+            plan.to_str().unwrap(),
+            "--alert",
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        chat.messages().len(),
+        0,
+        "`on: [enforce]`: the dry run sends none"
+    );
+    let report = dir.path().join("enforce.json");
+    let backup = dir.path().join("backups");
+    let out = run(
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--alert",
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let texts = texts(&chat);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(
+        texts[0].starts_with("*reg: enforce ran*\n• 2 deleted"),
+        "{}",
+        texts[0]
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["alerts"][0]["event"], "enforce");
+    assert_eq!(report["alerts"][0]["status"], "sent");
+}
