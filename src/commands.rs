@@ -669,8 +669,8 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
 pub fn deploy(args: &crate::cli::DeployArgs) -> Result<u8, CommandError> {
     let started_at = Utc::now();
     let (policy, _) = settings::load_policy(&args.policy, None)?;
-    let email = deploy_email(&policy, args.email)?;
-    let alerts = deploy_alerts(&policy, args.alert)?;
+    let email = settings::email_settings(&policy, args.email)?;
+    let alerts = settings::alert_settings(&policy, args.alert)?;
     let request = crate::deploy::DeployRequest {
         environment: args.environment.clone(),
         version: args.release_version.clone(),
@@ -716,8 +716,8 @@ pub fn deploy(args: &crate::cli::DeployArgs) -> Result<u8, CommandError> {
 pub fn rollback(args: &crate::cli::RollbackArgs) -> Result<u8, CommandError> {
     let started_at = Utc::now();
     let (policy, _) = settings::load_policy(&args.policy, None)?;
-    let email = deploy_email(&policy, args.email)?;
-    let alerts = deploy_alerts(&policy, args.alert)?;
+    let email = settings::email_settings(&policy, args.email)?;
+    let alerts = settings::alert_settings(&policy, args.alert)?;
     let cluster = settings::cluster_options(&args.cluster);
     let outcome = runtime()?.block_on(async {
         let (cluster, registry) = deploy_clients(&policy.policy, &cluster).await?;
@@ -761,36 +761,6 @@ pub fn history(args: &crate::cli::HistoryArgs) -> Result<u8, CommandError> {
     };
     print!("{text}");
     Ok(EXIT_OK)
-}
-
-fn deploy_alerts(
-    policy: &crate::policy::LoadedPolicy,
-    wanted: bool,
-) -> Result<Option<report::alerts::AlertSettings>, CommandError> {
-    if !wanted {
-        return Ok(None);
-    }
-    let settings = report::alerts::AlertSettings::resolve(policy.policy.alerts.as_ref())
-        .map_err(SettingsError::from)?;
-    Ok(Some(settings))
-}
-
-fn deploy_email(
-    policy: &crate::policy::LoadedPolicy,
-    wanted: bool,
-) -> Result<Option<crate::report::email::EmailSettings>, CommandError> {
-    if !wanted {
-        return Ok(None);
-    }
-    let section = policy
-        .policy
-        .report
-        .email
-        .as_ref()
-        .ok_or(SettingsError::NoEmailSection)?;
-    Ok(Some(
-        crate::report::email::EmailSettings::resolve(section).map_err(SettingsError::from)?,
-    ))
 }
 
 async fn deploy_clients(

@@ -42,6 +42,18 @@ pub fn load(
     version: Option<&str>,
 ) -> Result<Desired, ManifestError> {
     let mut objects = Vec::new();
+    for file in files_of(paths, base)? {
+        read_file(&file, version, &mut objects)?;
+    }
+    Ok(Desired {
+        objects,
+        version: version.map(str::to_string),
+    })
+}
+
+/// The manifest files under `paths` (relative to `base`), each path in turn.
+fn files_of(paths: &[PathBuf], base: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+    let mut out = Vec::new();
     for p in paths {
         let root = if p.is_absolute() {
             p.clone()
@@ -51,14 +63,9 @@ pub fn load(
         if !root.exists() {
             return Err(ManifestError::Missing(root));
         }
-        for file in manifest_files(&root)? {
-            read_file(&file, version, &mut objects)?;
-        }
+        out.extend(manifest_files(&root)?);
     }
-    Ok(Desired {
-        objects,
-        version: version.map(str::to_string),
-    })
+    Ok(out)
 }
 
 fn manifest_files(root: &Path) -> Result<Vec<PathBuf>, ManifestError> {
@@ -95,19 +102,9 @@ fn manifest_files(root: &Path) -> Result<Vec<PathBuf>, ManifestError> {
 /// left in place), with its file: what `deploy` renders from.
 pub fn documents(paths: &[PathBuf], base: &Path) -> Result<Vec<(Value, PathBuf)>, ManifestError> {
     let mut out = Vec::new();
-    for p in paths {
-        let root = if p.is_absolute() {
-            p.clone()
-        } else {
-            base.join(p)
-        };
-        if !root.exists() {
-            return Err(ManifestError::Missing(root));
-        }
-        for file in manifest_files(&root)? {
-            for (_, item) in file_items(&file)? {
-                out.push((item, file.clone()));
-            }
+    for file in files_of(paths, base)? {
+        for (_, item) in file_items(&file)? {
+            out.push((item, file.clone()));
         }
     }
     Ok(out)

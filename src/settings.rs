@@ -81,17 +81,7 @@ pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
         (None, Some(dir)) => recorded_at(dir)?.unwrap_or_else(Utc::now),
         (None, None) => Utc::now(),
     };
-    let email = if args.email {
-        let section = policy
-            .policy
-            .report
-            .email
-            .as_ref()
-            .ok_or(SettingsError::NoEmailSection)?;
-        Some(EmailSettings::resolve(section)?)
-    } else {
-        None
-    };
+    let email = email_settings(&policy, args.email)?;
     let archive = match args
         .archive
         .as_ref()
@@ -100,13 +90,7 @@ pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
         Some(text) => Some(text.parse::<GcsLocation>()?),
         None => None,
     };
-    let alerts = if args.alert {
-        Some(crate::report::alerts::AlertSettings::resolve(
-            policy.policy.alerts.as_ref(),
-        )?)
-    } else {
-        None
-    };
+    let alerts = alert_settings(&policy, args.alert)?;
     Ok(RunSettings {
         email,
         archive,
@@ -122,6 +106,36 @@ pub fn resolve_run(args: &RunArgs) -> Result<RunSettings, SettingsError> {
         fail_on_findings: args.fail_on_findings,
         cluster: cluster_options(&args.cluster),
     })
+}
+
+/// `--email`: the policy's `report.email`, resolved; `None` without the flag.
+pub fn email_settings(
+    policy: &LoadedPolicy,
+    wanted: bool,
+) -> Result<Option<EmailSettings>, SettingsError> {
+    if !wanted {
+        return Ok(None);
+    }
+    let section = policy
+        .policy
+        .report
+        .email
+        .as_ref()
+        .ok_or(SettingsError::NoEmailSection)?;
+    Ok(Some(EmailSettings::resolve(section)?))
+}
+
+/// `--alert`: the policy's `alerts` webhooks, resolved; `None` without the flag.
+pub fn alert_settings(
+    policy: &LoadedPolicy,
+    wanted: bool,
+) -> Result<Option<crate::report::alerts::AlertSettings>, SettingsError> {
+    if !wanted {
+        return Ok(None);
+    }
+    Ok(Some(crate::report::alerts::AlertSettings::resolve(
+        policy.policy.alerts.as_ref(),
+    )?))
 }
 
 pub fn cluster_options(
@@ -152,4 +166,21 @@ pub fn seconds_from_env(name: &str, default: u64) -> std::time::Duration {
         .filter(|&s| s > 0)
         .unwrap_or(default);
     std::time::Duration::from_secs(seconds)
+}
+
+/// A credential from the environment: `name`, else the contents of the file `<name>_FILE`
+/// names (a mounted Secret key), its trailing newline dropped. `Err` names the file variable
+/// and the path that could not be read.
+pub fn secret_from_env(name: &str) -> Result<Option<String>, (String, String, std::io::Error)> {
+    if let Ok(value) = std::env::var(name) {
+        return Ok(Some(value));
+    }
+    let file_var = format!("{name}_FILE");
+    match std::env::var(&file_var) {
+        Ok(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text.trim_end_matches(['\n', '\r']).to_string())),
+            Err(source) => Err((file_var, path, source)),
+        },
+        Err(_) => Ok(None),
+    }
 }

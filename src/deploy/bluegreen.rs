@@ -198,17 +198,7 @@ pub fn colourise(
                 ));
             }
         }
-        if o.pointer(&format!(
-            "/spec/selector/matchLabels/{}",
-            COLOUR_LABEL.replace('/', "~1")
-        ))
-        .is_some()
-        {
-            problems.push(problem(
-                o,
-                format!("its selector has `{COLOUR_LABEL}`: blue-green sets that label itself; remove it"),
-            ));
-        }
+        refuse_colour_key(o, "/spec/selector/matchLabels", &mut problems);
         let replicas = o
             .pointer("/spec/replicas")
             .and_then(Value::as_i64)
@@ -248,17 +238,7 @@ pub fn colourise(
             "Deployment" if runs_service(o, images) => {}
             "Service" if templates.iter().any(|t| selects(o, t)) => {
                 let name = name_of(o);
-                if o.pointer(&format!(
-                    "/spec/selector/{}",
-                    COLOUR_LABEL.replace('/', "~1")
-                ))
-                .is_some()
-                {
-                    problems.push(problem(
-                        o,
-                        format!("its selector has `{COLOUR_LABEL}`: blue-green sets that label itself; remove it"),
-                    ));
-                }
+                refuse_colour_key(o, "/spec/selector", &mut problems);
                 out.services.push(o.clone());
                 if preview {
                     let preview_name = format!("{name}{PREVIEW_SUFFIX}");
@@ -557,13 +537,13 @@ async fn live_colour_objects(
     let deployments = cluster
         .send_json(rollout::get(&format!(
             "/apis/apps/v1/namespaces/{namespace}/deployments?labelSelector={}",
-            rollout::url_encode(COLOUR_LABEL)
+            crate::inventory::url_encode(COLOUR_LABEL)
         )))
         .await?;
     let services = cluster
         .send_json(rollout::get(&format!(
             "/api/v1/namespaces/{namespace}/services?labelSelector={}",
-            rollout::url_encode(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"))
+            crate::inventory::url_encode(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"))
         )))
         .await?;
     Ok((items(&deployments), items(&services)))
@@ -629,6 +609,20 @@ fn failed_wait(
     }
 }
 
+/// A selector (at `selector`) that already has the colour key would fight the switch.
+fn refuse_colour_key(o: &Value, selector: &str, problems: &mut Vec<Problem>) {
+    let key = format!("{selector}/{}", COLOUR_LABEL.replace('/', "~1"));
+    if o.pointer(&key).is_some() {
+        problems.push(Problem {
+            source: None,
+            object: describe(o),
+            message: format!(
+                "its selector has `{COLOUR_LABEL}`: blue-green sets that label itself; remove it"
+            ),
+        });
+    }
+}
+
 async fn apply_watched(cluster: &Cluster, object: &Value) -> Result<Watched, String> {
     let target = target_of(cluster, object)
         .await
@@ -636,15 +630,7 @@ async fn apply_watched(cluster: &Cluster, object: &Value) -> Result<Watched, Str
     let applied = apply::apply(cluster, &target, false)
         .await
         .map_err(|e| format!("applying {}: {e}", describe(object)))?;
-    Ok(Watched {
-        info: target.info.clone(),
-        namespace: target.namespace.clone(),
-        name: target.name.clone(),
-        generation: applied
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0),
-    })
+    Ok(Watched::applied(&target, &applied))
 }
 
 /// Applies the Services and previews: the Services at `serving`, the previews at its other

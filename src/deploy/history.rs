@@ -203,7 +203,7 @@ pub async fn list(
     let uri = format!(
         "{}?labelSelector={}",
         secrets_path(namespace),
-        super::rollout::url_encode(&selector)
+        crate::inventory::url_encode(&selector)
     );
     let list = cluster.send_json(request("GET", &uri, None)).await?;
     let mut out = Vec::new();
@@ -340,23 +340,30 @@ pub async fn update(cluster: &Cluster, stored: &mut Stored) -> Result<(), Histor
     Ok(())
 }
 
-/// Deletes the oldest records beyond `keep`, never the newest good one (the rollback target).
-pub async fn prune(
-    cluster: &Cluster,
-    records: &[Stored],
-    keep: usize,
-) -> Result<usize, HistoryError> {
+/// The oldest records (of `records`, oldest first) beyond `keep`, but never the newest good
+/// one: it is what a rollback re-applies.
+fn prunable(records: &[Stored], keep: usize) -> Vec<&Stored> {
     let newest_good = records
         .iter()
         .rev()
         .find(|s| s.record.good())
         .map(|s| s.record.sequence);
     let excess = records.len().saturating_sub(keep);
+    records
+        .iter()
+        .take(excess)
+        .filter(|s| Some(s.record.sequence) != newest_good)
+        .collect()
+}
+
+/// Deletes the oldest records beyond `keep`, never the newest good one (the rollback target).
+pub async fn prune(
+    cluster: &Cluster,
+    records: &[Stored],
+    keep: usize,
+) -> Result<usize, HistoryError> {
     let mut deleted = 0;
-    for stored in records.iter().take(excess) {
-        if Some(stored.record.sequence) == newest_good {
-            continue;
-        }
+    for stored in prunable(records, keep) {
         let uri = format!("{}/{}", secrets_path(&stored.record.namespace), stored.name);
         let preconditions = json!({"apiVersion": "v1", "kind": "DeleteOptions",
             "preconditions": {"uid": stored.secret["metadata"]["uid"],
@@ -433,6 +440,46 @@ mod tests {
                 .to_string()
                 .contains("sha256")
         );
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_good_record_however_old() {
+        let stored = |sequence: u64, result: Outcome| {
+            let mut record: Record = serde_json::from_value(json!({
+                "schema": RECORD_SCHEMA, "environment": "production", "namespace": "aia",
+                "sequence": sequence, "version": "v1.0.0", "services": [], "who": "me",
+                "started_at": "2026-12-01T00:00:00Z", "result": "pending",
+                "render_sha256": "sha256:00"}))
+            .unwrap();
+            record.result = result;
+            Stored {
+                record,
+                name: format!("driftsweep.deploy.production.v{sequence}"),
+                secret: Value::Null,
+            }
+        };
+        let sequences = |records: &[Stored], keep| {
+            prunable(records, keep)
+                .iter()
+                .map(|s| s.record.sequence)
+                .collect::<Vec<_>>()
+        };
+        // The only good record is the oldest, beyond `keep`: it stays, the failures go.
+        let records = vec![
+            stored(1, Outcome::Healthy),
+            stored(2, Outcome::Failed),
+            stored(3, Outcome::Failed),
+            stored(4, Outcome::Failed),
+        ];
+        assert_eq!(sequences(&records, 2), [2]);
+        // Older good records than the newest are history like any other.
+        let records = vec![
+            stored(1, Outcome::Healthy),
+            stored(2, Outcome::Healthy),
+            stored(3, Outcome::RolledBack),
+        ];
+        assert_eq!(sequences(&records, 1), [1]);
+        assert_eq!(sequences(&records, 3), Vec::<u64>::new());
     }
 
     #[test]

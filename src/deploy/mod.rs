@@ -280,15 +280,7 @@ async fn apply_and_wait(
     let mut watched = Vec::new();
     for target in targets {
         match apply::apply(cluster, target, false).await {
-            Ok(applied) => watched.push(rollout::Watched {
-                info: target.info.clone(),
-                namespace: target.namespace.clone(),
-                name: target.name.clone(),
-                generation: applied
-                    .pointer("/metadata/generation")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0),
-            }),
+            Ok(applied) => watched.push(rollout::Watched::applied(target, &applied)),
             Err(e) => {
                 return rollout::WaitOutcome {
                     result: "failed".to_string(),
@@ -373,24 +365,7 @@ pub async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployRepo
     report.commit = commit.clone();
     report.dirty = dirty;
     report.who = ctx.who.clone();
-    report.services = pins
-        .iter()
-        .map(|p| ServiceChange {
-            service: p.service.clone(),
-            image: p.image.clone(),
-            from: previous.and_then(|s| {
-                s.record.digest_of(&p.service).map(|digest| VersionDigest {
-                    version: s.record.version.clone(),
-                    digest: digest.to_string(),
-                })
-            }),
-            to: VersionDigest {
-                version: v.to_string(),
-                digest: p.digest.clone(),
-            },
-            reference: p.reference(),
-        })
-        .collect();
+    report.services = service_changes(&pins, &v.to_string(), previous.map(|s| &s.record));
 
     let strategy = d.strategy_of(env);
     if req.dry_run {
@@ -1089,26 +1064,11 @@ pub async fn rollback(
         report.commit = target.record.commit.clone();
         report.who = ctx.who.clone();
         let current = good.last();
-        report.services = target
-            .record
-            .services
-            .iter()
-            .map(|p| ServiceChange {
-                service: p.service.clone(),
-                image: p.image.clone(),
-                from: current.and_then(|s| {
-                    s.record.digest_of(&p.service).map(|digest| VersionDigest {
-                        version: s.record.version.clone(),
-                        digest: digest.to_string(),
-                    })
-                }),
-                to: VersionDigest {
-                    version: target.record.version.clone(),
-                    digest: p.digest.clone(),
-                },
-                reference: p.reference(),
-            })
-            .collect();
+        report.services = service_changes(
+            &target.record.services,
+            &target.record.version,
+            current.map(|s| &s.record),
+        );
         let strategy = d.strategy_of(env);
         let render = target.render()?;
         let mut scaled = Vec::new();
@@ -1250,7 +1210,7 @@ async fn prune_candidates(
         let uri = format!(
             "{}?labelSelector={}",
             info.collection(Some(namespace)),
-            rollout::url_encode(&selector)
+            crate::inventory::url_encode(&selector)
         );
         let list = cluster.send_json(rollout::get(&uri)).await?;
         for item in list
@@ -1438,4 +1398,26 @@ pub async fn list_history(
         .into_iter()
         .map(|s| s.record)
         .collect())
+}
+
+/// Each service's change: from what `previous` (the last good record) ran to `pins` at
+/// `version`.
+fn service_changes(pins: &[Pin], version: &str, previous: Option<&Record>) -> Vec<ServiceChange> {
+    pins.iter()
+        .map(|p| ServiceChange {
+            service: p.service.clone(),
+            image: p.image.clone(),
+            from: previous.and_then(|r| {
+                r.digest_of(&p.service).map(|digest| VersionDigest {
+                    version: r.version.clone(),
+                    digest: digest.to_string(),
+                })
+            }),
+            to: VersionDigest {
+                version: version.to_string(),
+                digest: p.digest.clone(),
+            },
+            reference: p.reference(),
+        })
+        .collect()
 }

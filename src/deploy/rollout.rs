@@ -298,6 +298,21 @@ pub struct Watched {
     pub generation: i64,
 }
 
+impl Watched {
+    /// `target`, at the generation its apply answered (`applied`).
+    pub fn applied(target: &super::apply::Target, applied: &Value) -> Watched {
+        Watched {
+            info: target.info.clone(),
+            namespace: target.namespace.clone(),
+            name: target.name.clone(),
+            generation: applied
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+        }
+    }
+}
+
 /// Polls every second until every object is current, one fails, or `timeout` passes.
 pub async fn wait(cluster: &Cluster, objects: &[Watched], timeout: Duration) -> WaitOutcome {
     let started = Instant::now();
@@ -365,7 +380,7 @@ async fn read_health(cluster: &Cluster, w: &Watched) -> Result<Health, ClusterEr
             let path = format!(
                 "/api/v1/namespaces/{}/pods?labelSelector={}",
                 w.namespace,
-                url_encode(&selector)
+                crate::inventory::url_encode(&selector)
             );
             let list = cluster.send_json(get(&path)).await?;
             list.get("items")
@@ -385,17 +400,6 @@ pub(super) fn get(path: &str) -> http::Request<Vec<u8>> {
         *request.uri_mut() = uri;
     }
     request
-}
-
-pub(super) fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

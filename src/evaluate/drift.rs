@@ -75,29 +75,8 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
                 .into_iter()
                 .filter(|o| o.replicas != Some(0) && !o.annotations.contains_key(SCALE_DOWN_AT))
             {
-                let mut drift = compare_images(&want.containers, &live.containers, &digests);
-                if let Some(ns) = &live.namespace {
-                    drift.extend(compare_with_deploy(
-                        ns,
-                        &live.containers,
-                        &deployed,
-                        &digests,
-                    ));
-                }
-                if !drift.is_empty() {
-                    let mut f = Finding::new(
-                        Provider::Kubernetes,
-                        &live.kind,
-                        live.namespace.as_deref(),
-                        &live.name,
-                    );
-                    f.action = Action::Drift;
-                    f.reasons = vec![Reason::VersionDrift];
-                    f.created_at = live.created;
-                    f.detail = Some(format!("defined in {source} (blue-green colour)"));
-                    f.drift = drift;
-                    out.push(f);
-                }
+                let detail = format!("defined in {source} (blue-green colour)");
+                out.extend(version_drift(want, live, &deployed, &digests, detail));
             }
             continue;
         }
@@ -114,32 +93,46 @@ pub(super) fn evaluate(desired: &Desired, inventory: &Inventory, out: &mut Vec<F
             out.push(f);
             continue;
         };
-        let mut drift = compare_images(&want.containers, &live.containers, &digests);
-        // Scaled to zero (the rolling Deployment of an environment now blue-green), it runs
-        // nothing: there is no version to drift from.
-        if let Some(ns) = live.namespace.as_ref().filter(|_| live.replicas != Some(0)) {
-            drift.extend(compare_with_deploy(
-                ns,
-                &live.containers,
-                &deployed,
-                &digests,
-            ));
-        }
-        if !drift.is_empty() {
-            let mut f = Finding::new(
-                Provider::Kubernetes,
-                &live.kind,
-                live.namespace.as_deref(),
-                &live.name,
-            );
-            f.action = Action::Drift;
-            f.reasons = vec![Reason::VersionDrift];
-            f.created_at = live.created;
-            f.detail = Some(format!("defined in {source}"));
-            f.drift = drift;
-            out.push(f);
-        }
+        out.extend(version_drift(
+            want,
+            live,
+            &deployed,
+            &digests,
+            format!("defined in {source}"),
+        ));
     }
+}
+
+/// A `version-drift` finding for `live` when it runs other images than `want` names, or
+/// other digests than the last good deploy of its namespace pinned.
+fn version_drift(
+    want: &KubeObject,
+    live: &KubeObject,
+    deployed: &Deployed,
+    digests: &HashMap<(String, String), String>,
+    detail: String,
+) -> Option<Finding> {
+    let mut drift = compare_images(&want.containers, &live.containers, digests);
+    // Scaled to zero (the rolling Deployment of an environment now blue-green), it runs
+    // nothing: there is no version to drift from.
+    if let Some(ns) = live.namespace.as_ref().filter(|_| live.replicas != Some(0)) {
+        drift.extend(compare_with_deploy(ns, &live.containers, deployed, digests));
+    }
+    if drift.is_empty() {
+        return None;
+    }
+    let mut f = Finding::new(
+        Provider::Kubernetes,
+        &live.kind,
+        live.namespace.as_deref(),
+        &live.name,
+    );
+    f.action = Action::Drift;
+    f.reasons = vec![Reason::VersionDrift];
+    f.created_at = live.created;
+    f.detail = Some(detail);
+    f.drift = drift;
+    Some(f)
 }
 
 /// What the last good deploy of a namespace pinned: (namespace, repository) → the pinned

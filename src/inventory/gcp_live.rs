@@ -1031,7 +1031,7 @@ impl GcpClients {
                 return Ok(count);
             }
             for object in items {
-                let encoded: String = url_encode(&object);
+                let encoded: String = super::url_encode(&object);
                 match self
                     .storage_send(
                         reqwest::Method::DELETE,
@@ -1049,17 +1049,6 @@ impl GcpClients {
     }
 }
 
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1074,6 +1063,6 @@ mod tests {
 
     #[test]
     fn object_names_are_encoded_for_their_path() {
-        assert_eq!(url_encode("a/b c.csv"), "a%2Fb%20c.csv");
+        assert_eq!(crate::inventory::url_encode("a/b c.csv"), "a%2Fb%20c.csv");
     }
 }

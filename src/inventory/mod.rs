@@ -196,3 +196,14 @@ impl Inventory {
         self.gaps.iter().any(|g| &g.protects == protects)
     }
 }
+
+/// `text` as one URL path segment or query value: everything but RFC 3986's unreserved
+/// characters (`A-Z a-z 0-9 - _ . ~`) percent-encoded.
+pub fn url_encode(text: &str) -> String {
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, RESERVED).to_string()
+}

@@ -130,24 +130,15 @@ impl AlertSettings {
     }
 }
 
-/// `var`, else the contents of the file `<var>_FILE` names.
+/// `var` (or the file `<var>_FILE` names), blank counting as unset.
 fn secret(var: &str) -> Result<Option<String>, AlertError> {
-    if let Ok(value) = std::env::var(var)
-        && !value.trim().is_empty()
-    {
-        return Ok(Some(value));
-    }
-    let file_var = format!("{var}_FILE");
-    match std::env::var(&file_var) {
-        Ok(path) => std::fs::read_to_string(&path)
-            .map(|s| Some(s.trim().to_string()))
-            .map_err(|source| AlertError::File {
-                var: var.to_string(),
-                path,
-                source,
-            }),
-        Err(_) => Ok(None),
-    }
+    let value =
+        crate::settings::secret_from_env(var).map_err(|(_, path, source)| AlertError::File {
+            var: var.to_string(),
+            path,
+            source,
+        })?;
+    Ok(value.filter(|v| !v.trim().is_empty()))
 }
 
 /// One message.
@@ -333,34 +324,20 @@ pub fn payload(kind: ChannelKind, alert: &Alert) -> Value {
 
 /// Sends every alert whose event the policy wants to every channel; one outcome each.
 pub async fn send(settings: &AlertSettings, alerts: &[Alert]) -> Vec<AlertOutcome> {
-    let client = match reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .user_agent(concat!("driftsweep/", env!("CARGO_PKG_VERSION")))
         .timeout(TIMEOUT)
         .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            let error = format!("no HTTP client: {}", e.without_url());
-            let mut outcomes = Vec::new();
-            for alert in alerts.iter().filter(|a| settings.events.contains(&a.event)) {
-                for channel in &settings.channels {
-                    outcomes.push(AlertOutcome {
-                        channel: channel.kind.as_str().to_string(),
-                        event: alert.event,
-                        status: "failed".to_string(),
-                        error: Some(error.clone()),
-                    });
-                }
-            }
-            return outcomes;
-        }
-    };
+        .map_err(|e| format!("no HTTP client: {}", e.without_url()));
     let mut outcomes = Vec::new();
     for alert in alerts.iter().filter(|a| settings.events.contains(&a.event)) {
         for channel in &settings.channels {
-            let error = post(&client, channel, &payload(channel.kind, alert))
-                .await
-                .err();
+            let error = match &client {
+                Ok(client) => post(client, channel, &payload(channel.kind, alert))
+                    .await
+                    .err(),
+                Err(e) => Some(e.clone()),
+            };
             outcomes.push(AlertOutcome {
                 channel: channel.kind.as_str().to_string(),
                 event: alert.event,

@@ -30,7 +30,7 @@ pub enum EmailError {
     HalfCredentials(&'static str, &'static str),
     #[error("cannot read `{name}` file `{path}`")]
     CredentialFile {
-        name: &'static str,
+        name: String,
         path: String,
         #[source]
         source: std::io::Error,
@@ -66,24 +66,9 @@ pub struct EmailSettings {
     pub credentials: Option<(String, String)>,
 }
 
-fn env_secret(name: &'static str) -> Result<Option<String>, EmailError> {
-    if let Ok(value) = std::env::var(name) {
-        return Ok(Some(value));
-    }
-    let file_var = match name {
-        "DRIFTSWEEP_SMTP_USERNAME" => "DRIFTSWEEP_SMTP_USERNAME_FILE",
-        _ => "DRIFTSWEEP_SMTP_PASSWORD_FILE",
-    };
-    match std::env::var(file_var) {
-        Ok(path) => std::fs::read_to_string(&path)
-            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-            .map_err(|source| EmailError::CredentialFile {
-                name: file_var,
-                path,
-                source,
-            }),
-        Err(_) => Ok(None),
-    }
+fn env_secret(name: &str) -> Result<Option<String>, EmailError> {
+    crate::settings::secret_from_env(name)
+        .map_err(|(name, path, source)| EmailError::CredentialFile { name, path, source })
 }
 
 impl EmailSettings {

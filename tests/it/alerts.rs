@@ -3,12 +3,11 @@
 //! never printed. Deploy alerts are tested with the deploys (`deploy.rs`).
 
 use std::path::Path;
-use std::process::Output;
 
 use serde_json::Value;
 
 use crate::services::WebhookSink;
-use crate::{root, stderr, write};
+use crate::{driftsweep_with, root, stderr, write};
 
 /// The example policy with an `alerts` section.
 fn policy(dir: &Path, alerts: &str) -> String {
@@ -19,23 +18,6 @@ fn policy(dir: &Path, alerts: &str) -> String {
         .to_str()
         .unwrap()
         .to_string()
-}
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_driftsweep"));
-    cmd.args(args).current_dir(root());
-    for var in [
-        "DRIFTSWEEP_GOOGLE_CHAT_WEBHOOK_URL",
-        "DRIFTSWEEP_SLACK_WEBHOOK_URL",
-        "DRIFTSWEEP_ARCHIVE",
-        "DRIFTSWEEP_POLICY",
-    ] {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
 }
 
 fn texts(sink: &WebhookSink) -> Vec<String> {
@@ -56,7 +38,7 @@ fn a_nightly_audit_alerts_both_chats_on_drift_and_planned_deletions() {
     );
     let report = dir.path().join("report.json");
     let (chat_url, slack_url) = (chat.url("chat-token-123"), slack.url("slack-token-456"));
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -143,10 +125,10 @@ fn only_the_events_the_policy_names_alert_and_without_the_flag_none_does() {
         "--snapshot",
         "examples/snapshot",
     ];
-    let out = run(&args, &env);
+    let out = driftsweep_with(&args, &env);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(chat.messages().len(), 0, "no `--alert`, no message");
-    let out = run(&[&args[..], &["--alert"]].concat(), &env);
+    let out = driftsweep_with(&[&args[..], &["--alert"]].concat(), &env);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let texts = texts(&chat);
     assert_eq!(texts.len(), 1, "{texts:?}");
@@ -161,7 +143,7 @@ fn a_webhook_that_answers_500_is_in_the_report_and_the_exit_code_and_its_url_sta
     let report = dir.path().join("report.json");
     let url = broken.url("T000-SECRET-TOKEN");
     let url_file = write(dir.path(), "slack-url", &format!("{url}\n"));
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -209,7 +191,7 @@ fn a_webhook_that_answers_500_is_in_the_report_and_the_exit_code_and_its_url_sta
         "http://127.0.0.1:{}/hooks/T000-SECRET-TOKEN",
         crate::services::free_port()
     );
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -245,7 +227,7 @@ fn alert_settings_are_checked_before_anything_runs() {
     let call = |policy: &str, env: &[(&str, &str)]| {
         let args = args(policy);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&args, env)
+        driftsweep_with(&args, env)
     };
     // No `alerts` section.
     let plain = policy(dir.path(), "");
@@ -281,7 +263,7 @@ fn alert_settings_are_checked_before_anything_runs() {
     );
     // A policy with no webhook, or a URL where a variable's name goes.
     let none = policy(dir.path(), "alerts:\n  on: [drift]\n");
-    let out = run(&["policy", "check", &none], &[]);
+    let out = driftsweep_with(&["policy", "check", &none], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("names no webhook"),
@@ -292,7 +274,7 @@ fn alert_settings_are_checked_before_anything_runs() {
         dir.path(),
         "alerts:\n  slack: {url_env: 'https://hooks.slack.com/services/T/B/X'}\n",
     );
-    let out = run(&["policy", "check", &url], &[]);
+    let out = driftsweep_with(&["policy", "check", &url], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("alerts.slack.url_env"),
@@ -323,7 +305,7 @@ fn an_enforce_run_alerts_what_it_deleted() {
     let url = chat.url("t");
     let env = [("DRIFTSWEEP_GOOGLE_CHAT_WEBHOOK_URL", url.as_str())];
     let plan = dir.path().join("plan.json");
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -342,7 +324,7 @@ fn an_enforce_run_alerts_what_it_deleted() {
     );
     let report = dir.path().join("enforce.json");
     let backup = dir.path().join("backups");
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--enforce",

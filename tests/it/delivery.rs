@@ -2,13 +2,12 @@
 //! fake-gcs-server. Delivery never loses the report.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
 
 use crate::services::{fake_gcs, free_port, smtp_sink};
-use crate::{root, stderr, write};
+use crate::{driftsweep_with, root, stderr, write};
 
 fn policy_with_email(dir: &Path, smtp_port: u16) -> String {
     let text = std::fs::read_to_string(root().join("policies/aia.yaml")).unwrap();
@@ -24,30 +23,13 @@ fn policy_with_email(dir: &Path, smtp_port: u16) -> String {
         .to_string()
 }
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_driftsweep"));
-    cmd.args(args).current_dir(root());
-    for var in [
-        "DRIFTSWEEP_SMTP_USERNAME",
-        "DRIFTSWEEP_SMTP_PASSWORD",
-        "DRIFTSWEEP_ARCHIVE",
-        "STORAGE_EMULATOR_HOST",
-    ] {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
 #[test]
 fn the_report_is_emailed_with_both_parts_and_the_json_attached() {
     let sink = smtp_sink();
     let dir = tempfile::tempdir().unwrap();
     let policy = policy_with_email(dir.path(), sink.port);
     let report_path = dir.path().join("report.json");
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -110,7 +92,7 @@ fn a_blocked_plan_says_so_in_the_subject() {
         .unwrap()
         .replace("max_deletions: 50", "max_deletions: 5");
     std::fs::write(&policy, text).unwrap();
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -140,7 +122,7 @@ fn with_the_smtp_server_down_the_report_is_still_written_and_the_run_exits_1() {
     let policy = policy_with_email(dir.path(), free_port());
     let report_path = dir.path().join("report.json");
     let md = dir.path().join("report.md");
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -194,7 +176,7 @@ fn with_the_smtp_server_down_the_report_is_still_written_and_the_run_exits_1() {
 fn half_configured_credentials_are_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let policy = policy_with_email(dir.path(), free_port());
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -211,7 +193,7 @@ fn half_configured_credentials_are_refused_before_anything_runs() {
         "{}",
         stderr(&out)
     );
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -230,7 +212,7 @@ fn half_configured_credentials_are_refused_before_anything_runs() {
         "bare.yaml",
         "version: 1\nname: t\ngcp:\n  project: p\n  firewall_rules: {allowed: [x]}\n",
     );
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -257,7 +239,7 @@ fn two_runs_are_archived_and_a_plan_reads_back_from_gs() {
     let mut archived = Vec::new();
     for i in 0..2 {
         let report_path = dir.path().join(format!("report-{i}.json"));
-        let out = run(
+        let out = driftsweep_with(
             &[
                 "run",
                 "--policy",
@@ -309,7 +291,7 @@ fn two_runs_are_archived_and_a_plan_reads_back_from_gs() {
 fn an_unreachable_archive_fails_the_run_but_keeps_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
-    let out = run(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::cluster::TestCluster;
 use crate::proxy::{FaultProxy, Rule};
 use crate::registry::{Pusher, start_registry};
-use crate::{stderr, write};
+use crate::{driftsweep_with, stderr, write};
 
 /// One class of failure.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +54,28 @@ const FAST: [(&str, &str); 4] = [
     ("DRIFTSWEEP_LIST_DEADLINE_SECONDS", "6"),
     ("DRIFTSWEEP_RUN_DEADLINE_SECONDS", "20"),
 ];
+
+/// `run --enforce` of `plan`, backing up to `backup`, the outcome report to `report`.
+fn enforce_args<'a>(
+    policy: &'a str,
+    plan: &'a Path,
+    backup: &'a Path,
+    report: &'a Path,
+) -> [&'a str; 10] {
+    let path = |p: &'a Path| p.to_str().unwrap();
+    [
+        "run",
+        "--enforce",
+        "--policy",
+        policy,
+        "--plan",
+        path(plan),
+        "--backup",
+        path(backup),
+        "--report",
+        path(report),
+    ]
+}
 
 fn report_of(path: &Path) -> Value {
     std::fs::read_to_string(path)
@@ -267,18 +289,7 @@ fn kube_delete_matrix(step: Step) {
         k.c.proxy().fault(class.rule(rule));
         let report = k.c.path(&format!("enforce-{i}.json"));
         let out = k.c.driftsweep_with(
-            &[
-                "run",
-                "--enforce",
-                "--policy",
-                k.policy.to_str().unwrap(),
-                "--plan",
-                plan_path.to_str().unwrap(),
-                "--backup",
-                backup.to_str().unwrap(),
-                "--report",
-                report.to_str().unwrap(),
-            ],
+            &enforce_args(k.policy.to_str().unwrap(), &plan_path, &backup, &report),
             &FAST,
         );
         k.c.proxy().clear_faults();
@@ -378,20 +389,8 @@ fn versions(push: &Pusher, proxy: &FaultProxy, dir: &Path, i: usize) -> Versions
     }
 }
 
-fn run_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_driftsweep"));
-    cmd.args(args)
-        .current_dir(crate::root())
-        .env_remove("DRIFTSWEEP_POLICY")
-        .env_remove("DRIFTSWEEP_BACKUP");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
 fn dry_run(policy: &str, report: &Path, env: &[(&str, &str)]) -> (Output, Value) {
-    let out = run_with(
+    let out = driftsweep_with(
         &[
             "run",
             "--policy",
@@ -478,19 +477,8 @@ fn registry_delete_faults_of_every_class_are_reported_and_the_others_go_on() {
             &format!("^/v2/team/app-{i}/manifests/{digest}$"),
         )));
         let report = dir.path().join(format!("enforce-{i}.json"));
-        let out = run_with(
-            &[
-                "run",
-                "--enforce",
-                "--policy",
-                &v.policy,
-                "--plan",
-                plan.to_str().unwrap(),
-                "--backup",
-                backup.to_str().unwrap(),
-                "--report",
-                report.to_str().unwrap(),
-            ],
+        let out = driftsweep_with(
+            &enforce_args(&v.policy, &plan, &backup, &report),
             &REGISTRY_FAST,
         );
         proxy.clear_faults();
@@ -587,21 +575,7 @@ fn gcp_faults_of_every_class_on_list_get_and_delete_never_delete_wrongly() {
             assert!(planned.contains(&key(&victim)), "{planned:?}");
             proxy.fault(class.rule(rule));
             let report = dir.path().join(format!("enforce-{i}-{step}.json"));
-            let out = run_with(
-                &[
-                    "run",
-                    "--enforce",
-                    "--policy",
-                    policy,
-                    "--plan",
-                    plan.to_str().unwrap(),
-                    "--backup",
-                    backup.to_str().unwrap(),
-                    "--report",
-                    report.to_str().unwrap(),
-                ],
-                &env,
-            );
+            let out = driftsweep_with(&enforce_args(policy, &plan, &backup, &report), &env);
             proxy.clear_faults();
             let o = outcomes(&report_of(&report));
             let what = format!("{step} {class:?}: {o:?}\n{}", stderr(&out));

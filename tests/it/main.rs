@@ -23,13 +23,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn driftsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftsweep"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("DRIFTSWEEP_POLICY")
-        .env_remove("DRIFTSWEEP_VERSION")
-        .output()
-        .expect("driftsweep runs")
+    driftsweep_with(args, &[])
+}
+
+/// The binary in the repository's root with `env` set, and none of the settings a
+/// developer's shell may hold (policy, backup, archive, credentials, webhooks, emulators).
+pub fn driftsweep_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_driftsweep"));
+    cmd.args(args).current_dir(root());
+    for var in [
+        "DRIFTSWEEP_POLICY",
+        "DRIFTSWEEP_VERSION",
+        "DRIFTSWEEP_BACKUP",
+        "DRIFTSWEEP_ARCHIVE",
+        "DRIFTSWEEP_SMTP_USERNAME",
+        "DRIFTSWEEP_SMTP_PASSWORD",
+        "DRIFTSWEEP_GOOGLE_CHAT_WEBHOOK_URL",
+        "DRIFTSWEEP_SLACK_WEBHOOK_URL",
+        "STORAGE_EMULATOR_HOST",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("driftsweep runs")
 }
 
 pub fn root() -> PathBuf {
