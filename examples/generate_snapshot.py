@@ -514,7 +514,10 @@ def write_workloads(manifests):
     replicasets.append(rw_rs)
 
     # aia-metrics-db: StatefulSet in aia-monitoring; its PVCs come from volumeClaimTemplates.
-    db_labels = {"app.kubernetes.io/name": "aia-metrics-db", "app.kubernetes.io/part-of": "aia"}
+    # Installed with Helm (the chart's labels), so the audit leaves it to Helm.
+    db_labels = {"app.kubernetes.io/name": "aia-metrics-db", "app.kubernetes.io/part-of": "aia",
+                 "app.kubernetes.io/managed-by": "Helm"}
+    db_helm = {"meta.helm.sh/release-name": "aia-metrics-db", "meta.helm.sh/release-namespace": "aia-monitoring"}
     db_created = "2026-01-08T09:31:15Z"
     db_tmpl = {"metadata": {"creationTimestamp": None, "labels": dict(db_labels)}, "spec": default_podspec({
         "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534},
@@ -525,7 +528,8 @@ def write_workloads(manifests):
                                       "limits": {"cpu": "2", "memory": "4Gi"}},
                         "volumeMounts": [{"name": "data", "mountPath": "/storage"}]}]})}
     sts = {"apiVersion": "apps/v1", "kind": "StatefulSet",
-           "metadata": meta("StatefulSet", "aia-metrics-db", db_created, "aia-monitoring", db_labels, generation=2),
+           "metadata": meta("StatefulSet", "aia-metrics-db", db_created, "aia-monitoring", db_labels, db_helm,
+                            generation=2),
            "spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                     "podManagementPolicy": "OrderedReady", "replicas": 2, "revisionHistoryLimit": 10,
                     "selector": {"matchLabels": {"app.kubernetes.io/name": "aia-metrics-db"}},
@@ -614,7 +618,7 @@ def write_workloads(manifests):
         svc["status"] = {"loadBalancer": {}}
         items.append(svc)
     items.append({"apiVersion": "v1", "kind": "Service",
-                  "metadata": meta("Service", "aia-metrics-db", db_created, "aia-monitoring", db_labels),
+                  "metadata": meta("Service", "aia-metrics-db", db_created, "aia-monitoring", db_labels, db_helm),
                   "spec": {"clusterIP": "None", "clusterIPs": ["None"], "internalTrafficPolicy": "Cluster",
                            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
                            "ports": [{"name": "http", "port": 8428, "protocol": "TCP", "targetPort": "http"}],
@@ -641,6 +645,14 @@ def write_workloads(manifests):
 
     all_items = items + replicasets + pods
     write_json("kubernetes/workloads.json", k8s_list(all_items), sort_keys=True)
+    # What could call a Service from outside its namespace: none in this cluster, recorded as
+    # empty lists so that the audit knows (an unrecorded list keeps every Service).
+    for resource in ["validatingwebhookconfigurations.admissionregistration.k8s.io",
+                     "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+                     "apiservices.apiregistration.k8s.io"]:
+        write_json(f"kubernetes/{resource}.json", k8s_list([]))
+    write_json("snapshot.json", {"recorded_at": RECORDED_AT, "kubernetes_listed": [
+        "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService"]})
     return deployments
 
 
@@ -929,14 +941,16 @@ def write_expect():
             k8s("ServiceAccount", ns, svc, "keep", "defined by k8s/aia and used by the Deployment", ["in-use"])
         k8s("Secret", ns, "aia-api-db", "keep", "env secretKeyRef of Deployment aia-api (not committed)", ["in-use"])
     k8s("ConfigMap", "aia-staging", "aia-report-worker-config", "keep",
-        "projected volume of Deployment aia-report-worker (replicas: 0)", ["in-use"])
+        "projected volume of Deployment aia-report-worker (replicas: 0), which is planned: kept until it is gone",
+        ["used-only-by-orphans"])
     k8s("ConfigMap", "aia-production", "aia-api-config-old", "delete", "no manifest, no reference", ["not-in-allowlist"])
     k8s("ConfigMap", "aia-staging", "aia-frontend-experiment", "delete", "no manifest, no reference",
         ["not-in-allowlist"])
     k8s("ConfigMap", "aia-production", "aia-feature-flags-draft", "keep",
         "orphan, but created 2026-11-29T05:28:44Z: younger than 24 h", ["too-young"])
     k8s("Secret", "aia-production", "aia-export-credentials", "keep",
-        "secret volume of CronJob aia-nightly-export (suspend: true)", ["in-use"])
+        "secret volume of CronJob aia-nightly-export (suspend: true), which is planned: kept until it is gone",
+        ["used-only-by-orphans"])
     k8s("Secret", "aia-production", "aia-tls-frontend", "keep", "TLS block of Ingress aia-frontend (and keep rule)",
         ["in-use"])
     k8s("Secret", "aia-staging", "aia-tls-staging-old", "keep", "unused, but policy keep rule {kind: Secret, name: aia-tls-*}")
@@ -956,6 +970,25 @@ def write_expect():
             "mounted by Pod aia-metrics-db-%d (StatefulSet volumeClaimTemplates); delete_pvcs is false" % i, ["in-use"])
     k8s("PersistentVolumeClaim", "aia-monitoring", "scratch-old", "keep",
         "orphan, but the policy has delete_pvcs: false (would be delete with delete_pvcs: true)")
+
+    # Workloads and networking (policies/aia.yaml audits them).
+    for ns in ("aia-production", "aia-staging"):
+        for svc in SERVICES:
+            k8s("Deployment", ns, svc, "keep", "defined by k8s/aia", ["defined-in-repository"])
+            if (ns, svc) != ("aia-staging", "aia-frontend"):
+                k8s("Service", ns, svc, "keep", "defined by k8s/aia", ["defined-in-repository"])
+    k8s("Deployment", "aia-staging", "aia-report-worker", "delete",
+        "not defined by the repository; runs aia-orchestrator:1.3.0 (`other-version` when the run knows the "
+        "repository's version, e.g. with --version)", ["not-in-repository"])
+    k8s("CronJob", "aia-production", "aia-nightly-export", "delete",
+        "not defined by the repository; runs aia-api:1.6.0 (`other-version` when the run knows the "
+        "repository's version)", ["not-in-repository"])
+    k8s("StatefulSet", "aia-monitoring", "aia-metrics-db", "keep", "installed by the Helm release aia-metrics-db",
+        ["managed-elsewhere"])
+    k8s("Service", "aia-monitoring", "aia-metrics-db", "keep", "installed by the Helm release aia-metrics-db",
+        ["managed-elsewhere"])
+    k8s("Ingress", "aia-production", "aia-frontend", "keep",
+        "not defined by the repository, but the policy's keep rule names it", ["keep-rule"])
 
     drift = [{"provider": "kubernetes", "kind": "Service", "namespace": "aia-staging", "name": "aia-frontend",
               "action": "drift", "reasons": ["missing"], "why": "defined in k8s/aia/aia-frontend.yaml, absent"}]

@@ -29,9 +29,27 @@ pub struct Plan {
 
 /// Contents before containers: namespaced objects before their namespace, an index before
 /// its child manifests (a registry refuses to delete a child its index still names).
+/// Kubernetes objects go from the outside in: what sends traffic (Ingresses, Services) before
+/// what serves it, what makes Pods before what Pods read, so that no running Pod is left
+/// without its ConfigMap, Secret, account or claim, and no Pod is left reachable after its
+/// NetworkPolicy is gone.
 fn stage(f: &Finding) -> (Provider, u8) {
     let stage = match f.provider {
-        Provider::Kubernetes if f.kind == "Namespace" && f.namespace.is_none() => 1,
+        Provider::Kubernetes if f.kind == "Namespace" && f.namespace.is_none() => 20,
+        Provider::Kubernetes => match f.kind.as_str() {
+            "Ingress" => 0,
+            "Service" => 1,
+            "HorizontalPodAutoscaler" => 2,
+            "CronJob" => 3,
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => 4,
+            "PodDisruptionBudget" | "NetworkPolicy" => 6,
+            "RoleBinding" => 7,
+            "Role" => 8,
+            "ConfigMap" | "Secret" | "ServiceAccount" | "PersistentVolumeClaim" => 9,
+            "PersistentVolume" => 10,
+            // Custom resources: after the workloads, before what Pods read.
+            _ => 5,
+        },
         Provider::Registry if f.identity.parent.is_some() => 1,
         _ => 0,
     };

@@ -62,8 +62,13 @@ pub enum Reason {
     ReferencesUnknown,
     ListingIncomplete,
     Terminating,
+    UsedOnlyByOrphans,
+    ManagedElsewhere,
+    ReferencedFromRepository,
+    PvDeletionDisabled,
     // Delete.
     NotInRepository,
+    OtherVersion,
     NotInAllowlist,
     Expired,
     ForeignImage,
@@ -99,7 +104,18 @@ impl Reason {
             Reason::ReferencesUnknown => "what uses it could not be read completely",
             Reason::ListingIncomplete => "its listing failed or is incomplete",
             Reason::Terminating => "already being deleted",
+            Reason::UsedOnlyByOrphans => {
+                "used only by objects planned for deletion: kept until they are gone"
+            }
+            Reason::ManagedElsewhere => {
+                "managed by another tool or controller (Helm, Argo CD, Flux, cert-manager, GKE)"
+            }
+            Reason::ReferencedFromRepository => "the repository's objects still point at it",
+            Reason::PvDeletionDisabled => "PV deletion is off (`delete_pvs: false`)",
             Reason::NotInRepository => "not defined by the repository",
+            Reason::OtherVersion => {
+                "a workload of the product on a version the repository does not deploy"
+            }
             Reason::NotInAllowlist => "not in the policy's allowlist",
             Reason::Expired => "older than the maximum age and not among the newest versions",
             Reason::ForeignImage => "not one of the repository's images",

@@ -201,6 +201,28 @@ const KNOWN: &[(&str, &str, &str, &str, bool)] = &[
     ("batch", "v1", "CronJob", "cronjobs", true),
     ("networking.k8s.io", "v1", "Ingress", "ingresses", true),
     (
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+    ),
+    (
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+    ),
+    (
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+    ),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+    (
         "rbac.authorization.k8s.io",
         "v1",
         "RoleBinding",
@@ -215,6 +237,36 @@ const KNOWN: &[(&str, &str, &str, &str, bool)] = &[
         "clusterrolebindings",
         false,
     ),
+    ("", "v1", "PersistentVolume", "persistentvolumes", false),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false,
+    ),
+    (
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        false,
+    ),
+];
+
+/// What keeps a Service in use from outside its namespace: admission webhooks and aggregated
+/// APIs call it (deleting one a `Fail` webhook calls blocks writes to the whole cluster).
+pub const SERVICE_CALLERS: &[&str] = &[
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "APIService",
 ];
 
 /// What a namespace's backup holds: every namespaced kind driftsweep knows but Leases
@@ -937,6 +989,26 @@ impl ReadPlan {
                 "v1".to_string(),
                 "ServiceAccount".to_string(),
                 Protects::KubernetesKind("ServiceAccount".to_string()),
+            );
+        }
+        // What keeps the audited kinds beyond Pods: a failed list of it protects that kind.
+        let audits = |kind: &str| audited.contains(&kind);
+        if audits("Service") {
+            for kind in SERVICE_CALLERS {
+                if let Some(info) = kind_named(kind) {
+                    push(
+                        info.api_version(),
+                        info.kind.clone(),
+                        Protects::KubernetesKind("Service".to_string()),
+                    );
+                }
+            }
+        }
+        if audits("PersistentVolume") {
+            push(
+                "v1".to_string(),
+                "PersistentVolumeClaim".to_string(),
+                Protects::KubernetesKind("PersistentVolume".to_string()),
             );
         }
         for (api_version, kind) in manifest_kinds {

@@ -91,6 +91,22 @@ pub struct KubeObject {
     pub replicas: Option<i64>,
     /// Pods: `status.phase` (`Running`, `Pending`, `Succeeded`, …).
     pub phase: Option<String>,
+    /// Services (`spec.selector`, `None` without one), PodDisruptionBudgets and
+    /// NetworkPolicies: the Pods they select.
+    pub selector: Option<super::relations::Selector>,
+    /// Pods: their labels; workloads: their Pod template's labels.
+    pub pod_labels: Option<BTreeMap<String, String>>,
+    /// Services: `spec.type`.
+    pub service_type: Option<String>,
+    /// Other namespaces this object points at (cluster DNS names, binding subjects,
+    /// NetworkPolicy peers).
+    pub namespace_refs: Vec<String>,
+    /// RoleBindings: a subject that is a program (a Google service account, a `system:` user).
+    pub machine_subject: Option<String>,
+    /// Jobs: no `Complete` or `Failed` condition yet.
+    pub running: Option<bool>,
+    /// PersistentVolumes and PersistentVolumeClaims.
+    pub volume: Option<super::relations::Volume>,
     /// The object as the API returned it (Secret `data` removed).
     pub raw: Option<Value>,
 }
@@ -167,6 +183,7 @@ impl KubeObject {
             record.secret_type = optional_str(obj, "type", "type")?.map(str::to_string);
         }
         analyse(&mut record, obj)?;
+        super::relations::analyse(&mut record, obj);
         if record.kind == "Pod" {
             record.phase = value
                 .pointer("/status/phase")
@@ -426,6 +443,8 @@ fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<Obje
                 push(out, AuditedKind::ServiceAccount, None, s);
             } else if lower == "configmapname" {
                 push(out, AuditedKind::ConfigMap, None, s);
+            } else if lower == "servicename" {
+                push(out, AuditedKind::Service, None, s);
             }
         }
         Value::Object(o) => {
@@ -444,6 +463,9 @@ fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<Obje
                     push(out, AuditedKind::ConfigMap, ns, name);
                 } else if lower == "persistentvolumeclaim" || lower.ends_with("claimref") {
                     push(out, AuditedKind::PersistentVolumeClaim, ns, name);
+                } else if lower == "service" {
+                    // An Ingress backend, a webhook's or an APIService's `service`.
+                    push(out, AuditedKind::Service, ns, name);
                 }
             }
             for (k, v) in o {
@@ -453,6 +475,21 @@ fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<Obje
         Value::Array(items) => {
             let secret_list = lower.ends_with("pullsecrets") || lower == "certificaterefs";
             for item in items {
+                // Gateway API routes: `backendRefs: [{name, kind?: Service}]`.
+                if lower == "backendrefs"
+                    && let Some(name) = item.get("name").and_then(Value::as_str)
+                    && item
+                        .get("kind")
+                        .and_then(Value::as_str)
+                        .is_none_or(|k| k == "Service")
+                {
+                    push(
+                        out,
+                        AuditedKind::Service,
+                        item.get("namespace").and_then(Value::as_str),
+                        name,
+                    );
+                }
                 if secret_list
                     && let Some(name) = item.get("name").and_then(Value::as_str)
                     && item

@@ -16,7 +16,7 @@ use super::registry::client::{
 use super::registry::parse_tag_list;
 use super::{Gap, Inventory, Protects, Provider};
 use crate::manifests::Desired;
-use crate::policy::Policy;
+use crate::policy::{KindName, Policy};
 
 /// An inventory with the raw listings it came from (what `snapshot` writes).
 pub struct LiveInventory {
@@ -254,16 +254,26 @@ async fn registry_client(
 /// Namespaces and the audited kinds, everything that proves use, and the manifests' kinds.
 pub fn read_plan(policy: &Policy, desired: &Desired) -> ReadPlan {
     let mut audited = Vec::new();
+    let mut manifest_kinds: Vec<(String, String)> = Vec::new();
     if let Some(k) = &policy.kubernetes {
         audited.push("Namespace");
-        audited.extend(k.kinds.iter().map(|kind| kind.as_str()));
+        for kind in &k.kinds {
+            match kind {
+                KindName::Known(known) => audited.push(known.as_str()),
+                // Found through discovery, like the manifests' own kinds.
+                KindName::Custom { api_version, kind } => {
+                    manifest_kinds.push((api_version.clone(), kind.clone()));
+                }
+            }
+        }
     }
-    let mut manifest_kinds: Vec<(String, String)> = desired
-        .objects
-        .iter()
-        .filter(|d| !d.object.api_version.is_empty())
-        .map(|d| (d.object.api_version.clone(), d.object.kind.clone()))
-        .collect();
+    manifest_kinds.extend(
+        desired
+            .objects
+            .iter()
+            .filter(|d| !d.object.api_version.is_empty())
+            .map(|d| (d.object.api_version.clone(), d.object.kind.clone())),
+    );
     manifest_kinds.sort();
     manifest_kinds.dedup();
     ReadPlan::new(&audited, true, &manifest_kinds)

@@ -16,6 +16,7 @@ pub mod iam;
 pub mod kubernetes;
 pub mod live;
 pub mod registry;
+pub mod relations;
 pub mod snapshot;
 
 use std::fmt;

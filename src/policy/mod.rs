@@ -229,7 +229,7 @@ fn default_scale_down_delay_minutes() -> u32 {
     30
 }
 
-/// The kinds of namespaced objects driftsweep can audit.
+/// The kinds of objects driftsweep knows how to audit (and to name in a reference).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -238,26 +238,195 @@ pub enum AuditedKind {
     Secret,
     ServiceAccount,
     PersistentVolumeClaim,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    CronJob,
+    Job,
+    Service,
+    Ingress,
+    HorizontalPodAutoscaler,
+    PodDisruptionBudget,
+    NetworkPolicy,
+    Role,
+    RoleBinding,
+    /// Cluster-scoped: only volumes whose claim was in a repository namespace are audited.
+    PersistentVolume,
 }
 
 impl AuditedKind {
+    pub const ALL: [AuditedKind; 17] = [
+        AuditedKind::ConfigMap,
+        AuditedKind::Secret,
+        AuditedKind::ServiceAccount,
+        AuditedKind::PersistentVolumeClaim,
+        AuditedKind::Deployment,
+        AuditedKind::StatefulSet,
+        AuditedKind::DaemonSet,
+        AuditedKind::CronJob,
+        AuditedKind::Job,
+        AuditedKind::Service,
+        AuditedKind::Ingress,
+        AuditedKind::HorizontalPodAutoscaler,
+        AuditedKind::PodDisruptionBudget,
+        AuditedKind::NetworkPolicy,
+        AuditedKind::Role,
+        AuditedKind::RoleBinding,
+        AuditedKind::PersistentVolume,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuditedKind::ConfigMap => "ConfigMap",
             AuditedKind::Secret => "Secret",
             AuditedKind::ServiceAccount => "ServiceAccount",
             AuditedKind::PersistentVolumeClaim => "PersistentVolumeClaim",
+            AuditedKind::Deployment => "Deployment",
+            AuditedKind::StatefulSet => "StatefulSet",
+            AuditedKind::DaemonSet => "DaemonSet",
+            AuditedKind::CronJob => "CronJob",
+            AuditedKind::Job => "Job",
+            AuditedKind::Service => "Service",
+            AuditedKind::Ingress => "Ingress",
+            AuditedKind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+            AuditedKind::PodDisruptionBudget => "PodDisruptionBudget",
+            AuditedKind::NetworkPolicy => "NetworkPolicy",
+            AuditedKind::Role => "Role",
+            AuditedKind::RoleBinding => "RoleBinding",
+            AuditedKind::PersistentVolume => "PersistentVolume",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<AuditedKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// Objects that hold what a person would restore a deleted workload with (its
+    /// configuration, credentials, identity and data): kept while anything refers to them,
+    /// even an orphan (`used-only-by-orphans`), and planned on the run after it is gone.
+    pub fn is_dependent_data(self) -> bool {
+        matches!(
+            self,
+            AuditedKind::ConfigMap
+                | AuditedKind::Secret
+                | AuditedKind::ServiceAccount
+                | AuditedKind::PersistentVolumeClaim
+        )
+    }
+}
+
+/// One entry of `kubernetes.kinds`: a kind driftsweep knows (`Deployment`), or any other
+/// namespaced kind named `group/version/Kind` (`monitoring.coreos.com/v1/ServiceMonitor`),
+/// found through the API's discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KindName {
+    Known(AuditedKind),
+    Custom { api_version: String, kind: String },
+}
+
+impl KindName {
+    /// The kind as Kubernetes spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            KindName::Known(k) => k.as_str(),
+            KindName::Custom { kind, .. } => kind,
+        }
+    }
+
+    pub fn known(&self) -> Option<AuditedKind> {
+        match self {
+            KindName::Known(k) => Some(*k),
+            KindName::Custom { .. } => None,
+        }
+    }
+
+    /// `group/version/Kind` or a known kind's name. Errors say what is accepted.
+    pub fn parse(text: &str) -> Result<KindName, String> {
+        if let Some(kind) = AuditedKind::parse(text) {
+            return Ok(KindName::Known(kind));
+        }
+        let parts: Vec<&str> = text.split('/').collect();
+        if let [group, version, kind] = parts[..] {
+            let label = |s: &str| {
+                !s.is_empty()
+                    && s.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
+                    })
+            };
+            let kind_ok = kind.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && kind.chars().all(|c| c.is_ascii_alphanumeric());
+            if label(group) && label(version) && kind_ok {
+                if let Some(known) = AuditedKind::parse(kind)
+                    && crate::inventory::cluster::kind_named(kind)
+                        .is_some_and(|info| info.group == group && info.version == version)
+                {
+                    return Ok(KindName::Known(known));
+                }
+                return Ok(KindName::Custom {
+                    api_version: format!("{group}/{version}"),
+                    kind: kind.to_string(),
+                });
+            }
+        }
+        let known: Vec<&str> = AuditedKind::ALL.iter().map(|k| k.as_str()).collect();
+        Err(format!(
+            "`{text}` is not a kind driftsweep audits: use one of {}, or name another namespaced kind as group/version/Kind (e.g. `monitoring.coreos.com/v1/ServiceMonitor`)",
+            known.join(", ")
+        ))
+    }
+}
+
+impl std::fmt::Display for KindName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KindName::Known(k) => f.write_str(k.as_str()),
+            KindName::Custom { api_version, kind } => write!(f, "{api_version}/{kind}"),
         }
     }
 }
 
-fn default_kinds() -> Vec<AuditedKind> {
-    vec![
+impl Serialize for KindName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for KindName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        KindName::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for KindName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KindName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // One string: the loader's own message (which names every accepted kind) is clearer
+        // than a schema validator's for `anyOf`.
+        let known: Vec<&str> = AuditedKind::ALL.iter().map(|k| k.as_str()).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "description": format!(
+                "One of {}, or another namespaced kind as group/version/Kind.",
+                known.join(", ")
+            ),
+        })
+    }
+}
+
+fn default_kinds() -> Vec<KindName> {
+    [
         AuditedKind::ConfigMap,
         AuditedKind::Secret,
         AuditedKind::ServiceAccount,
         AuditedKind::PersistentVolumeClaim,
     ]
+    .into_iter()
+    .map(KindName::Known)
+    .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -274,12 +443,21 @@ pub struct KubernetesPolicy {
     /// there are desired: kept when present, reported as `missing` when absent.
     #[serde(default)]
     pub manifests: Vec<PathBuf>,
-    /// Namespaced kinds audited in the repository's namespaces.
+    /// Kinds audited in the repository's namespaces: `ConfigMap`, `Secret`, `ServiceAccount`,
+    /// `PersistentVolumeClaim`, `Deployment`, `StatefulSet`, `DaemonSet`, `CronJob`, `Job`,
+    /// `Service`, `Ingress`, `HorizontalPodAutoscaler`, `PodDisruptionBudget`,
+    /// `NetworkPolicy`, `Role`, `RoleBinding`, `PersistentVolume` (cluster-scoped: the
+    /// volumes whose claim was in a repository namespace), or any other namespaced kind as
+    /// `group/version/Kind` (e.g. `monitoring.coreos.com/v1/ServiceMonitor`).
     #[serde(default = "default_kinds")]
-    pub kinds: Vec<AuditedKind>,
+    pub kinds: Vec<KindName>,
     /// PersistentVolumeClaims are deleted only when this is true: deleting one destroys data.
     #[serde(default)]
     pub delete_pvcs: bool,
+    /// PersistentVolumes (`Released`, or `Available` with their claim gone) are deleted only
+    /// when this is true. A volume bound to a live claim is never deleted.
+    #[serde(default)]
+    pub delete_pvs: bool,
     /// Extra keep rules. Example: `{kind: Secret, name: "aia-tls-*"}`.
     #[serde(default)]
     pub keep: Vec<KeepRule>,

@@ -252,7 +252,7 @@ mod tests {
         for row in [
             "| `version` | integer | required |",
             "| `kubernetes` | object | optional |",
-            "| `kubernetes.kinds` | list of `ConfigMap` \\| `Secret` \\| `ServiceAccount` \\| `PersistentVolumeClaim` | `[ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim]` |",
+            "| `kubernetes.kinds` | list of strings | `[ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim]` |",
             "| `kubernetes.keep` | list of objects | `[]` |",
             "| `kubernetes.keep[].name` | string | required |",
             "| `kubernetes.keep[].kind` | string | optional |",

@@ -18,6 +18,7 @@ mod reports;
 mod secrets;
 mod services;
 mod version;
+mod workloads;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -186,6 +186,58 @@ fn the_shipped_accounts_audit_and_enforce_with_exactly_what_they_are_granted() {
                 "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:1.0.0",
                     "envFrom": [{"configMapRef": {"name": "used-cm"}}]}]}}}}),
     );
+    // An orphan of each workload, networking and RBAC kind the product's policy audits.
+    let template = json!({"metadata": {"labels": {"app": "stray"}},
+        "spec": {"containers": [{"name": "c", "image": "registry.invalid/stray:1.0.0"}]}});
+    let job_template = json!({"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "registry.invalid/stray:1.0.0"}]}});
+    let selector = json!({"matchLabels": {"app": "stray"}});
+    for object in [
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta("orphan-sts"),
+            "spec": {"replicas": 0, "serviceName": "orphan-sts", "selector": selector, "template": template}}),
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta("orphan-ds"),
+            "spec": {"selector": selector, "template": template}}),
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta("orphan-cron"),
+            "spec": {"schedule": "0 3 1 1 *", "jobTemplate": {"spec": {"template": job_template}}}}),
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta("orphan-job"),
+            "spec": {"suspend": true, "template": job_template}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": meta("orphan-svc"),
+            "spec": {"selector": {"app": "nothing"}, "ports": [{"port": 80}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta("orphan-ing"),
+            "spec": {"defaultBackend": {"service": {"name": "orphan-svc", "port": {"number": 80}}}}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("orphan-np"),
+            "spec": {"podSelector": {"matchLabels": {"app": "nothing"}}}}),
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta("orphan-hpa"),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gone"},
+                "minReplicas": 1, "maxReplicas": 2}}),
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta("orphan-pdb"),
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "nothing"}}}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta("orphan-role"),
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta("orphan-rb"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "orphan-role"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}]}),
+    ] {
+        c.create(object);
+    }
+    // Enforce refuses what changed since review: let the controllers write their first
+    // status before the audit.
+    let status = |api_version: &str, kind: &str, name: &str| {
+        c.get(api_version, kind, Some(&app), name)
+            .map(|o| o["status"].clone())
+            .unwrap_or_default()
+    };
+    c.wait_for("the controllers to see the orphans", || {
+        status("autoscaling/v2", "HorizontalPodAutoscaler", "orphan-hpa")["conditions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+            && status("batch/v1", "Job", "orphan-job")["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|k| k["type"] == "Suspended"))
+            && status("apps/v1", "StatefulSet", "orphan-sts")["observedGeneration"] == 1
+            && status("apps/v1", "DaemonSet", "orphan-ds")["observedGeneration"] == 1
+            && status("apps/v1", "Deployment", "web")["observedGeneration"] == 1
+    });
     c.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "inside", "namespace": stray}}));
     crate::write(
@@ -195,11 +247,26 @@ fn the_shipped_accounts_audit_and_enforce_with_exactly_what_they_are_granted() {
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {app}\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n"
         ),
     );
+    // The kinds the product's own policy audits, so that every grant is used.
+    let (aia, _) =
+        driftsweep::settings::load_policy(&crate::root().join("policies/aia.yaml"), None).unwrap();
+    let kinds = format!(
+        "[{}]",
+        aia.policy
+            .kubernetes
+            .as_ref()
+            .unwrap()
+            .kinds
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let policy = crate::write(
         c.dir.path(),
         "policy.yaml",
         &format!(
-            "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, driftsweep]\n  manifests: [manifests]\n  kinds: [ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim]\n  delete_pvcs: true\nsafety:\n  min_age_hours: 0\n  max_deletions: 100000\n  lease_namespace: driftsweep\n"
+            "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, driftsweep]\n  manifests: [manifests]\n  kinds: {kinds}\n  delete_pvcs: true\nsafety:\n  min_age_hours: 0\n  max_deletions: 100000\n  lease_namespace: driftsweep\n"
         ),
     );
     let policy = policy.to_str().unwrap();
@@ -278,6 +345,18 @@ fn the_shipped_accounts_audit_and_enforce_with_exactly_what_they_are_granted() {
         "ServiceAccount orphan-sa".to_string(),
         "PersistentVolumeClaim orphan-pvc".to_string(),
         format!("Namespace {stray}"),
+        "Deployment web".to_string(),
+        "StatefulSet orphan-sts".to_string(),
+        "DaemonSet orphan-ds".to_string(),
+        "CronJob orphan-cron".to_string(),
+        "Job orphan-job".to_string(),
+        "Service orphan-svc".to_string(),
+        "Ingress orphan-ing".to_string(),
+        "NetworkPolicy orphan-np".to_string(),
+        "HorizontalPodAutoscaler orphan-hpa".to_string(),
+        "PodDisruptionBudget orphan-pdb".to_string(),
+        "Role orphan-role".to_string(),
+        "RoleBinding orphan-rb".to_string(),
     ]
     .into();
     assert_eq!(planned, expected);
@@ -333,5 +412,11 @@ fn the_shipped_accounts_audit_and_enforce_with_exactly_what_they_are_granted() {
         "enforce uses exactly its get, delete and Lease grants"
     );
     assert!(c.get("v1", "ConfigMap", Some(&app), "orphan-cm").is_none());
+    // The orphan Deployment's ConfigMap waits for the next run.
     assert!(c.get("v1", "ConfigMap", Some(&app), "used-cm").is_some());
+    assert!(c.get("apps/v1", "Deployment", Some(&app), "web").is_none());
+    assert!(
+        c.get("batch/v1", "CronJob", Some(&app), "orphan-cron")
+            .is_none()
+    );
 }
