@@ -292,6 +292,35 @@ fn hand_made_workloads_are_planned_what_controllers_made_is_not_and_enforce_goes
         "{pv_detail}"
     );
 
+    // A recorded snapshot of the same cluster, replayed, decides the same.
+    let snap = c.path("snap");
+    let first = policy(&c, &app, &lease, false);
+    let out = c.driftsweep(&[
+        "snapshot",
+        "--policy",
+        first.to_str().unwrap(),
+        "--out",
+        snap.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+    let replay = c.path("replay.json");
+    let out = crate::driftsweep(&[
+        "run",
+        "--policy",
+        first.to_str().unwrap(),
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--report",
+        replay.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+    let ours = |m: std::collections::BTreeMap<String, (String, Vec<String>)>| {
+        m.into_iter()
+            .filter(|(k, _)| k.contains(&c.prefix))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ours(verdicts(&report)), ours(verdicts(&replay)));
+
     // With `delete_pvs`, the Released volume is planned; the enforce run deletes from the
     // outside in and leaves the ConfigMap the running Pods still read.
     let with_pvs = policy(&c, &app, &lease, true);
