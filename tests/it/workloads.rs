@@ -422,3 +422,116 @@ fn hand_made_workloads_are_planned_what_controllers_made_is_not_and_enforce_goes
     );
     drop(kubelet);
 }
+
+/// A custom resource named `group/version/Kind` in the policy: found through discovery,
+/// audited by the same rules, and deleted by enforce.
+#[test]
+fn a_custom_kind_named_by_group_version_kind_is_audited_through_discovery() {
+    let c = TestCluster::start();
+    let app = c.ns("crd");
+    let lease = c.ns("crd-lease");
+    c.namespace(&app);
+    c.namespace(&lease);
+    let crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    match c.send(
+        "POST",
+        crd,
+        Some(&json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.e2e.driftsweep.io"},
+            "spec": {"group": "e2e.driftsweep.io", "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})),
+    ) {
+        Ok(_) => {}
+        Err(e) if e.code() == Some(409) => {}
+        Err(e) => panic!("creating the CRD: {e}"),
+    }
+    let widgets = format!("/apis/e2e.driftsweep.io/v1/namespaces/{app}/widgets");
+    c.wait_for("the CRD to be served", || {
+        c.send("GET", &widgets, None).is_ok()
+    });
+    for (name, annotations) in [
+        ("stray", json!({})),
+        ("pinned", json!({"driftsweep.io/keep": "true"})),
+    ] {
+        c.send(
+            "POST",
+            &widgets,
+            Some(
+                &json!({"apiVersion": "e2e.driftsweep.io/v1", "kind": "Widget",
+                "metadata": {"name": name, "namespace": app, "annotations": annotations,
+                    "labels": {"driftsweep-e2e": c.prefix}}, "spec": {"size": 3}}),
+            ),
+        )
+        .unwrap();
+    }
+    let policy = crate::write(
+        c.dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: e2e\nkubernetes:\n  namespaces: [\"{app}\"]\n  protected_namespaces: [kube-system, kube-public, \"{lease}\"]\n  kinds: [ConfigMap, e2e.driftsweep.io/v1/Widget]\nsafety:\n  min_age_hours: 0\n  max_deletions: 100000\n  lease_namespace: \"{lease}\"\n"
+        ),
+    );
+    let report = c.path("plan.json");
+    audit(&c, &policy, &report);
+    assert_verdict(
+        &report,
+        &format!("Widget {app}/stray"),
+        "delete",
+        "not-in-repository",
+    );
+    assert_verdict(&report, &format!("Widget {app}/pinned"), "keep", "opt-out");
+
+    let out = c.driftsweep_with(
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--plan",
+            report.to_str().unwrap(),
+            "--backup",
+            c.path("backups").to_str().unwrap(),
+        ],
+        &[("DRIFTSWEEP_LEASE_SECONDS", "3")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+    let gone = c.send("GET", &format!("{widgets}/stray"), None);
+    assert_eq!(
+        gone.err().and_then(|e| e.code()),
+        Some(404),
+        "the stray Widget is deleted"
+    );
+    assert!(c.send("GET", &format!("{widgets}/pinned"), None).is_ok());
+    // The backup holds the deleted Widget whole.
+    let backups = walk_files(&c.path("backups"));
+    let widget_backup = backups
+        .iter()
+        .find(|p| {
+            let text = p.to_string_lossy();
+            text.contains(&format!("kubernetes/Widget/{app}/stray."))
+        })
+        .unwrap_or_else(|| panic!("no backup of the Widget in {backups:?}"));
+    assert!(
+        std::fs::read_to_string(widget_backup)
+            .unwrap()
+            .contains("\"size\": 3")
+    );
+    let _ = c.send("DELETE", &format!("{crd}/widgets.e2e.driftsweep.io"), None);
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
