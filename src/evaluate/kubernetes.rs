@@ -687,6 +687,15 @@ pub(super) fn evaluate(
                 verdicts.push(None);
                 continue;
             };
+            // A kind of the same name in another API group (Knative's `Service`) is not the
+            // one audited.
+            if kind.is_some_and(|known| {
+                crate::inventory::cluster::kind_named(known.as_str())
+                    .is_some_and(|info| info.group != o.group())
+            }) {
+                verdicts.push(None);
+                continue;
+            }
             let Some(ns) = o.namespace.as_deref() else {
                 verdicts.push(None);
                 continue;

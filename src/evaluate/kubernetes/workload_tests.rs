@@ -730,3 +730,17 @@ fn with_the_default_kinds_no_workload_is_audited() {
     assert!(!reported(&f, "Deployment", Some("app"), "hand"));
     kept(&f, "ConfigMap", "hand-config", Reason::InUse);
 }
+
+#[test]
+fn a_kind_of_the_same_name_in_another_group_is_not_the_audited_one() {
+    let f = run(vec![object(
+        "serving.knative.dev/v1",
+        "Service",
+        "fn",
+        json!({}),
+    )]);
+    assert!(
+        !reported(&f, "Service", Some("app"), "fn"),
+        "a Knative Service is not a core Service"
+    );
+}
