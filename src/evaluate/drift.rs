@@ -140,7 +140,7 @@ fn version_drift(
 /// (Secret metadata: the audit never reads a Secret's value).
 type Deployed = HashMap<(String, String), (String, String, String)>;
 
-fn last_good_deploys(objects: &[KubeObject]) -> Deployed {
+pub(super) fn last_good_deploys(objects: &[KubeObject]) -> Deployed {
     let mut newest: HashMap<(&str, &str), (u64, &KubeObject)> = HashMap::default();
     for o in objects {
         if o.kind != "Secret"

@@ -453,8 +453,13 @@ fn top_owner<'a>(
     current
 }
 
-/// What versions of the product's images the repository runs: repository → tags.
-fn product_versions(policy: &Policy, desired: &Desired) -> HashMap<String, HashSet<String>> {
+/// What versions of the product's images the repository runs: repository → tags, from the
+/// manifests (with `${VERSION}` resolved) and from each namespace's last healthy deploy.
+fn product_versions(
+    policy: &Policy,
+    desired: &Desired,
+    objects: &[KubeObject],
+) -> HashMap<String, HashSet<String>> {
     let mut out: HashMap<String, HashSet<String>> = HashMap::default();
     if let Some(r) = &policy.registry {
         for repository in &r.repositories {
@@ -470,6 +475,11 @@ fn product_versions(policy: &Policy, desired: &Desired) -> HashMap<String, HashS
                     None => t,
                 }));
             }
+        }
+    }
+    for ((_, repository), (pinned, _, _)) in super::drift::last_good_deploys(objects) {
+        if let Some(tag) = ImageRef::parse(&pinned).and_then(|r| r.tag) {
+            out.entry(repository).or_default().insert(tag);
         }
     }
     out
@@ -489,10 +499,16 @@ fn other_version(
         let image = ImageRef::parse(&c.image)?;
         let tags = versions.get(&image.repository)?;
         let tag = image.tag?;
-        let unresolved = tags.iter().any(|t| t.contains(VERSION_PLACEHOLDER));
-        if tags.contains(&tag) || unresolved {
+        // Without a known version (no `--version`, no deploy record) nothing can be said.
+        let mut known: Vec<&str> = tags
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !t.contains(VERSION_PLACEHOLDER))
+            .collect();
+        if known.is_empty() || known.contains(&tag.as_str()) {
             return None;
         }
+        known.sort();
         let name = image
             .repository
             .rsplit('/')
@@ -500,7 +516,10 @@ fn other_version(
             .unwrap_or(&image.repository);
         Some(match &desired.version {
             Some(v) => format!("runs {name}:{tag}; the repository's version is {v}"),
-            None => format!("runs {name}:{tag}, a version the repository does not deploy"),
+            None => format!(
+                "runs {name}:{tag}; the repository's last deploys run {}",
+                known.join(", ")
+            ),
         })
     })
 }
@@ -614,7 +633,7 @@ pub(super) fn evaluate(
         .enumerate()
         .filter_map(|(i, o)| Some((o.uid.as_deref()?, i)))
         .collect();
-    let versions = product_versions(policy, desired);
+    let versions = product_versions(policy, desired, objects);
 
     // Other namespaces the repository's namespaces point at, and who points.
     let mut pointed_at: HashMap<&str, Vec<String>> = HashMap::default();

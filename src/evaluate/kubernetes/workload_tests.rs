@@ -744,3 +744,42 @@ fn a_kind_of_the_same_name_in_another_group_is_not_the_audited_one() {
         "a Knative Service is not a core Service"
     );
 }
+
+#[test]
+fn without_a_version_the_last_healthy_deploy_names_the_repository_s_version() {
+    let manifests = desired(vec![json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "aia-api", "namespace": "app"},
+        "spec": {"template": {"spec": {"containers": [{"name": "api", "image": "reg.io/p/api:${VERSION}"}]}}}})]);
+    let old = object(
+        "apps/v1",
+        "Deployment",
+        "aia-api-v1-2-2",
+        json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "api", "image": "reg.io/p/api:1.2.2"}]}}}}),
+    );
+    // No version and no deploy record: nothing can be said about versions.
+    let f = evaluate_with("", manifests.clone(), vec![old.clone()]);
+    assert_eq!(
+        verdict(&f, "Deployment", Some("app"), "aia-api-v1-2-2").1,
+        vec![Reason::NotInRepository]
+    );
+    let record = object(
+        "v1",
+        "Secret",
+        "aia-api.deploy.7",
+        json!({"type": crate::deploy::history::SECRET_TYPE,
+            "metadata": {"labels": {crate::deploy::history::RESULT_LABEL: "healthy",
+                    crate::deploy::history::ENVIRONMENT_LABEL: "production", "driftsweep.io/sequence": "7"},
+                "annotations": {crate::deploy::history::VERSION_ANNOTATION: "1.3.0",
+                    crate::deploy::history::DIGESTS_ANNOTATION:
+                        json!({"aia-api": "reg.io/p/api:1.3.0@sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"}).to_string()}}}),
+    );
+    let f = evaluate_with("", manifests, vec![old, record]);
+    assert_eq!(
+        verdict(&f, "Deployment", Some("app"), "aia-api-v1-2-2").1,
+        vec![Reason::OtherVersion]
+    );
+    assert!(
+        detail(&f, "Deployment", Some("app"), "aia-api-v1-2-2").contains("last deploys run 1.3.0")
+    );
+}
