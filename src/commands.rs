@@ -56,6 +56,8 @@ pub enum CommandError {
     Unreachable(String),
     #[error(transparent)]
     Deploy(Box<crate::deploy::DeployError>),
+    #[error(transparent)]
+    Lint(Box<crate::lint::LintError>),
     #[error(
         "this cluster account may not delete what the plan deletes (missing {0}); nothing was deleted and the Lease was not taken\nhint: run enforce as the ServiceAccount `driftsweep-enforce` (k8s/driftsweep/enforce-job.yaml), the only one bound to the ClusterRole `driftsweep-delete`"
     )]
@@ -80,7 +82,8 @@ impl CommandError {
             | CommandError::NoPlan
             | CommandError::PlanUnreadable { .. }
             | CommandError::Plan(_)
-            | CommandError::Only(..) => EXIT_INPUT,
+            | CommandError::Only(..)
+            | CommandError::Lint(_) => EXIT_INPUT,
             CommandError::Write { .. }
             | CommandError::Runtime(_)
             | CommandError::Backup(_)
@@ -470,6 +473,35 @@ pub fn policy_check(file: &Path) -> Result<u8, CommandError> {
         }
     );
     Ok(EXIT_OK)
+}
+
+/// `driftsweep lint`: the findings on stdout in the format asked for, a one-line summary on
+/// stderr.
+pub fn lint(args: &crate::cli::LintArgs) -> Result<u8, CommandError> {
+    use crate::cli::LintFormat;
+    let report = crate::lint::lint(&args.policy).map_err(|e| CommandError::Lint(Box::new(e)))?;
+    let text = match args.format {
+        LintFormat::Text => crate::lint::text(&report),
+        LintFormat::Json => {
+            let mut t = serde_json::to_string_pretty(&report).unwrap_or_default();
+            t.push('\n');
+            t
+        }
+        LintFormat::Sarif => crate::lint::sarif::render(&report),
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|source| CommandError::Write {
+            path: "-".into(),
+            source,
+        })?;
+    eprintln!("{}", crate::lint::summary(&report));
+    Ok(if args.fail_on_findings && !report.findings.is_empty() {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
 }
 
 /// `driftsweep version`: the repository's version on stdout, alone (`$(driftsweep version)`)

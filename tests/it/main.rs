@@ -11,6 +11,7 @@ mod faults;
 mod gcp;
 mod kubelet;
 mod kubernetes;
+mod lint;
 mod proxy;
 mod rbac;
 mod registry;
