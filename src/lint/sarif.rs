@@ -75,7 +75,7 @@ pub fn render(report: &LintReport) -> String {
         .collect();
     let root = std::env::current_dir()
         .ok()
-        .and_then(|d| {
+        .map(|d| {
             let text = d.display().to_string().replace('\\', "/");
             let text = if text.ends_with('/') {
                 text
@@ -87,7 +87,7 @@ pub fn render(report: &LintReport) -> String {
             } else {
                 format!("/{text}")
             };
-            Some(format!("file://{}", uri(&text)))
+            format!("file://{}", uri(&text))
         })
         .unwrap_or_else(|| "file:///".to_string());
     let log = json!({

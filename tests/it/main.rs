@@ -4,6 +4,7 @@ mod alerts;
 mod cli;
 mod cluster;
 mod controlplane;
+mod dashboard;
 mod delivery;
 mod deploy;
 mod enforce;
