@@ -219,3 +219,24 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
     broken["runs"][0]["results"][0]["level"] = "fatal".into();
     assert!(!validator.is_valid(&broken));
 }
+
+#[test]
+fn the_example_repository_shows_the_problems_its_users_listed() {
+    let out = driftsweep(&["lint", "--policy", "examples/repository/policy.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    // `latest` on two lines of the Cloud Build file, the Deployment defined in two files.
+    for line in [
+        "examples/repository/cloudbuild.yaml:4:28: image-latest:",
+        "examples/repository/cloudbuild.yaml:10:5: image-latest:",
+        "examples/repository/k8s/production/hotfix-aia-api.yaml:5:9: duplicate-object: Deployment `aia-production/aia-api` is defined again here; first at examples/repository/k8s/production/aia-api.yaml:4:9",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    // The README shows this output as it is.
+    let readme = std::fs::read_to_string(crate::root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&text),
+        "README.md shows lint's output on examples/repository:\n{text}"
+    );
+}
