@@ -159,11 +159,15 @@ impl Checker {
             FileKind::Json => {
                 let value: Value = serde_json::from_str(&source.text)
                     .map_err(|e| format!("not valid JSON: {e}"))?;
-                // JSON has no locations here: every node is at line 1 unless found below.
-                let doc = Document {
-                    value,
-                    locations: HashMap::new(),
-                    values: HashMap::new(),
+                // JSON is YAML's flow style: the YAML reader gives its lines too. Should it
+                // refuse something serde_json took, the findings point at the file's start.
+                let doc = match crate::yaml::parse_documents(&source.text) {
+                    Ok(mut docs) if docs.len() == 1 => docs.remove(0),
+                    _ => Document {
+                        value,
+                        locations: HashMap::new(),
+                        values: HashMap::new(),
+                    },
                 };
                 self.document(source, &doc);
                 Ok(())

@@ -77,3 +77,12 @@ fn an_unparsable_file_is_an_error_naming_it() {
     let err = lint_sources(&policy(POLICY), &sources).unwrap_err();
     assert!(err.to_string().contains("`bad.yaml`"), "{err}");
 }
+
+#[test]
+fn json_manifests_have_lines_too() {
+    let text = "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"Pod\",\n  \"metadata\": {\"name\": \"p\"},\n  \"spec\": {\"containers\": [\n    {\"name\": \"c\", \"image\": \"r.io/p/api:latest\"}\n  ]}\n}\n";
+    assert_eq!(
+        lint_one("pod.json", FileKind::Json, text),
+        vec![(Rule::ImageLatest, 6, 29)]
+    );
+}
