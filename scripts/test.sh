@@ -210,4 +210,9 @@ PY
 step "policy check policies/aia.yaml"
 quiet "$BIN" policy check policies/aia.yaml
 
+# The product's own manifests carry none of the problems lint finds (latest, duplicates,
+# services off one ${VERSION}, rollouts that drop capacity).
+step "lint policies/aia.yaml (its manifests lint clean)"
+quiet "$BIN" lint --policy policies/aia.yaml --fail-on-findings
+
 step "all checks passed"

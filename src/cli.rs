@@ -73,6 +73,44 @@ pub enum Command {
     /// Print the repository's version, from its git tags (this program's own: `--version`).
     #[command(long_about = VERSION_ABOUT, after_help = VERSION_EXAMPLES)]
     Version(VersionArgs),
+    /// Check the repository's own files (manifests, Cloud Build, Dockerfiles, compose) for
+    /// `latest` and mutable images, version mismatches, duplicate objects and unsafe rollouts.
+    #[command(after_help = LINT_EXAMPLES)]
+    Lint(LintArgs),
+}
+
+const LINT_EXAMPLES: &str = "\
+Examples:
+  driftsweep lint --policy policies/aia.yaml
+  driftsweep lint --policy examples/repository/policy.yaml --format sarif > lint.sarif
+
+It reads the manifests of `kubernetes.manifests` and the files of `lint.paths` (globs relative
+to the policy). Every finding names file:line:column, its rule and the fix.
+
+Exit codes: 0 no findings (or findings without --fail-on-findings); 2 a file or the policy
+cannot be read; 3 findings present and --fail-on-findings given.";
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// The policy file, e.g. `policies/aia.yaml` (or `DRIFTSWEEP_POLICY`).
+    #[arg(long, value_name = "FILE", env = "DRIFTSWEEP_POLICY")]
+    pub policy: PathBuf,
+
+    /// `text` for people, `json` (`driftsweep.lint/v1`) for scripts, `sarif` (2.1.0) for
+    /// code-scanning tools.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: LintFormat,
+
+    /// Exit 3 when there is any finding.
+    #[arg(long)]
+    pub fail_on_findings: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 const DEPLOY_EXAMPLES: &str = "\

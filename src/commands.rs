@@ -56,6 +56,8 @@ pub enum CommandError {
     Unreachable(String),
     #[error(transparent)]
     Deploy(Box<crate::deploy::DeployError>),
+    #[error(transparent)]
+    Lint(Box<crate::lint::LintError>),
     #[error(
         "this cluster account may not delete what the plan deletes (missing {0}); nothing was deleted and the Lease was not taken\nhint: run enforce as the ServiceAccount `driftsweep-enforce` (k8s/driftsweep/enforce-job.yaml), the only one bound to the ClusterRole `driftsweep-delete`"
     )]
@@ -80,7 +82,8 @@ impl CommandError {
             | CommandError::NoPlan
             | CommandError::PlanUnreadable { .. }
             | CommandError::Plan(_)
-            | CommandError::Only(..) => EXIT_INPUT,
+            | CommandError::Only(..)
+            | CommandError::Lint(_) => EXIT_INPUT,
             CommandError::Write { .. }
             | CommandError::Runtime(_)
             | CommandError::Backup(_)
@@ -170,6 +173,28 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         &plan,
     );
 
+    let repository_version = repository_version(&settings);
+    report.dashboard = report::dashboard::dashboard(
+        &settings.policy.policy,
+        &inventory,
+        repository_version.as_deref(),
+        settings.now,
+    );
+    let totals = &report.summary.total;
+    report.metrics = report::dashboard::metrics(
+        &inventory,
+        report.dashboard.as_ref(),
+        totals.delete + totals.drift + totals.keep,
+        totals.delete,
+    );
+    if let Some(archive) = &settings.archive {
+        // Never fails the run: an unreadable archive is a trend that says so.
+        report.trend = Some(match runtime() {
+            Ok(rt) => rt.block_on(report::trend::read(archive, &report)),
+            Err(e) => report::trend::unreadable(archive, &report, &format!("{e:#}")),
+        });
+    }
+
     let alerted = alert(&settings, &mut report);
     write_outputs(&settings, &report)?;
     // Delivery comes last: the files above are written whatever happens to it.
@@ -182,6 +207,27 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
     } else {
         EXIT_OK
     })
+}
+
+/// The repository's version for the dashboard: `--version`, else `driftsweep version` of the
+/// repository holding the policy; `None` outside a git checkout (a container image).
+fn repository_version(settings: &settings::RunSettings) -> Option<String> {
+    if let Some(tag) = &settings.desired.version {
+        return Some(format!("v{tag}"));
+    }
+    let dir = settings.policy.dir();
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match repo_version::describe(dir) {
+        Ok(v) => Some(v.version.to_string()),
+        Err(e) => {
+            tracing::info!(error = %e, "no repository version for the dashboard");
+            None
+        }
+    }
 }
 
 /// Sends the alerts `--alert` asks for and records their outcomes in the report (so they are
@@ -257,7 +303,7 @@ fn write_outputs(settings: &settings::RunSettings, report: &Report) -> Result<()
         written.push(path.display().to_string());
     }
     if let Some(path) = &settings.email_preview {
-        write_file(path, &report::email::html_body(report))?;
+        write_file(path, &report::email::preview_body(report))?;
         written.push(path.display().to_string());
     }
     let mut summary = report::terminal(report);
@@ -470,6 +516,35 @@ pub fn policy_check(file: &Path) -> Result<u8, CommandError> {
         }
     );
     Ok(EXIT_OK)
+}
+
+/// `driftsweep lint`: the findings on stdout in the format asked for, a one-line summary on
+/// stderr.
+pub fn lint(args: &crate::cli::LintArgs) -> Result<u8, CommandError> {
+    use crate::cli::LintFormat;
+    let report = crate::lint::lint(&args.policy).map_err(|e| CommandError::Lint(Box::new(e)))?;
+    let text = match args.format {
+        LintFormat::Text => crate::lint::text(&report),
+        LintFormat::Json => {
+            let mut t = serde_json::to_string_pretty(&report).unwrap_or_default();
+            t.push('\n');
+            t
+        }
+        LintFormat::Sarif => crate::lint::sarif::render(&report),
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|source| CommandError::Write {
+            path: "-".into(),
+            source,
+        })?;
+    eprintln!("{}", crate::lint::summary(&report));
+    Ok(if args.fail_on_findings && !report.findings.is_empty() {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
 }
 
 /// `driftsweep version`: the repository's version on stdout, alone (`$(driftsweep version)`)

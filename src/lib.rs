@@ -8,6 +8,7 @@ pub mod enforce;
 pub mod evaluate;
 pub mod input;
 pub mod inventory;
+pub mod lint;
 pub mod manifests;
 pub mod plan;
 pub mod policy;

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => commands::rollback(args),
         Command::History(args) => commands::history(args),
         Command::Version(args) => commands::version(args),
+        Command::Lint(args) => commands::lint(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

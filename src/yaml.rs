@@ -24,6 +24,9 @@ pub struct Location {
 pub struct Document {
     pub value: Value,
     pub locations: HashMap<String, Location>,
+    /// Where each node's value itself starts (for a mapping value, not its key): what a
+    /// finding about a value (an image reference) points at.
+    pub values: HashMap<String, Location>,
 }
 
 impl Document {
@@ -125,6 +128,7 @@ struct Builder {
     current: Option<Value>,
     record_locations: bool,
     locations: HashMap<String, Location>,
+    values: HashMap<String, Location>,
     /// Anchored values and their node counts.
     anchors: HashMap<usize, (Value, usize)>,
     /// Nodes added by aliases so far in this stream.
@@ -155,6 +159,7 @@ impl Builder {
     fn locate(&mut self, location: Location) {
         if self.record_locations {
             let pointer = self.pointer();
+            self.values.entry(pointer.clone()).or_insert(location);
             self.locations.entry(pointer).or_insert(location);
         }
     }
@@ -254,6 +259,7 @@ impl MarkedEventReceiver for Builder {
                 self.stack.clear();
                 self.current = None;
                 self.locations.clear();
+                self.values.clear();
                 self.anchors.clear();
             }
             Event::DocumentEnd => {
@@ -261,6 +267,7 @@ impl MarkedEventReceiver for Builder {
                 self.documents.push(Document {
                     value,
                     locations: std::mem::take(&mut self.locations),
+                    values: std::mem::take(&mut self.values),
                 });
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -371,6 +378,16 @@ mod tests {
         assert_eq!(docs[0].locations["/b/1"].line, 4);
         assert_eq!(docs[0].location("/b/1/zzz").unwrap().line, 4);
         assert_eq!(docs[0].locations["/c"].line, 5);
+    }
+
+    #[test]
+    fn records_where_values_start_apart_from_their_keys() {
+        let docs = parse_documents("a:\n  image:   'x:latest'\n  list: [p, q]\n").unwrap();
+        assert_eq!(docs[0].locations["/a/image"].column, 3);
+        let v = docs[0].values["/a/image"];
+        assert_eq!((v.line, v.column), (2, 12));
+        let q = docs[0].values["/a/list/1"];
+        assert_eq!((q.line, q.column), (3, 13));
     }
 
     #[test]

@@ -281,6 +281,32 @@ fn secret_body(record: &Record, gz: &[u8]) -> Value {
             )
         })
         .collect();
+    // What the audit's dashboard and success metrics measure, in metadata like the version:
+    // the audit never reads a record's data.
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(VERSION_ANNOTATION.to_string(), json!(record.version));
+    annotations.insert(
+        DIGESTS_ANNOTATION.to_string(),
+        json!(Value::Object(digests).to_string()),
+    );
+    if let Some(seconds) = record.duration_seconds {
+        annotations.insert(
+            crate::report::dashboard::DURATION_ANNOTATION.to_string(),
+            json!(format!("{seconds:.1}")),
+        );
+    }
+    if let Some(to) = record.rollback_to {
+        annotations.insert(
+            crate::report::dashboard::ROLLBACK_TO_ANNOTATION.to_string(),
+            json!(to.to_string()),
+        );
+    }
+    if let Some(at) = record.finished_at {
+        annotations.insert(
+            crate::report::dashboard::FINISHED_ANNOTATION.to_string(),
+            json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        );
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -295,10 +321,7 @@ fn secret_body(record: &Record, gz: &[u8]) -> Value {
                 RESULT_LABEL: record.result.as_str(),
                 "driftsweep.io/sequence": record.sequence.to_string(),
             },
-            "annotations": {
-                VERSION_ANNOTATION: record.version,
-                DIGESTS_ANNOTATION: Value::Object(digests).to_string(),
-            },
+            "annotations": annotations,
         },
         "data": {
             "record.json": b64(&serde_json::to_vec_pretty(record).unwrap_or_default()),

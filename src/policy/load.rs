@@ -423,6 +423,9 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
     if let Some(deploy) = v.get("deploy") {
         deploy_problems(v, deploy, &mut push);
     }
+    if let Some(lint) = v.get("lint") {
+        lint_problems(lint, &mut push);
+    }
     if let Some(alerts) = v.get("alerts").and_then(Value::as_object) {
         if !alerts.contains_key("google_chat") && !alerts.contains_key("slack") {
             push(
@@ -447,6 +450,34 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// The lint section: every path glob and image pattern must compile.
+fn lint_problems(lint: &Value, push: &mut impl FnMut(&str, String)) {
+    if let Some(paths) = lint.get("paths").and_then(Value::as_array) {
+        for (i, p) in paths.iter().enumerate() {
+            if let Some(text) = p.as_str()
+                && let Err(e) = crate::lint::PathGlob::new(text)
+            {
+                push(
+                    &format!("/lint/paths/{i}"),
+                    format!("bad path pattern `{text}`: {e}"),
+                );
+            }
+        }
+    }
+    if let Some(images) = lint.get("allowed_images").and_then(Value::as_array) {
+        for (i, p) in images.iter().enumerate() {
+            if let Some(text) = p.as_str()
+                && let Err(e) = Glob::new(text)
+            {
+                push(
+                    &format!("/lint/allowed_images/{i}"),
+                    format!("bad pattern `{text}`: {e}"),
+                );
+            }
+        }
+    }
 }
 
 /// The deploy section: services that can be pinned, environments that exist, promotions

@@ -46,6 +46,35 @@ pub struct Policy {
     /// Short messages to the team's chat, besides the email (sent with `--alert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertsPolicy>,
+    /// What `driftsweep lint` checks besides the manifests (`kubernetes.manifests`, always
+    /// read): the build files, and how strict image references must be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lint: Option<LintPolicy>,
+}
+
+/// `driftsweep lint`: the repository's own files, checked before anything is deployed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LintPolicy {
+    /// Build and deployment files to check besides the manifests, as globs relative to the
+    /// policy file (`*` stays within a folder, `**` crosses folders): Cloud Build YAML
+    /// (`steps`), Dockerfiles (`Dockerfile`, `*.Dockerfile`), compose files (`services`) and
+    /// Kubernetes manifests or kustomizations. Example: `["../cloudbuild*.yaml",
+    /// "../**/Dockerfile", "../docker-compose*.yml"]`.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Every image must be pinned by digest (`image@sha256:…`); a tag alone is a finding.
+    /// Service images tagged `${VERSION}` in the manifests are exempt: `deploy` pins them.
+    #[serde(default)]
+    pub require_digests: bool,
+    /// Images accepted besides `registry.repositories` and the built-in public bases
+    /// (Docker Hub official images, `gcr.io/cloud-builders/*`,
+    /// `gcr.io/google.com/cloudsdktool/*`, `gcr.io/distroless/*`, `gcr.io/kaniko-project/*`,
+    /// `registry.k8s.io/*`), as patterns on the repository without tag. Example:
+    /// `["docker.io/bitnami/*"]`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub allowed_images: Vec<Glob>,
 }
 
 /// Where alerts go and which events send one. A webhook's URL is a credential: it comes from

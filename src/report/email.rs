@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -243,6 +243,20 @@ pub fn html_body(report: &Report) -> String {
         HtmlOptions {
             limit: Some(EMAIL_LIST_LIMIT),
             email: true,
+            chart: super::ChartImage::Cid,
+        },
+    )
+}
+
+/// The HTML body as a file (`--email-preview`): the chart's PNG inline as a `data:` URI,
+/// since a file has no message parts for `cid:` to name.
+pub fn preview_body(report: &Report) -> String {
+    render_with(
+        report,
+        HtmlOptions {
+            limit: Some(EMAIL_LIST_LIMIT),
+            email: true,
+            chart: super::ChartImage::DataUri,
         },
     )
 }
@@ -260,10 +274,30 @@ pub fn compose(
     for to in &settings.to {
         builder = builder.to(to.clone());
     }
+    // The chart travels as an inline PNG part beside the HTML (multipart/related): mail
+    // clients show it, where they would drop an inline SVG or a data: URI.
+    let chart = report
+        .trend
+        .as_ref()
+        .filter(|t| t.points.len() > 1)
+        .and_then(|t| super::chart::png(t).ok());
+    let alternative = match chart {
+        Some(png) => MultiPart::alternative()
+            .singlepart(SinglePart::plain(plain_text(report)))
+            .multipart(
+                MultiPart::related()
+                    .singlepart(SinglePart::html(html))
+                    .singlepart(Attachment::new_inline(super::CHART_CID.to_string()).body(
+                        png,
+                        ContentType::parse("image/png").unwrap_or(ContentType::TEXT_PLAIN),
+                    )),
+            ),
+        None => MultiPart::alternative_plain_html(plain_text(report), html),
+    };
     builder
         .multipart(
             MultiPart::mixed()
-                .multipart(MultiPart::alternative_plain_html(plain_text(report), html))
+                .multipart(alternative)
                 .singlepart(Attachment::new(name).body(bytes, content_type)),
         )
         .map_err(EmailError::Build)

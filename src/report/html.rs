@@ -21,7 +21,22 @@ const NUM: &str = "border-bottom:1px solid #eee;padding:4px 8px;text-align:right
 pub struct HtmlOptions {
     pub limit: Option<usize>,
     pub email: bool,
+    pub chart: ChartImage,
 }
+
+/// How the trend chart is put in the page: inline SVG (the HTML file), a PNG the email
+/// carries as an inline part (`cid:`), or the same PNG as a `data:` URI (the email preview,
+/// a file with no parts beside it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChartImage {
+    #[default]
+    Svg,
+    Cid,
+    DataUri,
+}
+
+/// The Content-ID of the chart's PNG part in the email.
+pub const CHART_CID: &str = "trend-chart@driftsweep";
 
 pub fn render(report: &Report) -> String {
     render_with(report, HtmlOptions::default())
@@ -146,6 +161,8 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
         }
         writeln!(out, "</ul></div>")?;
     }
+
+    write_dashboard(r, options, out)?;
 
     let enforce = r.mode == super::Mode::Enforce;
     let deletions = r.actions();
@@ -333,5 +350,145 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
     }
     writeln!(out, "</table></details>")?;
     writeln!(out, "</body></html>")?;
+    Ok(())
+}
+
+const GREEN: &str = "background:#e8f5e9;color:#1b5e20";
+const RED: &str = "background:#fdecea;color:#b71c1c";
+const GREY: &str = "background:#f5f5f5;color:#555";
+
+fn badge(status: super::dashboard::Status) -> String {
+    badge_text(status, status.as_str())
+}
+
+fn badge_text(status: super::dashboard::Status, text: &str) -> String {
+    use super::dashboard::Status;
+    let style = match status {
+        Status::Green => GREEN,
+        Status::Red => RED,
+        Status::Unknown => GREY,
+    };
+    format!(
+        "<span style=\"{style};padding:1px 8px;border-radius:8px;font-weight:600\">{}</span>",
+        esc(text)
+    )
+}
+
+/// The version dashboard, the success metrics and the trend chart.
+fn write_dashboard(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt::Result {
+    if let Some(d) = &r.dashboard {
+        writeln!(out, "<h2 style=\"font-size:18px\">Version dashboard</h2>")?;
+        writeln!(
+            out,
+            "<p>Repository version: <strong><code>{}</code></strong></p>",
+            esc(d.repository_version.as_deref().unwrap_or("unknown"))
+        )?;
+        writeln!(out, "<table style=\"{TABLE}\">")?;
+        header_row(
+            out,
+            &[
+                "environment",
+                "service",
+                "deployed",
+                "digest",
+                "repository version",
+                "last deploy",
+            ],
+        )?;
+        for row in &d.services {
+            let status = match row.matches {
+                Some(true) => super::dashboard::Status::Green,
+                Some(false) => super::dashboard::Status::Red,
+                None => super::dashboard::Status::Unknown,
+            };
+            writeln!(
+                out,
+                "<tr><td style=\"{TD}\">{}</td><td style=\"{TD}\">{}</td><td style=\"{TD}\"><code>{}</code></td><td style=\"{TD}\"><code>{}</code></td><td style=\"{TD}\">{}</td><td style=\"{TD}\">{}</td></tr>",
+                esc(&row.environment),
+                esc(&row.service),
+                esc(row.deployed_version.as_deref().unwrap_or("not running")),
+                esc(&row
+                    .deployed_digest
+                    .as_deref()
+                    .map(super::markdown_short_digest)
+                    .unwrap_or_default()),
+                badge_text(status, super::dashboard::match_words(row.matches)),
+                esc(&super::dashboard::last_deploy_words(
+                    row.last_deploy.as_ref()
+                ))
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+    if !r.metrics.is_empty() {
+        writeln!(out, "<h2 style=\"font-size:18px\">Success metrics</h2>")?;
+        writeln!(out, "<table style=\"{TABLE}\">")?;
+        header_row(out, &["metric", "value", "target", "status", "how"])?;
+        for m in &r.metrics {
+            writeln!(
+                out,
+                "<tr><td style=\"{TD}\">{}</td><td style=\"{NUM}\"><strong>{}</strong></td><td style=\"{TD}\">{}</td><td style=\"{TD}\">{}</td><td style=\"{TD};color:#555\">{}</td></tr>",
+                esc(&m.title),
+                esc(&m.value_text()),
+                esc(&m.target),
+                badge(m.status),
+                esc(&m.detail)
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+    if let Some(t) = &r.trend {
+        writeln!(
+            out,
+            "<h2 style=\"font-size:18px\">Last {} days</h2>",
+            t.days
+        )?;
+        writeln!(
+            out,
+            "<p style=\"color:#555\">{}.</p>",
+            esc(&super::trend::words(t))
+        )?;
+        if t.points.len() > 1 {
+            let image = match options.chart {
+                ChartImage::Svg => super::chart::svg(t).ok(),
+                ChartImage::Cid => Some(format!(
+                    "<img src=\"cid:{CHART_CID}\" width=\"{}\" height=\"{}\" alt=\"trend of orphans planned, drift and failed lists\">",
+                    super::chart::WIDTH,
+                    super::chart::HEIGHT
+                )),
+                ChartImage::DataUri => super::chart::png(t).ok().map(|png| {
+                    use base64::Engine;
+                    format!(
+                        "<img src=\"data:image/png;base64,{}\" width=\"{}\" height=\"{}\" alt=\"trend of orphans planned, drift and failed lists\">",
+                        base64::engine::general_purpose::STANDARD.encode(png),
+                        super::chart::WIDTH,
+                        super::chart::HEIGHT
+                    )
+                }),
+            };
+            if let (Some(image), Some((start, end))) = (image, super::chart::span(t)) {
+                let key = |colour: (u8, u8, u8), what: &str| {
+                    format!(
+                        "<span style=\"display:inline-block;width:10px;height:10px;background:{};margin:0 4px 0 12px\"></span>{what}",
+                        super::chart::css(colour)
+                    )
+                };
+                writeln!(
+                    out,
+                    "<table style=\"border-collapse:collapse;font-size:12px;color:#555\"><tr><td style=\"vertical-align:top;text-align:right;padding-right:4px\">{}</td><td>{image}</td></tr><tr><td style=\"vertical-align:bottom;text-align:right;padding-right:4px\">0</td><td><span style=\"float:right\">{}</span>{}</td></tr></table>",
+                    super::chart::top(t),
+                    end.format("%Y-%m-%d"),
+                    start.format("%Y-%m-%d"),
+                )?;
+                writeln!(
+                    out,
+                    "<p style=\"font-size:12px;color:#555\">{}{}{}</p>",
+                    key(super::chart::ORPHANS, "orphans planned"),
+                    key(super::chart::DRIFT, "drift"),
+                    key(super::chart::FAILED, "failed lists")
+                )?;
+            }
+        }
+    }
     Ok(())
 }

@@ -88,6 +88,8 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
         writeln!(out)?;
     }
 
+    write_dashboard(r, out)?;
+
     let enforce = r.mode == super::Mode::Enforce;
     let deletions = r.actions();
     if enforce {
@@ -213,4 +215,98 @@ fn write_report(r: &Report, out: &mut String) -> std::fmt::Result {
     writeln!(out)?;
     writeln!(out, "</details>")?;
     Ok(())
+}
+
+/// The version dashboard, the success metrics and the trend.
+fn write_dashboard(r: &Report, out: &mut String) -> std::fmt::Result {
+    if let Some(d) = &r.dashboard {
+        writeln!(out, "## Version dashboard")?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Repository version: **{}**.",
+            d.repository_version.as_deref().unwrap_or("unknown")
+        )?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "| environment | service | deployed | digest | repository version | last deploy |"
+        )?;
+        writeln!(out, "| --- | --- | --- | --- | --- | --- |")?;
+        for row in &d.services {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell(&row.environment),
+                cell(&row.service),
+                cell(row.deployed_version.as_deref().unwrap_or("not running")),
+                cell(
+                    &row.deployed_digest
+                        .as_deref()
+                        .map(short_digest)
+                        .unwrap_or_default()
+                ),
+                super::dashboard::match_words(row.matches),
+                cell(&super::dashboard::last_deploy_words(
+                    row.last_deploy.as_ref()
+                ))
+            )?;
+        }
+        writeln!(out)?;
+    }
+    if !r.metrics.is_empty() {
+        writeln!(out, "## Success metrics")?;
+        writeln!(out)?;
+        writeln!(out, "| metric | value | target | status | how |")?;
+        writeln!(out, "| --- | ---: | --- | --- | --- |")?;
+        for m in &r.metrics {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                cell(&m.title),
+                cell(&m.value_text()),
+                cell(&m.target),
+                match m.status {
+                    super::dashboard::Status::Green => "green",
+                    super::dashboard::Status::Red => "**red**",
+                    super::dashboard::Status::Unknown => "unknown",
+                },
+                cell(&m.detail)
+            )?;
+        }
+        writeln!(out)?;
+    }
+    if let Some(t) = &r.trend {
+        writeln!(out, "## Trend ({} days)", t.days)?;
+        writeln!(out)?;
+        writeln!(out, "{}.", cell(&super::trend::words(t)))?;
+        writeln!(out)?;
+        if t.points.len() > 1 {
+            writeln!(out, "| run | orphans planned | drift | failed lists |")?;
+            writeln!(out, "| --- | ---: | ---: | ---: |")?;
+            for p in &t.points {
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    p.at.format("%Y-%m-%d %H:%M"),
+                    p.orphans,
+                    p.drift,
+                    p.failed_lists
+                )?;
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// `sha256:` and the first 12 hex digits.
+pub(crate) fn short_digest(d: &str) -> String {
+    d.split(", ")
+        .map(|d| match d.strip_prefix("sha256:") {
+            Some(h) => format!("sha256:{}", &h[..h.len().min(12)]),
+            None => d.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

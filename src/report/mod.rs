@@ -3,10 +3,13 @@
 
 pub mod alerts;
 pub mod archive;
+pub mod chart;
+pub mod dashboard;
 pub mod email;
 mod html;
 mod markdown;
 mod terminal;
+pub mod trend;
 
 use std::collections::BTreeMap;
 
@@ -17,8 +20,9 @@ use crate::evaluate::{Action, Finding, Findings};
 use crate::inventory::{Gap, Provider};
 use crate::plan::{Blocked, Plan};
 
-pub use html::{HtmlOptions, render as html, render_with as html_with};
+pub use html::{CHART_CID, ChartImage, HtmlOptions, render as html, render_with as html_with};
 pub use markdown::render as markdown;
+pub(crate) use markdown::short_digest as markdown_short_digest;
 pub use terminal::render as terminal;
 
 pub const SCHEMA: &str = "driftsweep.report/v1";
@@ -99,6 +103,16 @@ pub struct Report {
     /// The alerts this run sent (`--alert`), each with what became of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<alerts::AlertOutcome>,
+    /// Per service and environment: the repository version against what runs, and the last
+    /// deploy (audits of a policy with a `deploy` section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<dashboard::Dashboard>,
+    /// The success metrics, each against its target (audit reports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<dashboard::Metric>,
+    /// The last 30 days of the report archive (runs with an archive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<trend::Trend>,
 }
 
 pub struct ReportInput {
@@ -158,6 +172,9 @@ impl Report {
             errors: findings.gaps,
             findings: findings.items,
             alerts: Vec::new(),
+            dashboard: None,
+            metrics: Vec::new(),
+            trend: None,
         }
     }
 

@@ -104,5 +104,44 @@ fn write_summary(r: &Report, out: &mut String) -> std::fmt::Result {
             }
         )?,
     }
+    write_dashboard(r, out)
+}
+
+/// The version dashboard, the success metrics and the trend, a line each.
+fn write_dashboard(r: &Report, out: &mut String) -> std::fmt::Result {
+    if let Some(d) = &r.dashboard {
+        writeln!(
+            out,
+            "  versions (repository {}):",
+            d.repository_version.as_deref().unwrap_or("unknown")
+        )?;
+        for row in &d.services {
+            writeln!(
+                out,
+                "    {:<11} {:<18} {:<16} {:<7} {}",
+                row.environment,
+                row.service,
+                row.deployed_version.as_deref().unwrap_or("not running"),
+                super::dashboard::match_words(row.matches),
+                super::dashboard::last_deploy_words(row.last_deploy.as_ref())
+            )?;
+        }
+    }
+    if !r.metrics.is_empty() {
+        writeln!(out, "  metrics:")?;
+        for m in &r.metrics {
+            writeln!(
+                out,
+                "    {:<24} {:>12}  target {:<9} {}",
+                m.title,
+                m.value_text(),
+                m.target,
+                m.status.as_str()
+            )?;
+        }
+    }
+    if let Some(t) = &r.trend {
+        writeln!(out, "  trend: {}", super::trend::words(t))?;
+    }
     Ok(())
 }

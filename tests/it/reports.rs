@@ -29,6 +29,11 @@ fn settings() -> insta::Settings {
         r#""driftsweep_version": "[^"]+""#,
         r#""driftsweep_version": "[version]""#,
     );
+    // The dashboard's repository version is `driftsweep version` of this checkout.
+    s.add_filter(
+        r"v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?[-.]dev\.g[0-9a-f]{12}",
+        "[repository-version]",
+    );
     s
 }
 
