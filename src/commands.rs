@@ -532,13 +532,7 @@ pub fn lint(args: &crate::cli::LintArgs) -> Result<u8, CommandError> {
         }
         LintFormat::Sarif => crate::lint::sarif::render(&report),
     };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|source| CommandError::Write {
-            path: "-".into(),
-            source,
-        })?;
+    write_report_to(Path::new("-"), &text)?;
     eprintln!("{}", crate::lint::summary(&report));
     Ok(if args.fail_on_findings && !report.findings.is_empty() {
         EXIT_FINDINGS
@@ -559,13 +553,7 @@ pub fn version(args: &VersionArgs) -> Result<u8, CommandError> {
             serde_json::to_string_pretty(&described).expect("RepoVersion serialises")
         ),
     };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|source| CommandError::Write {
-            path: "-".into(),
-            source,
-        })?;
+    write_report_to(Path::new("-"), &text)?;
     if let Some(dirty) = described.dirty {
         let changes = if dirty.files == 1 {
             "change"

@@ -512,7 +512,7 @@ fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<Obje
     }
 }
 
-fn get_path<'a>(obj: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
+pub(super) fn get_path<'a>(obj: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
     let (first, rest) = path.split_first()?;
     let mut current = obj.get(*first)?;
     for key in rest {

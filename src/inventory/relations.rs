@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::kubernetes::{KubeObject, ObjectRef};
+use super::kubernetes::{KubeObject, ObjectRef, get_path};
 use crate::policy::AuditedKind;
 
 /// A label selector: `matchLabels` plus `matchExpressions` (a Service's plain map has only
@@ -203,11 +203,18 @@ pub fn analyse(record: &mut KubeObject, obj: &Map<String, Value>) {
         Some(record.labels.clone())
     } else {
         [
-            "/spec/template/metadata/labels",
-            "/spec/jobTemplate/spec/template/metadata/labels",
+            &["spec", "template", "metadata", "labels"][..],
+            &[
+                "spec",
+                "jobTemplate",
+                "spec",
+                "template",
+                "metadata",
+                "labels",
+            ],
         ]
         .iter()
-        .find_map(|p| obj_pointer(obj, p))
+        .find_map(|p| get_path(obj, p))
         .map(|v| plain_map(Some(v)))
     };
 
@@ -335,16 +342,6 @@ fn plain_map(value: Option<&Value>) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn obj_pointer<'a>(obj: &'a Map<String, Value>, pointer: &str) -> Option<&'a Value> {
-    let mut parts = pointer.trim_start_matches('/').split('/');
-    let first = parts.next()?;
-    let mut current = obj.get(first)?;
-    for p in parts {
-        current = current.get(p)?;
-    }
-    Some(current)
 }
 
 #[cfg(test)]

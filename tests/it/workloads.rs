@@ -505,7 +505,7 @@ fn a_custom_kind_named_by_group_version_kind_is_audited_through_discovery() {
     );
     assert!(c.send("GET", &format!("{widgets}/pinned"), None).is_ok());
     // The backup holds the deleted Widget whole.
-    let backups = walk_files(&c.path("backups"));
+    let backups = crate::kubernetes::walk(&c.path("backups"));
     let widget_backup = backups
         .iter()
         .find(|p| {
@@ -519,19 +519,4 @@ fn a_custom_kind_named_by_group_version_kind_is_audited_through_discovery() {
             .contains("\"size\": 3")
     );
     let _ = c.send("DELETE", &format!("{crd}/widgets.e2e.driftsweep.io"), None);
-}
-
-fn walk_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk_files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -45,7 +45,13 @@ fn run(items: Vec<Value>) -> crate::evaluate::Findings {
     evaluate(&policy(POLICY), &desired(vec![]), &cluster(all))
 }
 
-fn assert_kept(findings: &crate::evaluate::Findings, kind: &str, name: &str, reason: Reason) {
+#[track_caller]
+pub(super) fn assert_kept(
+    findings: &crate::evaluate::Findings,
+    kind: &str,
+    name: &str,
+    reason: Reason,
+) {
     let (action, reasons) = verdict(findings, kind, Some("app"), name);
     assert_eq!(
         action,
@@ -58,7 +64,8 @@ fn assert_kept(findings: &crate::evaluate::Findings, kind: &str, name: &str, rea
     );
 }
 
-fn assert_deleted(findings: &crate::evaluate::Findings, kind: &str, name: &str) {
+#[track_caller]
+pub(super) fn assert_deleted(findings: &crate::evaluate::Findings, kind: &str, name: &str) {
     let (action, reasons) = verdict(findings, kind, Some("app"), name);
     assert_eq!(
         action,

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::tests::{assert_deleted, assert_kept};
 use crate::evaluate::testkit::{desired, objects, policy, reported, verdict};
 use crate::evaluate::{Action, Findings, Reason};
 use crate::inventory::Inventory;
@@ -140,30 +141,6 @@ fn detail(f: &Findings, kind: &str, ns: Option<&str>, name: &str) -> String {
         .unwrap_or_default()
 }
 
-#[track_caller]
-fn kept(f: &Findings, kind: &str, name: &str, reason: Reason) {
-    let (action, reasons) = verdict(f, kind, Some("app"), name);
-    assert_eq!(
-        action,
-        Action::Keep,
-        "{kind} {name} must be kept: {reasons:?}"
-    );
-    assert!(
-        reasons.contains(&reason),
-        "{kind} {name}: expected {reason:?} in {reasons:?}"
-    );
-}
-
-#[track_caller]
-fn planned(f: &Findings, kind: &str, name: &str) {
-    let (action, reasons) = verdict(f, kind, Some("app"), name);
-    assert_eq!(
-        action,
-        Action::Delete,
-        "{kind} {name} should be planned: {reasons:?}"
-    );
-}
-
 #[test]
 fn hand_made_workloads_and_networking_are_planned_and_what_their_controllers_made_is_not() {
     let labels = json!({"app": "hand"});
@@ -196,22 +173,22 @@ fn hand_made_workloads_and_networking_are_planned_and_what_their_controllers_mad
         ("Ingress", "hand"),
         ("CronJob", "nightly"),
     ] {
-        planned(&f, kind, name);
+        assert_deleted(&f, kind, name);
     }
     // The CronJob's Job goes with it (the garbage collector), never on its own.
-    kept(&f, "Job", "nightly-29000000", Reason::Owned);
+    assert_kept(&f, "Job", "nightly-29000000", Reason::Owned);
     // ReplicaSets and Pods are not audited: their owners are.
     assert!(!reported(&f, "ReplicaSet", Some("app"), "hand-5d4f"));
     assert!(!reported(&f, "Pod", Some("app"), "hand-5d4f-x1"));
     // The hand-made Deployment's ConfigMap waits for the next run.
-    kept(&f, "ConfigMap", "hand-config", Reason::UsedOnlyByOrphans);
+    assert_kept(&f, "ConfigMap", "hand-config", Reason::UsedOnlyByOrphans);
     assert!(
         detail(&f, "ConfigMap", Some("app"), "hand-config").contains("Deployment/hand"),
         "names the orphan that uses it"
     );
     // Once the Deployment (and so its ReplicaSet and Pods) is gone, it is planned.
     let f = run(vec![config_map("hand-config")]);
-    planned(&f, "ConfigMap", "hand-config");
+    assert_deleted(&f, "ConfigMap", "hand-config");
 }
 
 #[test]
@@ -225,8 +202,8 @@ fn a_configmap_used_by_a_kept_workload_and_an_orphan_is_in_use() {
     ];
     items.extend(made_by("old", json!({"app": "old"}), "shared"));
     let f = evaluate_with("", manifests, items);
-    kept(&f, "ConfigMap", "shared", Reason::InUse);
-    planned(&f, "Deployment", "old");
+    assert_kept(&f, "ConfigMap", "shared", Reason::InUse);
+    assert_deleted(&f, "Deployment", "old");
 }
 
 #[test]
@@ -260,18 +237,18 @@ fn helm_and_other_controllers_objects_are_kept() {
             json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "driftsweep"}}}),
         ),
     ]);
-    kept(&f, "Deployment", "grafana", Reason::ManagedElsewhere);
+    assert_kept(&f, "Deployment", "grafana", Reason::ManagedElsewhere);
     assert!(detail(&f, "Deployment", Some("app"), "grafana").contains("Helm release `grafana`"));
-    kept(
+    assert_kept(
         &f,
         "Service",
         "cm-acme-http-solver-x",
         Reason::ManagedElsewhere,
     );
-    kept(&f, "ConfigMap", "operator-state", Reason::ManagedElsewhere);
+    assert_kept(&f, "ConfigMap", "operator-state", Reason::ManagedElsewhere);
     // driftsweep's own deploys are the repository's tool, not another controller.
-    planned(&f, "ConfigMap", "left-by-deploy");
-    planned(&f, "ConfigMap", "grafana-dashboards");
+    assert_deleted(&f, "ConfigMap", "left-by-deploy");
+    assert_deleted(&f, "ConfigMap", "grafana-dashboards");
 }
 
 #[test]
@@ -311,12 +288,12 @@ fn services_are_in_use_when_a_kept_pod_ingress_or_webhook_needs_them() {
         "api-config",
     ));
     let f = evaluate_with("", manifests, items);
-    kept(&f, "Service", "api-debug", Reason::InUse);
-    kept(&f, "Service", "web-backend", Reason::InUse);
-    kept(&f, "Service", "webhook", Reason::InUse);
-    kept(&f, "Service", "external-db", Reason::InUse);
-    planned(&f, "Service", "stale");
-    planned(&f, "Ingress", "stale");
+    assert_kept(&f, "Service", "api-debug", Reason::InUse);
+    assert_kept(&f, "Service", "web-backend", Reason::InUse);
+    assert_kept(&f, "Service", "webhook", Reason::InUse);
+    assert_kept(&f, "Service", "external-db", Reason::InUse);
+    assert_deleted(&f, "Service", "stale");
+    assert_deleted(&f, "Ingress", "stale");
     assert!(
         detail(&f, "Service", Some("app"), "stale").contains("Ingress/stale"),
         "{}",
@@ -330,7 +307,7 @@ fn a_service_is_kept_while_what_could_call_it_is_unknown() {
     inv.kubernetes_listed
         .retain(|k| k != "ValidatingWebhookConfiguration");
     let f = crate::evaluate::testkit::evaluate(&policy(&policy_text("")), &desired(vec![]), &inv);
-    kept(&f, "Service", "svc", Reason::ListingIncomplete);
+    assert_kept(&f, "Service", "svc", Reason::ListingIncomplete);
 }
 
 #[test]
@@ -371,11 +348,11 @@ fn autoscalers_budgets_and_network_policies_of_kept_workloads_are_in_use() {
         ),
     ];
     let f = evaluate_with("", manifests, items);
-    kept(&f, "HorizontalPodAutoscaler", "api", Reason::InUse);
-    kept(&f, "PodDisruptionBudget", "api", Reason::InUse);
-    kept(&f, "NetworkPolicy", "allow-api", Reason::InUse);
-    planned(&f, "HorizontalPodAutoscaler", "gone");
-    planned(&f, "NetworkPolicy", "old-worker");
+    assert_kept(&f, "HorizontalPodAutoscaler", "api", Reason::InUse);
+    assert_kept(&f, "PodDisruptionBudget", "api", Reason::InUse);
+    assert_kept(&f, "NetworkPolicy", "allow-api", Reason::InUse);
+    assert_deleted(&f, "HorizontalPodAutoscaler", "gone");
+    assert_deleted(&f, "NetworkPolicy", "old-worker");
 
     // A Deployment the repository's autoscaler scales is in use.
     let manifests = desired(vec![
@@ -390,7 +367,7 @@ fn autoscalers_budgets_and_network_policies_of_kept_workloads_are_in_use() {
             hpa("api", "api"),
         ],
     );
-    kept(&f, "Deployment", "api", Reason::InUse);
+    assert_kept(&f, "Deployment", "api", Reason::InUse);
 }
 
 #[test]
@@ -440,13 +417,13 @@ fn bindings_of_kept_accounts_and_of_programs_are_kept_and_their_roles_too() {
             role("unused"),
         ],
     );
-    kept(&f, "RoleBinding", "api-reads", Reason::InUse);
-    kept(&f, "Role", "reader", Reason::InUse);
-    kept(&f, "RoleBinding", "ci-deploys", Reason::InUse);
-    kept(&f, "Role", "deployer", Reason::InUse);
-    planned(&f, "RoleBinding", "alice");
-    planned(&f, "Role", "viewer");
-    planned(&f, "Role", "unused");
+    assert_kept(&f, "RoleBinding", "api-reads", Reason::InUse);
+    assert_kept(&f, "Role", "reader", Reason::InUse);
+    assert_kept(&f, "RoleBinding", "ci-deploys", Reason::InUse);
+    assert_kept(&f, "Role", "deployer", Reason::InUse);
+    assert_deleted(&f, "RoleBinding", "alice");
+    assert_deleted(&f, "Role", "viewer");
+    assert_deleted(&f, "Role", "unused");
 }
 
 #[test]
@@ -470,10 +447,10 @@ fn a_job_still_running_is_in_use_and_a_finished_one_is_not() {
         object("v1", "Secret", "migrate-creds", json!({})),
         object("v1", "Secret", "backfill-creds", json!({})),
     ]);
-    kept(&f, "Job", "migrate", Reason::InUse);
-    kept(&f, "Secret", "migrate-creds", Reason::InUse);
-    planned(&f, "Job", "backfill");
-    kept(&f, "Secret", "backfill-creds", Reason::UsedOnlyByOrphans);
+    assert_kept(&f, "Job", "migrate", Reason::InUse);
+    assert_kept(&f, "Secret", "migrate-creds", Reason::InUse);
+    assert_deleted(&f, "Job", "backfill");
+    assert_kept(&f, "Secret", "backfill-creds", Reason::UsedOnlyByOrphans);
 }
 
 #[test]
@@ -515,7 +492,7 @@ fn an_old_version_of_the_product_left_running_is_an_orphan_and_a_repository_one_
     let (_, reasons) = verdict(&f, "Deployment", Some("app"), "aia-api-copy");
     assert_eq!(reasons, vec![Reason::NotInRepository]);
     // The repository's own Deployment on another version is kept and reported as drift.
-    kept(&f, "Deployment", "aia-api", Reason::DefinedInRepository);
+    assert_kept(&f, "Deployment", "aia-api", Reason::DefinedInRepository);
     assert!(
         f.items
             .iter()
@@ -559,10 +536,10 @@ fn blue_green_colours_and_previews_are_the_repository_s() {
             ),
         ],
     );
-    kept(&f, "Deployment", "api-blue", Reason::DefinedInRepository);
-    kept(&f, "Deployment", "api-green", Reason::DefinedInRepository);
-    kept(&f, "Service", "api-preview", Reason::DefinedInRepository);
-    planned(&f, "Deployment", "other-blue");
+    assert_kept(&f, "Deployment", "api-blue", Reason::DefinedInRepository);
+    assert_kept(&f, "Deployment", "api-green", Reason::DefinedInRepository);
+    assert_kept(&f, "Service", "api-preview", Reason::DefinedInRepository);
+    assert_deleted(&f, "Deployment", "other-blue");
 }
 
 #[test]
@@ -714,7 +691,7 @@ fn custom_kinds_are_named_by_group_version_kind_and_unknown_names_are_refused() 
             json!({}),
         )]),
     );
-    planned(&f, "ServiceMonitor", "old");
+    assert_deleted(&f, "ServiceMonitor", "old");
 }
 
 #[test]
@@ -728,7 +705,7 @@ fn with_the_default_kinds_no_workload_is_audited() {
         ]),
     );
     assert!(!reported(&f, "Deployment", Some("app"), "hand"));
-    kept(&f, "ConfigMap", "hand-config", Reason::InUse);
+    assert_kept(&f, "ConfigMap", "hand-config", Reason::InUse);
 }
 
 #[test]
