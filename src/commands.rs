@@ -402,7 +402,7 @@ pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
     let cluster = settings::cluster_options(&args.cluster);
     let mut live = runtime()?.block_on(async {
         let sources = live::Sources::connect(&policy.policy, &cluster).await;
-        live::read(&policy.policy, &desired, &sources).await
+        live::read_for_snapshot(&policy.policy, &desired, &sources).await
     });
     live::write_snapshot(&args.out, &mut live, recorded_at).map_err(|source| {
         CommandError::Write {

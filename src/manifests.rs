@@ -158,7 +158,6 @@ fn read_file(
                 c.image = c.image.replace(VERSION_PLACEHOLDER, v);
             }
         }
-        object.raw = None;
         out.push(DesiredObject {
             object,
             source: path.to_path_buf(),

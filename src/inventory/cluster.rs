@@ -26,9 +26,11 @@ use super::{Gap, KubeObject, Protects, Provider};
 /// Page size of every list (`limit`).
 pub const PAGE_SIZE: u32 = 500;
 /// Lists in flight at once.
-const CONCURRENT_LISTS: usize = 4;
-/// Requests per second, at most, unless `DRIFTSWEEP_KUBE_QPS` says otherwise.
+const CONCURRENT_LISTS: usize = 6;
+/// Requests per second on average, unless `DRIFTSWEEP_KUBE_QPS` says otherwise.
 const DEFAULT_QPS: f64 = 50.0;
+/// Requests at once before `DEFAULT_QPS` applies, unless `DRIFTSWEEP_KUBE_BURST` says otherwise.
+const DEFAULT_BURST: f64 = 300.0;
 /// Attempts per request when the server answers 429 or 5xx, or the connection fails.
 const ATTEMPTS: u32 = 5;
 /// The longest `Retry-After` honoured; a server asking for more is treated as failing.
@@ -290,33 +292,49 @@ pub fn reference_kinds() -> impl Iterator<Item = &'static str> {
     ])
 }
 
-/// Spaces requests out to at most `qps` per second.
+/// A token bucket: up to `burst` requests at once, then `qps` a second on average, as
+/// client-go's and kubectl's limiters do (kubectl: 50 a second, bursts of 300). A run's
+/// listing (a few hundred pages even at 100,000 objects) goes at the server's pace; a loop of
+/// requests gone wrong is still held to `qps`. The server's own limit is honoured apart from
+/// this: a 429 is retried after its `Retry-After`.
 struct RateLimiter {
-    interval: Duration,
-    next: Mutex<Instant>,
+    qps: f64,
+    burst: f64,
+    /// Tokens in the bucket, and when it was last counted.
+    bucket: Mutex<(f64, Instant)>,
 }
 
 impl RateLimiter {
-    fn new(qps: f64) -> Self {
-        let qps = if qps.is_finite() && qps > 0.0 {
-            qps
-        } else {
-            DEFAULT_QPS
-        };
+    fn new(qps: f64, burst: f64) -> Self {
+        let valid = |v: f64, default: f64| if v.is_finite() && v > 0.0 { v } else { default };
+        let burst = valid(burst, DEFAULT_BURST).max(1.0);
         RateLimiter {
-            interval: Duration::from_secs_f64(1.0 / qps),
-            next: Mutex::new(Instant::now()),
+            qps: valid(qps, DEFAULT_QPS),
+            burst,
+            bucket: Mutex::new((burst, Instant::now())),
         }
     }
 
     async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        let now = Instant::now();
+        let delay = self.take(&mut *self.bucket.lock().await, now);
+        if !delay.is_zero() {
+            tokio::time::sleep_until(now + delay).await;
+        }
+    }
+
+    /// Takes a token at `now` and answers how long its request must wait. The count goes
+    /// negative while requests queue: each waits a further 1/qps.
+    fn take(&self, bucket: &mut (f64, Instant), now: Instant) -> Duration {
+        let (tokens, counted) = *bucket;
+        let refilled = now.saturating_duration_since(counted).as_secs_f64() * self.qps;
+        let tokens = (tokens + refilled).min(self.burst) - 1.0;
+        *bucket = (tokens, now);
+        if tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-tokens / self.qps)
+        }
     }
 }
 
@@ -395,13 +413,19 @@ impl Cluster {
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(timeout);
         let client = kube::Client::try_from(config).map_err(|e| err(e.to_string()))?;
-        let qps = std::env::var("DRIFTSWEEP_KUBE_QPS")
-            .ok()
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(DEFAULT_QPS);
+        let number = |name: &str, default: f64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(default)
+        };
+        let limiter = RateLimiter::new(
+            number("DRIFTSWEEP_KUBE_QPS", DEFAULT_QPS),
+            number("DRIFTSWEEP_KUBE_BURST", DEFAULT_BURST),
+        );
         Ok(Cluster {
             client,
-            limiter: Arc::new(RateLimiter::new(qps)),
+            limiter: Arc::new(limiter),
             timeout,
         })
     }
@@ -416,6 +440,21 @@ impl Cluster {
             .path_and_query()
             .map(|p| p.path().to_string())
             .unwrap_or_default();
+        // What the request log says of the query: the selectors and the page size, not the
+        // continue token (long, and meaningless to a reader).
+        let query: String = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| !pair.starts_with("continue="))
+            .collect::<Vec<_>>()
+            .join("&");
+        let metadata_only = parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("PartialObjectMetadata"));
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -481,6 +520,19 @@ impl Cluster {
                             continue;
                         }
                     };
+                    // One line per answered request (`DRIFTSWEEP_LOG=driftsweep::kube::request=debug`):
+                    // how many requests a run makes, and of what, is read from these.
+                    tracing::debug!(
+                        target: "driftsweep::kube::request",
+                        %method,
+                        %path,
+                        %query,
+                        metadata_only,
+                        status = status.as_u16(),
+                        bytes = bytes.len(),
+                        attempt,
+                        "kubernetes request"
+                    );
                     let json: Option<Value> = serde_json::from_slice(&bytes).ok();
                     if status.is_success() {
                         return json.ok_or_else(|| ClusterError::Transport {
@@ -540,9 +592,37 @@ impl Cluster {
         metadata_only: bool,
         field_selector: Option<&str>,
     ) -> Result<Vec<Value>, ListFailure> {
-        let request = kube::core::Request::new(info.collection(namespace));
         let mut items = Vec::new();
+        self.list_each(info, namespace, metadata_only, field_selector, |item| {
+            items.push(item);
+            Ok(())
+        })
+        .await?;
+        Ok(items)
+    }
+
+    /// Pages through a list, handing each item to `each` as its page arrives, so that a
+    /// caller keeping less than the whole object never holds more than one page of JSON.
+    /// An error from `each` ends the list as a failure.
+    pub async fn list_each(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        metadata_only: bool,
+        field_selector: Option<&str>,
+        mut each: impl FnMut(Value) -> Result<(), String>,
+    ) -> Result<(), ListFailure> {
+        let request = kube::core::Request::new(info.collection(namespace));
+        let mut seen = 0;
         let mut token: Option<String> = None;
+        let failure = |seen: usize, message: String| ListFailure {
+            seen,
+            error: ClusterError::Transport {
+                method: "GET".to_string(),
+                path: info.collection(None),
+                message,
+            },
+        };
         loop {
             let mut params = ListParams::default().limit(PAGE_SIZE);
             if let Some(selector) = field_selector {
@@ -556,39 +636,32 @@ impl Cluster {
             } else {
                 request.list(&params)
             };
-            let built = built.map_err(|e| ListFailure {
-                seen: items.len(),
-                error: ClusterError::Transport {
-                    method: "GET".to_string(),
-                    path: info.collection(None),
-                    message: e.to_string(),
-                },
-            })?;
-            let page = self.call(built).await.map_err(|error| ListFailure {
-                seen: items.len(),
-                error,
-            })?;
-            match page.get("items") {
-                Some(Value::Array(page_items)) => items.extend(page_items.iter().cloned()),
-                Some(Value::Null) | None => {}
-                Some(_) => {
-                    return Err(ListFailure {
-                        seen: items.len(),
-                        error: ClusterError::Transport {
-                            method: "GET".to_string(),
-                            path: info.collection(None),
-                            message: "`items` is not an array".to_string(),
-                        },
-                    });
-                }
-            }
+            let built = built.map_err(|e| failure(seen, e.to_string()))?;
+            let page = self
+                .call(built)
+                .await
+                .map_err(|error| ListFailure { seen, error })?;
+            let Value::Object(mut page) = page else {
+                return Err(failure(seen, "the answer is not a list object".to_string()));
+            };
             token = page
-                .pointer("/metadata/continue")
+                .get("metadata")
+                .and_then(|m| m.get("continue"))
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
                 .map(str::to_string);
+            match page.remove("items") {
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        each(item).map_err(|message| failure(seen, message))?;
+                        seen += 1;
+                    }
+                }
+                Some(Value::Null) | None => {}
+                Some(_) => return Err(failure(seen, "`items` is not an array".to_string())),
+            }
             if token.is_none() {
-                return Ok(items);
+                return Ok(());
             }
         }
     }
@@ -1022,58 +1095,54 @@ impl ReadPlan {
     }
 }
 
-/// Lists every kind of the plan, a few at a time. A kind that fails is recorded as a gap
-/// protecting what it could have protected; its partial items are dropped.
-pub async fn read(cluster: &Cluster, plan: &ReadPlan, deadlines: &Deadlines) -> ClusterRead {
+/// Lists every kind of the plan, a few at a time, each page becoming records as it arrives.
+/// A kind that fails is recorded as a gap protecting what it could have protected; its
+/// partial items are dropped. `keep_lists` also keeps the objects as read, for `snapshot`
+/// (an audit needs only the records: enforce re-reads every object before it deletes it).
+pub async fn read(
+    cluster: &Cluster,
+    plan: &ReadPlan,
+    deadlines: &Deadlines,
+    keep_lists: bool,
+) -> ClusterRead {
     let results: Vec<_> = futures::stream::iter(plan.kinds.iter())
         .map(|(api_version, kind, protects)| async move {
             // However the server behaves (a hang, a trickle, retries), a list ends by its own
             // deadline and by the run's: what is not read by then is a gap.
             let (budget, which) = deadlines.for_next_list();
-            let result =
-                match tokio::time::timeout(budget, read_kind(cluster, api_version, kind)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(ReadError::Failed(format!(
-                        "not read within {} s ({which}); nothing it could protect is deleted",
-                        budget.as_secs()
-                    ))),
-                };
+            let listed = read_kind(cluster, api_version, kind, keep_lists);
+            let result = match tokio::time::timeout(budget, listed).await {
+                Ok(result) => result,
+                Err(_) => Err(ReadError::Failed(format!(
+                    "not read within {} s ({which}); nothing it could protect is deleted",
+                    budget.as_secs()
+                ))),
+            };
             (api_version, kind, protects, result)
         })
-        .buffered(CONCURRENT_LISTS)
+        .buffer_unordered(CONCURRENT_LISTS)
         .collect()
         .await;
     let mut read = ClusterRead::default();
+    // The plan's order, whichever list finished first.
+    let position = |api_version: &str, kind: &str| {
+        plan.kinds
+            .iter()
+            .position(|(a, k, _)| a == api_version && k == kind)
+    };
+    let mut results = results;
+    results.sort_by_key(|(api_version, kind, _, _)| position(api_version, kind));
     for (api_version, kind, protects, result) in results {
         match result {
-            Ok((info, values)) => {
-                let mut objects = Vec::with_capacity(values.len());
-                let mut bad = None;
-                for value in &values {
-                    match KubeObject::from_value(value.clone()) {
-                        Ok(o) => objects.push(o),
-                        Err(e) => {
-                            let name = value
-                                .pointer("/metadata/name")
-                                .and_then(Value::as_str)
-                                .unwrap_or("?");
-                            bad = Some(format!(
-                                "the API returned an unreadable {kind} `{name}`: {e}"
-                            ));
-                            break;
-                        }
-                    }
-                }
-                if let Some(error) = bad {
-                    read.gaps.push(gap(kind, error, protects.clone()));
-                    continue;
-                }
-                read.objects.extend(objects);
+            Ok(listed) => {
+                read.objects.extend(listed.objects);
                 read.listed.push(kind.clone());
-                read.lists.insert(
-                    info.resource(),
-                    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values}),
-                );
+                if let Some(values) = listed.values {
+                    read.lists.insert(
+                        listed.info.resource(),
+                        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values}),
+                    );
+                }
             }
             Err(ReadError::NotServed(e)) => read.gaps.push(Gap {
                 provider: Provider::Kubernetes,
@@ -1141,79 +1210,166 @@ enum ReadError {
     Failed(String),
 }
 
+/// One kind, read.
+struct Listed {
+    info: KindInfo,
+    objects: Vec<KubeObject>,
+    /// The objects as read (redacted), when the caller keeps them.
+    values: Option<Vec<Value>>,
+}
+
+impl Listed {
+    fn new(info: KindInfo, keep_lists: bool) -> Listed {
+        Listed {
+            info,
+            objects: Vec::new(),
+            values: keep_lists.then(Vec::new),
+        }
+    }
+
+    /// Makes a record of one redacted item; an unreadable one is the whole list's failure,
+    /// named.
+    fn add(&mut self, item: Value) -> Result<(), String> {
+        let record = match KubeObject::from_json(&item) {
+            Ok(record) => record,
+            Err(e) => {
+                let name = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                return Err(format!(
+                    "the API returned an unreadable {} `{name}`: {e}",
+                    self.info.kind
+                ));
+            }
+        };
+        self.objects.push(record);
+        if let Some(values) = &mut self.values {
+            values.push(item);
+        }
+        Ok(())
+    }
+}
+
 async fn read_kind(
     cluster: &Cluster,
     api_version: &str,
     kind: &str,
-) -> Result<(KindInfo, Vec<Value>), ReadError> {
+    keep_lists: bool,
+) -> Result<Listed, ReadError> {
     let info = match cluster.resolve(api_version, kind).await {
         Ok(info) => info,
         Err(e @ ClusterError::NotServed { .. }) => return Err(ReadError::NotServed(e)),
         Err(e) => return Err(ReadError::Failed(format!("discovery: {e}"))),
     };
-    let api_version = info.api_version();
     if info.kind == "Secret" && info.group.is_empty() {
-        return read_secrets(cluster, &info).await.map(|v| (info, v));
+        return read_secrets(cluster, info, keep_lists).await;
     }
-    let mut items = cluster
-        .list(&info, false, None)
+    let api_version = info.api_version();
+    let mut listed = Listed::new(info.clone(), keep_lists);
+    let mut unreadable = None;
+    cluster
+        .list_each(&info, None, false, None, |mut item| {
+            complete(&mut item, &api_version, &info.kind);
+            super::kubernetes::redact(&mut item);
+            listed.add(item).map_err(|e| {
+                unreadable = Some(e.clone());
+                e
+            })
+        })
         .await
-        .map_err(|f| ReadError::Failed(f.describe()))?;
-    for item in &mut items {
-        complete(item, &api_version, &info.kind);
-        super::kubernetes::redact(item);
-    }
-    Ok((info, items))
+        .map_err(|f| ReadError::Failed(unreadable.take().unwrap_or_else(|| f.describe())))?;
+    Ok(listed)
 }
 
-/// Secrets as metadata plus type: one metadata list of all, one per known type.
-async fn read_secrets(cluster: &Cluster, info: &KindInfo) -> Result<Vec<Value>, ReadError> {
-    let all = cluster
-        .list(info, true, None)
-        .await
-        .map_err(|f| ReadError::Failed(f.describe()))?;
+/// Secrets as metadata plus type: one metadata list per known type (a few at a time), then
+/// one of all, each item made a record with its type as it arrives.
+async fn read_secrets(
+    cluster: &Cluster,
+    info: KindInfo,
+    keep_lists: bool,
+) -> Result<Listed, ReadError> {
+    let info = &info;
+    let typed: Vec<_> = futures::stream::iter(SECRET_TYPES.iter().copied())
+        .map(|secret_type| async move {
+            let mut keys = Vec::new();
+            cluster
+                .list_each(
+                    info,
+                    None,
+                    true,
+                    Some(&format!("type={secret_type}")),
+                    |item| {
+                        keys.push(key_of(&item));
+                        Ok(())
+                    },
+                )
+                .await
+                .map(|()| (secret_type, keys))
+                .map_err(|f| {
+                    ReadError::Failed(format!(
+                        "listing Secrets of type {secret_type}: {}",
+                        f.describe()
+                    ))
+                })
+        })
+        .buffer_unordered(CONCURRENT_LISTS)
+        .collect()
+        .await;
     let mut types: BTreeMap<(String, String), &str> = BTreeMap::new();
-    for secret_type in SECRET_TYPES {
-        let typed = cluster
-            .list(info, true, Some(&format!("type={secret_type}")))
-            .await
-            .map_err(|f| {
-                ReadError::Failed(format!(
-                    "listing Secrets of type {secret_type}: {}",
-                    f.describe()
-                ))
-            })?;
-        for item in typed {
-            types.insert(key_of(&item), secret_type);
+    for result in typed {
+        let (secret_type, keys) = result?;
+        for key in keys {
+            types.insert(key, secret_type);
         }
     }
-    Ok(all
-        .into_iter()
-        .map(|item| {
-            let metadata = item.get("metadata").cloned().unwrap_or(Value::Null);
+    let mut listed = Listed::new(info.clone(), keep_lists);
+    let mut unreadable = None;
+    cluster
+        .list_each(info, None, true, None, |item| {
+            let Value::Object(mut item) = item else {
+                let e = "the API returned a Secret that is not an object".to_string();
+                unreadable = Some(e.clone());
+                return Err(e);
+            };
+            let key = key_of_map(&item);
+            let metadata = item.remove("metadata").unwrap_or(Value::Null);
             let mut secret = serde_json::json!({
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": metadata,
             });
-            if let Some(t) = types.get(&key_of(&item)) {
+            if let Some(t) = types.get(&key) {
                 secret["type"] = Value::String((*t).to_string());
             }
             // Metadata-only lists still carry the last-applied annotation: the values again.
             super::kubernetes::redact(&mut secret);
-            secret
+            listed.add(secret).map_err(|e| {
+                unreadable = Some(e.clone());
+                e
+            })
         })
-        .collect())
+        .await
+        .map_err(|f| ReadError::Failed(unreadable.take().unwrap_or_else(|| f.describe())))?;
+    Ok(listed)
 }
 
 fn key_of(item: &Value) -> (String, String) {
-    let text = |p: &str| {
-        item.pointer(p)
+    match item.as_object() {
+        Some(map) => key_of_map(map),
+        None => Default::default(),
+    }
+}
+
+fn key_of_map(item: &serde_json::Map<String, Value>) -> (String, String) {
+    let text = |field: &str| {
+        item.get("metadata")
+            .and_then(|m| m.get(field))
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string()
     };
-    (text("/metadata/namespace"), text("/metadata/name"))
+    (text("namespace"), text("name"))
 }
 
 /// List items omit `apiVersion` and `kind`; put them back so each item stands alone.
@@ -1230,6 +1386,23 @@ fn complete(item: &mut Value, api_version: &str, kind: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_limiter_lets_a_burst_through_then_spaces_requests_at_its_rate() {
+        let limiter = RateLimiter::new(10.0, 3.0);
+        let start = Instant::now();
+        let mut bucket = (3.0, start);
+        let waits: Vec<Duration> = (0..5).map(|_| limiter.take(&mut bucket, start)).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(waits, [ms(0), ms(0), ms(0), ms(100), ms(200)]);
+        // A long pause refills the bucket to its burst, no further: three at once again.
+        let later = start + Duration::from_secs(60);
+        let waits: Vec<Duration> = (0..4).map(|_| limiter.take(&mut bucket, later)).collect();
+        assert_eq!(waits, [ms(0), ms(0), ms(0), ms(100)]);
+        // Nonsense settings fall back to the defaults rather than to no limit.
+        let fallback = RateLimiter::new(f64::NAN, -1.0);
+        assert_eq!((fallback.qps, fallback.burst), (DEFAULT_QPS, DEFAULT_BURST));
+    }
 
     #[test]
     fn reference_lists_protect_everything_they_could_prove_in_use() {

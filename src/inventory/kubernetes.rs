@@ -107,8 +107,6 @@ pub struct KubeObject {
     pub running: Option<bool>,
     /// PersistentVolumes and PersistentVolumeClaims.
     pub volume: Option<super::relations::Volume>,
-    /// The object as the API returned it (Secret `data` removed).
-    pub raw: Option<Value>,
 }
 
 impl KubeObject {
@@ -125,8 +123,13 @@ impl KubeObject {
     }
 
     /// Reads one object as the API returns it. Errors name the JSON path of the bad field.
-    pub fn from_value(mut value: Value) -> Result<KubeObject, String> {
-        redact(&mut value);
+    pub fn from_value(value: Value) -> Result<KubeObject, String> {
+        Self::from_json(&value)
+    }
+
+    /// The same, borrowing the object. The record keeps only what decisions read (no data,
+    /// no spec): a Secret's values and the last-applied annotation never reach it.
+    pub fn from_json(value: &Value) -> Result<KubeObject, String> {
         let obj = value
             .as_object()
             .ok_or_else(|| format!("expected an object, found {}", type_name(&value)))?;
@@ -156,7 +159,8 @@ impl KubeObject {
         };
         let deleting = meta.get("deletionTimestamp").is_some_and(|v| !v.is_null());
         let labels = string_map(meta.get("labels"), "metadata.labels")?;
-        let annotations = string_map(meta.get("annotations"), "metadata.annotations")?;
+        let mut annotations = string_map(meta.get("annotations"), "metadata.annotations")?;
+        annotations.remove(LAST_APPLIED_ANNOTATION);
         let owners = owner_refs(meta.get("ownerReferences"))?;
         let uid = optional_str(meta, "uid", "metadata.uid")?.map(str::to_string);
         let resource_version = match meta.get("resourceVersion") {
@@ -190,7 +194,6 @@ impl KubeObject {
                 .and_then(Value::as_str)
                 .map(str::to_string);
         }
-        record.raw = Some(value);
         Ok(record)
     }
 }
@@ -751,7 +754,7 @@ pub(crate) mod tests {
             "metadata": {"name": "s", "namespace": "n"}, "data": {"k": "c2VjcmV0"}}),
         )
         .unwrap();
-        assert!(s.raw.unwrap().get("data").is_none());
+        assert!(!format!("{s:?}").contains("c2VjcmV0"), "{s:?}");
         let cm = refs(json!({"kind": "ConfigMap", "apiVersion": "v1",
             "metadata": {"name": "c", "namespace": "n"}, "data": {"secretName": "x"}}));
         assert!(cm.is_empty());
@@ -779,7 +782,7 @@ pub(crate) mod tests {
     #[test]
     fn the_last_applied_annotation_never_reaches_a_record() {
         let o = KubeObject::from_value(kubectl_applied_secret()).unwrap();
-        let text = format!("{:?} {}", o.annotations, o.raw.clone().unwrap());
+        let text = format!("{o:?}");
         for secret in [
             "czNjcjN0LWJhc2U2NC12YWx1ZQ==",
             "plain-t0ken-value",

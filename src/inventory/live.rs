@@ -95,8 +95,27 @@ impl Sources {
     }
 }
 
-/// Reads every source the policy names, through `sources`.
+/// Reads every source the policy names, through `sources`, for an audit: the records
+/// decisions need, not the objects themselves.
 pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> LiveInventory {
+    read_keeping(policy, desired, sources, false).await
+}
+
+/// The same for `snapshot`: the Kubernetes objects as read are kept too, to be written.
+pub async fn read_for_snapshot(
+    policy: &Policy,
+    desired: &Desired,
+    sources: &Sources,
+) -> LiveInventory {
+    read_keeping(policy, desired, sources, true).await
+}
+
+async fn read_keeping(
+    policy: &Policy,
+    desired: &Desired,
+    sources: &Sources,
+    keep_lists: bool,
+) -> LiveInventory {
     let deadlines = super::cluster::Deadlines::from_env();
     let mut inventory = Inventory::default();
     let mut listings = Vec::new();
@@ -105,7 +124,7 @@ pub async fn read(policy: &Policy, desired: &Desired, sources: &Sources) -> Live
         None => {}
         Some(Ok(client)) => {
             let plan = read_plan(policy, desired);
-            let read = super::cluster::read(client, &plan, &deadlines).await;
+            let read = super::cluster::read(client, &plan, &deadlines, keep_lists).await;
             inventory.kubernetes = Some(read.objects);
             inventory.gaps.extend(read.gaps);
             kubernetes_lists = read.lists;

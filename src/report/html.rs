@@ -38,8 +38,19 @@ pub enum ChartImage {
 /// The Content-ID of the chart's PNG part in the email.
 pub const CHART_CID: &str = "trend-chart@driftsweep";
 
+/// Rows of each list in the HTML report file: 25,000 findings would make a page of 12 MB
+/// that no browser shows well and nobody reads. The JSON report lists every one.
+pub const HTML_LIST_LIMIT: usize = 1000;
+
+/// The HTML report file: each list cut at `HTML_LIST_LIMIT` rows.
 pub fn render(report: &Report) -> String {
-    render_with(report, HtmlOptions::default())
+    render_with(
+        report,
+        HtmlOptions {
+            limit: Some(HTML_LIST_LIMIT),
+            ..HtmlOptions::default()
+        },
+    )
 }
 
 pub fn render_with(report: &Report, options: HtmlOptions) -> String {
@@ -48,11 +59,16 @@ pub fn render_with(report: &Report, options: HtmlOptions) -> String {
     out
 }
 
-fn more_row(out: &mut String, columns: usize, hidden: usize) -> std::fmt::Result {
+fn more_row(out: &mut String, columns: usize, hidden: usize, email: bool) -> std::fmt::Result {
     if hidden > 0 {
+        let whole = if email {
+            "see the attached JSON report"
+        } else {
+            "the JSON report lists every one"
+        };
         writeln!(
             out,
-            "<tr><td colspan=\"{columns}\" style=\"{TD};color:#555;font-style:italic\">and {hidden} more (see the attached JSON report)</td></tr>"
+            "<tr><td colspan=\"{columns}\" style=\"{TD};color:#555;font-style:italic\">and {hidden} more ({whole})</td></tr>"
         )?;
     }
     Ok(())
@@ -229,6 +245,7 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
             out,
             if enforce { 4 } else { 5 },
             items.len().saturating_sub(limit),
+            options.email,
         )?;
         writeln!(out, "</table>")?;
     }
@@ -291,7 +308,7 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
                 ],
             )?;
         }
-        more_row(out, 5, drift.len().saturating_sub(limit))?;
+        more_row(out, 5, drift.len().saturating_sub(limit), options.email)?;
         writeln!(out, "</table>")?;
     }
 
@@ -336,7 +353,7 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
     )?;
     writeln!(out, "<table style=\"{TABLE}\">")?;
     header_row(out, &["provider", "kind", "namespace", "name", "why"])?;
-    for f in &kept {
+    for f in kept.iter().take(limit) {
         row(
             out,
             &[
@@ -348,6 +365,7 @@ fn write_report(r: &Report, options: HtmlOptions, out: &mut String) -> std::fmt:
             ],
         )?;
     }
+    more_row(out, 5, kept.len().saturating_sub(limit), options.email)?;
     writeln!(out, "</table></details>")?;
     writeln!(out, "</body></html>")?;
     Ok(())

@@ -1,5 +1,6 @@
-//! Rendering rules that matter to the reader: long lists are cut in email only, with the
-//! count of what was cut, and the subject carries the state of the run.
+//! Rendering rules that matter to the reader: long lists are cut (in email at 50, in the HTML
+//! file at 1,000), with the count of what was cut, and the subject carries the state of the
+//! run.
 
 use chrono::{TimeZone, Utc};
 
@@ -75,9 +76,29 @@ fn email_cuts_long_lists_and_says_how_many_are_left_out() {
     assert!(email.contains("rule-049") && !email.contains("rule-050"));
     assert!(email.contains("and 10 more (see the attached JSON report)"));
     let file = html(&r);
-    assert!(file.contains("rule-059"), "the HTML file has everything");
+    assert!(
+        file.contains("rule-059"),
+        "the HTML file has up to 1,000 of each list"
+    );
     let text = email::plain_text(&r);
     assert!(text.contains("and 10 more"));
+}
+
+#[test]
+fn reports_of_25000_findings_stay_small_and_say_what_they_leave_to_the_json() {
+    let r = report(25_000, true, false);
+    let file = html(&r);
+    assert!(file.contains(">rule-999<"), "the first 1,000 are shown");
+    assert!(!file.contains(">rule-1000<"), "the file cuts each list too");
+    assert!(file.contains("and 24000 more (the JSON report lists every one)"));
+    assert!(file.len() < 1_000_000, "HTML file of {} bytes", file.len());
+    let email = email::html_body(&r);
+    assert!(email.contains("and 24950 more (see the attached JSON report)"));
+    assert!(email.len() < 100_000, "email body of {} bytes", email.len());
+    let text = email::plain_text(&r);
+    assert!(text.len() < 20_000, "plain text of {} bytes", text.len());
+    // The JSON report keeps all of them.
+    assert_eq!(r.findings.len(), 25_000);
 }
 
 #[test]
