@@ -443,7 +443,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
 
-    /// Write the standalone HTML report to FILE, e.g. `--html report.html`.
+    /// Write the standalone HTML report to FILE, e.g. `--html report.html`. Each list shows at
+    /// most 1,000 rows and says how many more the JSON report holds.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 

@@ -282,15 +282,14 @@ fn write_outputs(settings: &settings::RunSettings, report: &Report) -> Result<()
     let mut written = Vec::new();
     if let Some(path) = &settings.report {
         if path.as_os_str() == "-" {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(report.json().as_bytes())
+            report
+                .write_json(std::io::stdout().lock())
                 .map_err(|source| CommandError::Write {
                     path: path.clone(),
                     source,
                 })?;
         } else {
-            write_file(path, &report.json())?;
+            write_file_with(path, |file| report.write_json(file))?;
             written.push(path.display().to_string());
         }
     }
@@ -451,6 +450,15 @@ fn run_id(started_at: chrono::DateTime<Utc>) -> String {
 
 /// Writes through a temporary file and a rename, so a report is either whole or absent.
 fn write_file(path: &Path, contents: &str) -> Result<(), CommandError> {
+    write_file_with(path, |file| file.write_all(contents.as_bytes()))
+}
+
+/// Writes a file whole or not at all: `write` fills a temporary file beside it, which then
+/// replaces it, so a reader never sees half a report.
+fn write_file_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), CommandError> {
     let err = |source| CommandError::Write {
         path: path.to_path_buf(),
         source,
@@ -459,7 +467,11 @@ fn write_file(path: &Path, contents: &str) -> Result<(), CommandError> {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
     let tmp = path.with_extension("driftsweep-tmp");
-    std::fs::write(&tmp, contents).map_err(err)?;
+    let written = std::fs::File::create(&tmp).and_then(|mut file| write(&mut file));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
     std::fs::rename(&tmp, path).map_err(err)
 }
 

@@ -433,6 +433,21 @@ impl Cluster {
     /// Sends one request; retries 429, 5xx and connection failures with backoff (honouring
     /// `Retry-After`), never another 4xx. Answers the JSON body of a 2xx.
     async fn call(&self, request: http::Request<Vec<u8>>) -> Result<Value, ClusterError> {
+        let method = request.method().to_string();
+        let path = request.uri().path().to_string();
+        let bytes = self.call_bytes(request).await?;
+        serde_json::from_slice(&bytes).map_err(|_| ClusterError::Transport {
+            method,
+            path,
+            message: "the answer is not JSON".to_string(),
+        })
+    }
+
+    /// The same, answering the body of a 2xx as bytes, for the caller to decode.
+    async fn call_bytes(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<bytes::Bytes, ClusterError> {
         let (parts, body) = request.into_parts();
         let method = parts.method.to_string();
         let path = parts
@@ -533,14 +548,10 @@ impl Cluster {
                         attempt,
                         "kubernetes request"
                     );
-                    let json: Option<Value> = serde_json::from_slice(&bytes).ok();
                     if status.is_success() {
-                        return json.ok_or_else(|| ClusterError::Transport {
-                            method: method.clone(),
-                            path: path.clone(),
-                            message: format!("the {status} answer is not JSON"),
-                        });
+                        return Ok(bytes);
                     }
+                    let json: Option<Value> = serde_json::from_slice(&bytes).ok();
                     let error = api_error(&method, &path, status, json.as_ref());
                     let retryable =
                         status == http::StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
@@ -612,9 +623,30 @@ impl Cluster {
         field_selector: Option<&str>,
         mut each: impl FnMut(Value) -> Result<(), String>,
     ) -> Result<(), ListFailure> {
+        self.list_pages(info, namespace, metadata_only, field_selector, |bytes| {
+            let items = generic_page(bytes)?;
+            let count = items.len();
+            for item in items {
+                each(item)?;
+            }
+            Ok(count)
+        })
+        .await
+    }
+
+    /// Pages through a list, handing each page's body to `page`, which decodes it and answers
+    /// how many items it held. The next page is asked for before this one is decoded (its
+    /// token is at the head of the body), so the server's time and ours overlap; the
+    /// requests are the same, one per page. An error from `page` ends the list as a failure.
+    async fn list_pages(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        metadata_only: bool,
+        field_selector: Option<&str>,
+        mut page: impl FnMut(&[u8]) -> Result<usize, String>,
+    ) -> Result<(), ListFailure> {
         let request = kube::core::Request::new(info.collection(namespace));
-        let mut seen = 0;
-        let mut token: Option<String> = None;
         let failure = |seen: usize, message: String| ListFailure {
             seen,
             error: ClusterError::Transport {
@@ -623,7 +655,7 @@ impl Cluster {
                 message,
             },
         };
-        loop {
+        let fetch = |token: Option<String>, seen: usize| {
             let mut params = ListParams::default().limit(PAGE_SIZE);
             if let Some(selector) = field_selector {
                 params = params.fields(selector);
@@ -636,33 +668,26 @@ impl Cluster {
             } else {
                 request.list(&params)
             };
-            let built = built.map_err(|e| failure(seen, e.to_string()))?;
-            let page = self
-                .call(built)
-                .await
-                .map_err(|error| ListFailure { seen, error })?;
-            let Value::Object(mut page) = page else {
-                return Err(failure(seen, "the answer is not a list object".to_string()));
-            };
-            token = page
-                .get("metadata")
-                .and_then(|m| m.get("continue"))
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            match page.remove("items") {
-                Some(Value::Array(items)) => {
-                    for item in items {
-                        each(item).map_err(|message| failure(seen, message))?;
-                        seen += 1;
-                    }
-                }
-                Some(Value::Null) | None => {}
-                Some(_) => return Err(failure(seen, "`items` is not an array".to_string())),
+            async move {
+                let built = built.map_err(|e| failure(seen, e.to_string()))?;
+                self.call_bytes(built)
+                    .await
+                    .map_err(|error| ListFailure { seen, error })
             }
-            if token.is_none() {
+        };
+        let mut seen = 0;
+        let mut body = fetch(None, seen).await?;
+        loop {
+            let next = page_token(&body).map_err(|message| failure(seen, message))?;
+            let Some(token) = next else {
+                page(&body).map_err(|message| failure(seen, message))?;
                 return Ok(());
-            }
+            };
+            let (fetched, decoded) =
+                futures::join!(fetch(Some(token), seen), async { page(&body) });
+            seen += decoded.map_err(|message| failure(seen, message))?;
+            // The next page failed after this one was read: say so in the count.
+            body = fetched.map_err(|f| ListFailure { seen, ..f })?;
         }
     }
 
@@ -1124,6 +1149,12 @@ pub async fn read(
         .collect()
         .await;
     let mut read = ClusterRead::default();
+    let total: usize = results
+        .iter()
+        .filter_map(|(_, _, _, r)| r.as_ref().ok())
+        .map(|listed| listed.objects.len())
+        .sum();
+    read.objects.reserve_exact(total);
     // The plan's order, whichever list finished first.
     let position = |api_version: &str, kind: &str| {
         plan.kinds
@@ -1210,12 +1241,17 @@ enum ReadError {
     Failed(String),
 }
 
+/// A Secret's type by its namespace and name, as the typed lists said.
+type SecretTypeOf<'a> = dyn Fn(&str, &str) -> Option<String> + 'a;
+
 /// One kind, read.
 struct Listed {
     info: KindInfo,
     objects: Vec<KubeObject>,
     /// The objects as read (redacted), when the caller keeps them.
     values: Option<Vec<Value>>,
+    /// The object the API returned that no record can be made of, named: the list's failure.
+    unreadable: Option<String>,
 }
 
 impl Listed {
@@ -1224,6 +1260,7 @@ impl Listed {
             info,
             objects: Vec::new(),
             values: keep_lists.then(Vec::new),
+            unreadable: None,
         }
     }
 
@@ -1237,10 +1274,12 @@ impl Listed {
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or("?");
-                return Err(format!(
+                let message = format!(
                     "the API returned an unreadable {} `{name}`: {e}",
                     self.info.kind
-                ));
+                );
+                self.unreadable = Some(message.clone());
+                return Err(message);
             }
         };
         self.objects.push(record);
@@ -1249,6 +1288,44 @@ impl Listed {
         }
         Ok(())
     }
+
+    /// Reads a page: straight into records when it is of a data kind and not kept
+    /// (`decode`), else as generic JSON, each item made whole by `prepare` first.
+    fn page(
+        &mut self,
+        bytes: &[u8],
+        secret_type: Option<&SecretTypeOf<'_>>,
+        mut prepare: impl FnMut(Value) -> Result<Value, String>,
+    ) -> Result<usize, String> {
+        let typed = self.values.is_none() && is_data_kind(&self.info);
+        if typed {
+            let api_version = self.info.api_version();
+            let types = |ns: &str, name: &str| secret_type.and_then(|f| f(ns, name));
+            if let Some(records) =
+                super::decode::data_page(bytes, &api_version, &self.info.kind, types)
+            {
+                let count = records.len();
+                self.objects.extend(records);
+                return Ok(count);
+            }
+        }
+        let items = generic_page(bytes)?;
+        let count = items.len();
+        for item in items {
+            let item = prepare(item).inspect_err(|e| self.unreadable = Some(e.clone()))?;
+            self.add(item)?;
+        }
+        Ok(count)
+    }
+
+    fn failure(&mut self, failure: ListFailure) -> ReadError {
+        ReadError::Failed(self.unreadable.take().unwrap_or_else(|| failure.describe()))
+    }
+}
+
+/// ConfigMaps and Secrets: most of a cluster's objects, of which a record reads little.
+fn is_data_kind(info: &KindInfo) -> bool {
+    info.group.is_empty() && (info.kind == "ConfigMap" || info.kind == "Secret")
 }
 
 async fn read_kind(
@@ -1267,19 +1344,19 @@ async fn read_kind(
     }
     let api_version = info.api_version();
     let mut listed = Listed::new(info.clone(), keep_lists);
-    let mut unreadable = None;
-    cluster
-        .list_each(&info, None, false, None, |mut item| {
-            complete(&mut item, &api_version, &info.kind);
-            super::kubernetes::redact(&mut item);
-            listed.add(item).map_err(|e| {
-                unreadable = Some(e.clone());
-                e
+    let read = cluster
+        .list_pages(&info, None, false, None, |bytes| {
+            listed.page(bytes, None, |mut item| {
+                complete(&mut item, &api_version, &info.kind);
+                super::kubernetes::redact(&mut item);
+                Ok(item)
             })
         })
-        .await
-        .map_err(|f| ReadError::Failed(unreadable.take().unwrap_or_else(|| f.describe())))?;
-    Ok(listed)
+        .await;
+    match read {
+        Ok(()) => Ok(listed),
+        Err(f) => Err(listed.failure(f)),
+    }
 }
 
 /// Secrets as metadata plus type: one metadata list per known type (a few at a time), then
@@ -1294,14 +1371,21 @@ async fn read_secrets(
         .map(|secret_type| async move {
             let mut keys = Vec::new();
             cluster
-                .list_each(
+                .list_pages(
                     info,
                     None,
                     true,
                     Some(&format!("type={secret_type}")),
-                    |item| {
-                        keys.push(key_of(&item));
-                        Ok(())
+                    |bytes| {
+                        if let Some(page) = super::decode::key_page(bytes) {
+                            let count = page.len();
+                            keys.extend(page);
+                            return Ok(count);
+                        }
+                        let items = generic_page(bytes)?;
+                        let count = items.len();
+                        keys.extend(items.iter().map(key_of));
+                        Ok(count)
                     },
                 )
                 .await
@@ -1323,53 +1407,83 @@ async fn read_secrets(
             types.insert(key, secret_type);
         }
     }
+    let type_of = |namespace: &str, name: &str| {
+        types
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(|t| (*t).to_string())
+    };
     let mut listed = Listed::new(info.clone(), keep_lists);
-    let mut unreadable = None;
-    cluster
-        .list_each(info, None, true, None, |item| {
-            let Value::Object(mut item) = item else {
-                let e = "the API returned a Secret that is not an object".to_string();
-                unreadable = Some(e.clone());
-                return Err(e);
-            };
-            let key = key_of_map(&item);
-            let metadata = item.remove("metadata").unwrap_or(Value::Null);
-            let mut secret = serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": metadata,
-            });
-            if let Some(t) = types.get(&key) {
-                secret["type"] = Value::String((*t).to_string());
-            }
-            // Metadata-only lists still carry the last-applied annotation: the values again.
-            super::kubernetes::redact(&mut secret);
-            listed.add(secret).map_err(|e| {
-                unreadable = Some(e.clone());
-                e
+    let read = cluster
+        .list_pages(info, None, true, None, |bytes| {
+            listed.page(bytes, Some(&type_of), |item| {
+                let Value::Object(mut item) = item else {
+                    return Err("the API returned a Secret that is not an object".to_string());
+                };
+                let metadata = item.remove("metadata").unwrap_or(Value::Null);
+                let mut secret = serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": metadata,
+                });
+                if let Some(t) = type_of(
+                    secret
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                    secret
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                ) {
+                    secret["type"] = Value::String(t);
+                }
+                // Metadata-only lists still carry the last-applied annotation: the values again.
+                super::kubernetes::redact(&mut secret);
+                Ok(secret)
             })
         })
-        .await
-        .map_err(|f| ReadError::Failed(unreadable.take().unwrap_or_else(|| f.describe())))?;
-    Ok(listed)
-}
-
-fn key_of(item: &Value) -> (String, String) {
-    match item.as_object() {
-        Some(map) => key_of_map(map),
-        None => Default::default(),
+        .await;
+    match read {
+        Ok(()) => Ok(listed),
+        Err(f) => Err(listed.failure(f)),
     }
 }
 
-fn key_of_map(item: &serde_json::Map<String, Value>) -> (String, String) {
-    let text = |field: &str| {
-        item.get("metadata")
-            .and_then(|m| m.get(field))
+/// A list page read as generic JSON: its items.
+fn generic_page(bytes: &[u8]) -> Result<Vec<Value>, String> {
+    let page: Value =
+        serde_json::from_slice(bytes).map_err(|_| "the answer is not JSON".to_string())?;
+    let Value::Object(mut page) = page else {
+        return Err("the answer is not a list object".to_string());
+    };
+    match page.remove("items") {
+        Some(Value::Array(items)) => Ok(items),
+        Some(Value::Null) | None => Ok(Vec::new()),
+        Some(_) => Err("`items` is not an array".to_string()),
+    }
+}
+
+/// Where the next page of a list starts (`metadata.continue`; none when empty or absent),
+/// read without decoding the items.
+fn page_token(bytes: &[u8]) -> Result<Option<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        metadata: Option<super::decode::PageMeta>,
+    }
+    let head: Head = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the answer is not a JSON list ({e})"))?;
+    Ok(head.metadata.and_then(|m| m.next).filter(|t| !t.is_empty()))
+}
+
+fn key_of(item: &Value) -> (String, String) {
+    let text = |p: &str| {
+        item.pointer(p)
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string()
     };
-    (text("namespace"), text("name"))
+    (text("/metadata/namespace"), text("/metadata/name"))
 }
 
 /// List items omit `apiVersion` and `kind`; put them back so each item stands alone.

@@ -106,7 +106,8 @@ pub struct KubeObject {
     /// Jobs: no `Complete` or `Failed` condition yet.
     pub running: Option<bool>,
     /// PersistentVolumes and PersistentVolumeClaims.
-    pub volume: Option<super::relations::Volume>,
+    /// (Boxed: most objects have none, and records are many.)
+    pub volume: Option<Box<super::relations::Volume>>,
 }
 
 impl KubeObject {
@@ -132,7 +133,7 @@ impl KubeObject {
     pub fn from_json(value: &Value) -> Result<KubeObject, String> {
         let obj = value
             .as_object()
-            .ok_or_else(|| format!("expected an object, found {}", type_name(&value)))?;
+            .ok_or_else(|| format!("expected an object, found {}", type_name(value)))?;
         let kind = required_str(obj, "kind", "kind")?.to_string();
         let api_version = optional_str(obj, "apiVersion", "apiVersion")?
             .unwrap_or_default()

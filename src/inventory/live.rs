@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use futures::StreamExt;
+
 use serde_json::Value;
 
 use super::GcpKind;
@@ -298,6 +300,9 @@ pub fn read_plan(policy: &Policy, desired: &Desired) -> ReadPlan {
     ReadPlan::new(&audited, true, &manifest_kinds)
 }
 
+/// Repositories read at once (each with up to the client's `CONCURRENCY` requests).
+const REPOSITORIES_IN_FLIGHT: usize = 4;
+
 pub async fn read_registry(
     client: &RegistryClient,
     policy: &crate::policy::RegistryPolicy,
@@ -334,8 +339,19 @@ pub async fn read_registry(
     }
     repositories.sort();
     repositories.dedup();
-    for name in repositories {
-        match client.read_repository(&name).await {
+    // A few repositories at a time, each with its own requests in flight (the client's
+    // CONCURRENCY): a project of 1,000 repositories is not read one after another. In the
+    // repositories' order, so the inventory is the same whatever answers first.
+    let read: Vec<_> = futures::stream::iter(repositories)
+        .map(|name| async move {
+            let result = client.read_repository(&name).await;
+            (name, result)
+        })
+        .buffered(REPOSITORIES_IN_FLIGHT)
+        .collect()
+        .await;
+    for (name, result) in read {
+        match result {
             Ok(listing) => match to_repository(&listing) {
                 Ok(repo) => {
                     inventory.registry.push(repo);

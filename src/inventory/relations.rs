@@ -175,7 +175,7 @@ pub fn analyse(record: &mut KubeObject, obj: &Map<String, Value>) {
                 Some((text("namespace")?, text("name")?, text("uid")))
             });
             let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-            record.volume = Some(Volume {
+            record.volume = Some(Box::new(Volume {
                 phase: text(obj.get("status").and_then(|s| s.get("phase"))),
                 claim,
                 capacity: text(spec.and_then(|s| s.pointer("/capacity/storage"))),
@@ -183,17 +183,17 @@ pub fn analyse(record: &mut KubeObject, obj: &Map<String, Value>) {
                 disk: text(spec.and_then(|s| s.pointer("/gcePersistentDisk/pdName")))
                     .or_else(|| text(spec.and_then(|s| s.pointer("/csi/volumeHandle")))),
                 volume_name: None,
-            });
+            }));
         }
         "PersistentVolumeClaim" => {
-            record.volume = Some(Volume {
+            record.volume = Some(Box::new(Volume {
                 volume_name: spec
                     .and_then(|s| s.get("volumeName"))
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty())
                     .map(str::to_string),
                 ..Volume::default()
-            });
+            }));
         }
         _ => {}
     }
