@@ -29,6 +29,8 @@ pub struct Logged {
     pub status: u16,
     /// The request body, when it was JSON (a DELETE's options: `dryRun`, `preconditions`).
     pub body: Value,
+    /// A list page's answer: how many items it held, and whether it named a next page.
+    pub page: Option<(usize, bool)>,
 }
 
 impl Logged {
@@ -380,15 +382,17 @@ async fn handle(state: Arc<State>, request: http::Request<Incoming>) -> http::Re
         .unwrap_or_default();
     let logged_body = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let fault = state.fault_for(&method, &path, &query, &logged_body);
-    let log = |status: u16| {
+    let log_page = |status: u16, page: Option<(usize, bool)>| {
         state.log.lock().unwrap().push(Logged {
             method: method.clone(),
             path: path.clone(),
             query: query.clone(),
             status,
             body: logged_body.clone(),
+            page,
         });
     };
+    let log = |status: u16| log_page(status, None);
     match &fault {
         Some(Fault::Status {
             code,
@@ -416,7 +420,32 @@ async fn handle(state: Arc<State>, request: http::Request<Incoming>) -> http::Re
                 .unwrap();
         }
     };
-    log(status.as_u16());
+    let gzipped = headers
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() == b"gzip");
+    let page = (method == "GET" && status.is_success())
+        .then(|| {
+            if gzipped {
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&bytes[..]),
+                    &mut plain,
+                )
+                .ok()?;
+                serde_json::from_slice::<Value>(&plain).ok()
+            } else {
+                serde_json::from_slice::<Value>(&bytes).ok()
+            }
+        })
+        .flatten()
+        .and_then(|answer| {
+            let items = answer.get("items")?.as_array()?.len();
+            let next = answer["metadata"]["continue"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty());
+            Some((items, next))
+        });
+    log_page(status.as_u16(), page);
     let mut out = http::Response::builder().status(status);
     for (name, value) in &headers {
         if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
