@@ -6,8 +6,11 @@ use crate::policy::{GcpPolicy, Glob, any_match};
 
 /// Names Google or GKE give the resources they create and depend on.
 fn floor_patterns(kind: GcpKind) -> &'static [&'static str] {
+    if let Some(k) = crate::inventory::gcp::kind(kind) {
+        return k.floor;
+    }
     match kind {
-        GcpKind::FirewallRule => &["gke-*", "k8s-*", "k8s2-*"],
+        GcpKind::FirewallRule => &[],
         GcpKind::Bucket => &[
             "*_cloudbuild",
             "artifacts.*",
@@ -63,8 +66,11 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
 }
 
 fn allowlist(policy: &GcpPolicy, kind: GcpKind) -> Option<&[Glob]> {
+    if let Some(k) = crate::inventory::gcp::kind(kind) {
+        return (k.allowed)(policy);
+    }
     match kind {
-        GcpKind::FirewallRule => policy.firewall_rules.as_ref().map(|a| a.allowed.as_slice()),
+        GcpKind::FirewallRule => None,
         GcpKind::Bucket => policy.buckets.as_ref().map(|b| b.allowed.as_slice()),
         GcpKind::IamServiceAccount => policy
             .service_accounts

@@ -1,27 +1,10 @@
-//! Compute Engine: firewall rules and SSL certificates, and the target proxies whose
+//! Compute Engine: SSL certificates, and the target proxies whose
 //! references keep a certificate in use.
 
 use serde_json::Value;
 
-use super::gcp_common::{items, labels, required, short_name, strings, text, time};
+use super::gcp_common::{items, required, short_name, strings, text, time};
 use super::{GcpKind, GcpResource};
-
-/// A `compute#firewallList` response.
-pub fn parse_firewalls(body: &Value) -> Result<Vec<GcpResource>, String> {
-    items(body, "items")?
-        .into_iter()
-        .map(|(path, o)| {
-            Ok(GcpResource {
-                id: text(o, "id"),
-                self_link: text(o, "selfLink"),
-                created: time(o, &path, "creationTimestamp")?,
-                description: text(o, "description"),
-                labels: labels(o),
-                ..GcpResource::of(GcpKind::FirewallRule, required(o, &path, "name")?)
-            })
-        })
-        .collect()
-}
 
 /// A `compute#sslCertificateList` response.
 pub fn parse_ssl_certificates(body: &Value) -> Result<Vec<GcpResource>, String> {
@@ -62,21 +45,6 @@ pub fn parse_proxy_certificates(body: &Value) -> Result<Vec<(String, String)>, S
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn reads_firewall_list_and_names_bad_items() {
-        let list = json!({"kind": "compute#firewallList", "items": [
-            {"name": "a", "id": "1", "creationTimestamp": "2025-02-01T08:00:00.000-08:00"}]});
-        let rules = parse_firewalls(&list).unwrap();
-        assert_eq!(rules[0].name, "a");
-        assert_eq!(
-            rules[0].created.unwrap().to_rfc3339(),
-            "2025-02-01T16:00:00+00:00"
-        );
-        let bad = json!({"items": [{"id": "1"}]});
-        assert_eq!(parse_firewalls(&bad).unwrap_err(), "items[0].name: missing");
-        assert!(parse_firewalls(&json!({"kind": "x"})).unwrap().is_empty());
-    }
 
     #[test]
     fn proxies_name_their_certificates() {

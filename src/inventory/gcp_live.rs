@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 use super::{Gap, GcpKind, GcpResource, Protects, Provider};
 use crate::policy::GcpPolicy;
 
-/// The IAM permissions of every call the audit makes (`gcp/roles/auditor.yaml`).
-pub const AUDITOR_PERMISSIONS: &[&str] = &[
-    "compute.firewalls.list",
+/// The IAM permissions of the audit's calls that no GCP kind makes (buckets' objects, the
+/// registry); each kind declares its own (`gcp::Kind::auditor`).
+const AUDITOR_OTHERS: &[&str] = &[
     "compute.sslCertificates.list",
     "compute.targetHttpsProxies.list",
     "compute.targetSslProxies.list",
@@ -36,11 +36,8 @@ pub const AUDITOR_PERMISSIONS: &[&str] = &[
     "artifactregistry.repositories.downloadArtifacts",
 ];
 
-/// The permissions of every call enforce adds (`gcp/roles/enforcer.yaml`).
-pub const ENFORCER_PERMISSIONS: &[&str] = &[
-    "compute.firewalls.get",
-    "compute.firewalls.delete",
-    "compute.networks.updatePolicy",
+/// The permissions enforce adds that no GCP kind declares (the registry).
+const ENFORCER_OTHERS: &[&str] = &[
     "compute.sslCertificates.get",
     "compute.sslCertificates.delete",
     "compute.globalOperations.get",
@@ -58,6 +55,29 @@ pub const ENFORCER_PERMISSIONS: &[&str] = &[
     "artifactregistry.versions.delete",
     "artifactregistry.repositories.deleteArtifacts",
 ];
+
+/// The IAM permissions of every call the audit makes (`gcp/roles/auditor.yaml`), sorted.
+pub fn auditor_permissions() -> Vec<&'static str> {
+    permissions(AUDITOR_OTHERS, |k| k.auditor)
+}
+
+/// The permissions of every call enforce adds (`gcp/roles/enforcer.yaml`), sorted.
+pub fn enforcer_permissions() -> Vec<&'static str> {
+    permissions(ENFORCER_OTHERS, |k| k.enforcer)
+}
+
+fn permissions(
+    others: &[&'static str],
+    of: fn(&super::gcp::Kind) -> &'static [&'static str],
+) -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = others.to_vec();
+    for kind in super::gcp::KINDS {
+        all.extend_from_slice(of(kind));
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
+}
 
 /// Attempts per call when the API answers 429 or 5xx, or the connection fails.
 const ATTEMPTS: u32 = 5;
@@ -108,7 +128,7 @@ impl GcpAuth {
     }
 }
 
-fn endpoint(var: &str) -> Option<String> {
+pub(crate) fn endpoint(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -142,7 +162,7 @@ fn retryable(e: &google_cloud_gax::error::Error) -> bool {
 }
 
 /// Calls `f` until it succeeds, retrying 429, 5xx and connection failures with backoff.
-async fn with_retries<T, F, Fut>(what: &str, mut f: F) -> Result<T, String>
+pub(crate) async fn with_retries<T, F, Fut>(what: &str, mut f: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, google_cloud_gax::error::Error>>,
@@ -162,7 +182,7 @@ where
     }
 }
 
-fn to_json<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
+pub(crate) fn to_json<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
     items
         .into_iter()
         .filter_map(|i| serde_json::to_value(i).ok())
@@ -173,7 +193,8 @@ fn to_json<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
 pub struct GcpClients {
     pub project: String,
     auth: GcpAuth,
-    firewalls: Option<google_cloud_compute_v1::client::Firewalls>,
+    /// The official clients the kinds made, one per type (`client!`).
+    made: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
     ssl: Option<google_cloud_compute_v1::client::SslCertificates>,
     https_proxies: Option<google_cloud_compute_v1::client::TargetHttpsProxies>,
     ssl_proxies: Option<google_cloud_compute_v1::client::TargetSslProxies>,
@@ -186,14 +207,41 @@ pub struct GcpClients {
 macro_rules! build_client {
     ($ty:ty, $var:expr, $auth:expr) => {{
         let mut builder = <$ty>::builder().with_credentials($auth.credentials());
-        if let Some(e) = endpoint($var) {
+        if let Some(e) = $crate::inventory::gcp_live::endpoint($var) {
             builder = builder.with_endpoint(e);
         }
         builder.build().await.map_err(|e| e.to_string())
     }};
 }
 
-const COMPUTE: &str = "DRIFTSWEEP_GCP_COMPUTE_ENDPOINT";
+/// The run's one client of type `$ty`, made on first use with the endpoint `$var` names.
+macro_rules! client {
+    ($clients:expr, $ty:ty, $var:expr) => {{
+        let clients: &$crate::inventory::gcp_live::GcpClients = $clients;
+        clients
+            .client::<$ty, _, _>(|| async move {
+                $crate::inventory::gcp_live::build_client!($ty, $var, clients.auth())
+            })
+            .await
+    }};
+}
+
+/// A get through `with_retries`, as JSON; `None` when the resource is gone.
+macro_rules! get {
+    ($call:expr, $what:expr) => {
+        match $crate::inventory::gcp_live::with_retries($what, || $call).await {
+            Ok(v) => Ok(serde_json::to_value(v).ok()),
+            Err(e) if e.contains("404") || e.contains("NOT_FOUND") || e.contains("not found") => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    };
+}
+
+pub(crate) use {build_client, client, get};
+
+pub(crate) const COMPUTE: &str = "DRIFTSWEEP_GCP_COMPUTE_ENDPOINT";
 const IAM: &str = "DRIFTSWEEP_GCP_IAM_ENDPOINT";
 const CERTIFICATE_MANAGER: &str = "DRIFTSWEEP_GCP_CERTIFICATEMANAGER_ENDPOINT";
 
@@ -207,7 +255,7 @@ impl GcpClients {
         let mut clients = GcpClients {
             project,
             auth: auth.clone(),
-            firewalls: None,
+            made: std::sync::Mutex::new(Vec::new()),
             ssl: None,
             https_proxies: None,
             ssl_proxies: None,
@@ -223,13 +271,6 @@ impl GcpClients {
                 _ => "https://storage.googleapis.com".to_string(),
             },
         };
-        if policy.firewall_rules.is_some() {
-            clients.firewalls = Some(build_client!(
-                google_cloud_compute_v1::client::Firewalls,
-                COMPUTE,
-                auth
-            )?);
-        }
         if policy.ssl_certificates.is_some() {
             clients.ssl = Some(build_client!(
                 google_cloud_compute_v1::client::SslCertificates,
@@ -260,6 +301,32 @@ impl GcpClients {
             )?);
         }
         Ok(clients)
+    }
+
+    pub(crate) fn auth(&self) -> &GcpAuth {
+        &self.auth
+    }
+
+    /// The run's client of type `T`, made by `make` the first time one is asked for.
+    pub(crate) async fn client<T, F, Fut>(&self, make: F) -> Result<T, String>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        let made = |list: &Vec<Box<dyn std::any::Any + Send + Sync>>| {
+            list.iter().find_map(|c| c.downcast_ref::<T>().cloned())
+        };
+        if let Some(c) = self.made.lock().ok().and_then(|l| made(&l)) {
+            return Ok(c);
+        }
+        let c = make().await?;
+        if let Ok(mut list) = self.made.lock()
+            && made(&list).is_none()
+        {
+            list.push(Box::new(c.clone()));
+        }
+        Ok(c)
     }
 
     fn certificate_parent(&self) -> String {
@@ -321,6 +388,22 @@ pub struct GcpRead {
 }
 
 impl GcpRead {
+    /// One kind's lists: its records and files, or a gap for each list that failed.
+    fn add(&mut self, kind: &super::gcp::Kind, listed: super::gcp::Listed) {
+        for (what, error) in listed.failed {
+            self.gap(kind.kind, &what, error);
+        }
+        match (kind.parse)(&listed.files) {
+            Ok(Some(mut resources)) => {
+                self.resources.append(&mut resources);
+                self.listed.push(kind.kind);
+            }
+            Ok(None) => {}
+            Err(e) => self.gap(kind.kind, kind.what, format!("{}: {}", e.file, e.message)),
+        }
+        self.files.extend(listed.files);
+    }
+
     fn gap(&mut self, kind: GcpKind, what: &str, error: String) {
         self.gaps.push(Gap {
             provider: Provider::Gcp,
@@ -336,7 +419,7 @@ impl GcpRead {
 /// shape of their `list` but not a type.
 macro_rules! compute_list {
     ($client:expr, $project:expr, $what:expr) => {
-        list_compute(
+        $crate::inventory::gcp_live::list_compute(
             |token| {
                 let c = $client.clone();
                 let p = $project.clone();
@@ -348,7 +431,10 @@ macro_rules! compute_list {
                         .set_page_token(token)
                         .send()
                         .await?;
-                    Ok((to_json(page.items), page.next_page_token))
+                    Ok((
+                        $crate::inventory::gcp_live::to_json(page.items),
+                        page.next_page_token,
+                    ))
                 }
             },
             $what,
@@ -357,21 +443,17 @@ macro_rules! compute_list {
     };
 }
 
+pub(crate) use compute_list;
+
 /// Reads every GCP kind the policy audits.
 pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
     let mut read = GcpRead::default();
     let p = clients.project.clone();
-    if let Some(client) = &clients.firewalls {
-        let listed = compute_list!(client, p, "firewalls.list");
-        record(
-            &mut read,
-            GcpKind::FirewallRule,
-            "firewall rules",
-            "firewalls.json",
-            "items",
-            listed,
-            super::compute::parse_firewalls,
-        );
+    for kind in super::gcp::KINDS {
+        if (kind.audited)(policy) {
+            let listed = (kind.list)(clients).await;
+            read.add(kind, listed);
+        }
     }
     if let Some(client) = &clients.ssl {
         let listed = compute_list!(client, p, "sslCertificates.list");
@@ -505,7 +587,7 @@ pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
 type Page = (Vec<Value>, String);
 
 /// Compute pages: `next_page_token` is optional there.
-async fn list_compute<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
+pub(crate) async fn list_compute<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<(Vec<Value>, Option<String>), google_cloud_gax::error::Error>>,
@@ -523,7 +605,7 @@ where
     .await
 }
 
-async fn list_paged<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
+pub(crate) async fn list_paged<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<Page, google_cloud_gax::error::Error>>,
@@ -662,6 +744,44 @@ async fn read_buckets(clients: &GcpClients, read: &mut GcpRead) {
     read.listed.push(GcpKind::Bucket);
 }
 
+/// What a Compute delete's operation says happened.
+pub(crate) fn compute_deleted(
+    result: Result<google_cloud_compute_v1::model::Operation, google_cloud_gax::error::Error>,
+) -> Result<GcpDelete, String> {
+    match result {
+        Ok(op) => match op.error.as_ref().map(|e| &e.errors) {
+            Some(errors) if !errors.is_empty() => {
+                let text = errors
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}: {}",
+                            e.code.as_deref().unwrap_or("error"),
+                            e.message.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if text.contains("RESOURCE_IN_USE") || text.contains("being used by") {
+                    Ok(GcpDelete::Skipped(format!(
+                        "in use by another resource: {text}"
+                    )))
+                } else if text.contains("NOT_FOUND") {
+                    Ok(GcpDelete::AlreadyGone)
+                } else {
+                    Err(format!("the delete operation failed: {text}"))
+                }
+            }
+            _ => Ok(GcpDelete::Deleted(None)),
+        },
+        Err(e) if not_found(&e) => Ok(GcpDelete::AlreadyGone),
+        Err(e) if in_use(&e) => Ok(GcpDelete::Skipped(format!(
+            "in use by another resource: {e}"
+        ))),
+        Err(e) => Err(describe("delete", &e)),
+    }
+}
+
 /// What a GCP delete did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GcpDelete {
@@ -685,13 +805,13 @@ pub fn disabled_at(description: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
-fn not_found(e: &google_cloud_gax::error::Error) -> bool {
+pub(crate) fn not_found(e: &google_cloud_gax::error::Error) -> bool {
     e.http_status_code() == Some(404)
         || e.status()
             .is_some_and(|s| s.code == google_cloud_gax::error::rpc::Code::NotFound)
 }
 
-fn in_use(e: &google_cloud_gax::error::Error) -> bool {
+pub(crate) fn in_use(e: &google_cloud_gax::error::Error) -> bool {
     let text = e.to_string();
     text.contains("resourceInUseByAnotherResource")
         || text.contains("RESOURCE_IN_USE_BY_ANOTHER_RESOURCE")
@@ -714,30 +834,16 @@ impl GcpClients {
         name: &str,
         resource_name: Option<&str>,
     ) -> Result<Option<Value>, String> {
-        let p = self.project.clone();
-        macro_rules! get {
-            ($call:expr, $what:expr) => {
-                match with_retries($what, || $call).await {
-                    Ok(v) => Ok(serde_json::to_value(v).ok()),
-                    Err(e)
-                        if e.contains("404")
-                            || e.contains("NOT_FOUND")
-                            || e.contains("not found") =>
-                    {
-                        Ok(None)
-                    }
-                    Err(e) => Err(e),
-                }
+        if let Some(k) = super::gcp::kind(kind) {
+            let target = super::gcp::Target {
+                name,
+                resource_name,
             };
+            return (k.current)(self, &target).await;
         }
+        let p = self.project.clone();
         match kind {
-            GcpKind::FirewallRule => {
-                let c = self.firewalls.as_ref().ok_or("no Compute client")?;
-                get!(
-                    c.get().set_project(p.clone()).set_firewall(name).send(),
-                    "firewalls.get"
-                )
-            }
+            GcpKind::FirewallRule => Err("registered".to_string()),
             GcpKind::SslCertificate => {
                 let c = self.ssl.as_ref().ok_or("no Compute client")?;
                 get!(
@@ -786,57 +892,27 @@ impl GcpClients {
     ) -> Result<GcpDelete, String> {
         use google_cloud_lro::Poller as _;
         let p = self.project.clone();
+        if let Some(k) = super::gcp::kind(kind) {
+            let d = super::gcp::Deletion {
+                name,
+                current,
+                policy,
+                now,
+            };
+            return (k.delete)(self, &d).await;
+        }
         match kind {
-            GcpKind::FirewallRule | GcpKind::SslCertificate => {
-                let result = if kind == GcpKind::FirewallRule {
-                    let c = self.firewalls.as_ref().ok_or("no Compute client")?;
-                    c.delete()
-                        .set_project(p)
-                        .set_firewall(name)
-                        .poller()
-                        .until_done()
-                        .await
-                } else {
-                    let c = self.ssl.as_ref().ok_or("no Compute client")?;
+            GcpKind::FirewallRule => Err("registered".to_string()),
+            GcpKind::SslCertificate => {
+                let c = self.ssl.as_ref().ok_or("no Compute client")?;
+                compute_deleted(
                     c.delete()
                         .set_project(p)
                         .set_ssl_certificate(name)
                         .poller()
                         .until_done()
-                        .await
-                };
-                match result {
-                    Ok(op) => match op.error.as_ref().map(|e| &e.errors) {
-                        Some(errors) if !errors.is_empty() => {
-                            let text = errors
-                                .iter()
-                                .map(|e| {
-                                    format!(
-                                        "{}: {}",
-                                        e.code.as_deref().unwrap_or("error"),
-                                        e.message.as_deref().unwrap_or("")
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                                .join("; ");
-                            if text.contains("RESOURCE_IN_USE") || text.contains("being used by") {
-                                Ok(GcpDelete::Skipped(format!(
-                                    "in use by another resource: {text}"
-                                )))
-                            } else if text.contains("NOT_FOUND") {
-                                Ok(GcpDelete::AlreadyGone)
-                            } else {
-                                Err(format!("the delete operation failed: {text}"))
-                            }
-                        }
-                        _ => Ok(GcpDelete::Deleted(None)),
-                    },
-                    Err(e) if not_found(&e) => Ok(GcpDelete::AlreadyGone),
-                    Err(e) if in_use(&e) => Ok(GcpDelete::Skipped(format!(
-                        "in use by another resource: {e}"
-                    ))),
-                    Err(e) => Err(describe("delete", &e)),
-                }
+                        .await,
+                )
             }
             GcpKind::Certificate => {
                 let c = self

@@ -9,6 +9,7 @@ pub mod artifact_registry;
 pub mod certificates;
 pub mod cluster;
 pub mod compute;
+pub mod gcp;
 mod gcp_common;
 pub mod gcp_live;
 pub mod gcs;

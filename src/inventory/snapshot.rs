@@ -426,13 +426,40 @@ fn read_registry(dir: &Path) -> Result<Vec<registry::Repository>, SnapshotError>
 
 type Parser = fn(&Value) -> Result<Vec<GcpResource>, String>;
 
+/// A snapshot's `gcp/` folder, as the kinds read their files.
+struct SnapshotFiles<'a>(&'a Path);
+
+impl super::gcp::Files for SnapshotFiles<'_> {
+    fn get(&self, file: &str) -> Result<Option<Value>, super::gcp::FileError> {
+        let path = self.0.join(file);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path)
+            .map(Some)
+            .map_err(|e| super::gcp::FileError {
+                file: file.to_string(),
+                message: match e {
+                    SnapshotError::File { message, .. } => message,
+                    other => other.to_string(),
+                },
+            })
+    }
+}
+
 fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> {
-    let lists: [(&str, GcpKind, Parser); 5] = [
-        (
-            "firewalls.json",
-            GcpKind::FirewallRule,
-            compute::parse_firewalls,
-        ),
+    let files = SnapshotFiles(dir);
+    for kind in super::gcp::KINDS {
+        match (kind.parse)(&files) {
+            Ok(Some(mut resources)) => {
+                inventory.gcp.append(&mut resources);
+                inventory.gcp_listed.push(kind.kind);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(file_error(&dir.join(&e.file), e.message)),
+        }
+    }
+    let lists: [(&str, GcpKind, Parser); 4] = [
         (
             "sslCertificates.json",
             GcpKind::SslCertificate,
