@@ -23,7 +23,7 @@ fn floor_patterns(kind: GcpKind) -> &'static [&'static str] {
             "*@appspot.gserviceaccount.com",
             "*@cloudbuild.gserviceaccount.com",
         ],
-        GcpKind::SslCertificate | GcpKind::Certificate => &["mcrt-*", "k8s-ssl-*", "k8s2-*"],
+        GcpKind::SslCertificate | GcpKind::Certificate => &[],
     }
 }
 
@@ -70,14 +70,10 @@ fn allowlist(policy: &GcpPolicy, kind: GcpKind) -> Option<&[Glob]> {
         return (k.allowed)(policy);
     }
     match kind {
-        GcpKind::FirewallRule => None,
+        GcpKind::FirewallRule | GcpKind::SslCertificate | GcpKind::Certificate => None,
         GcpKind::Bucket => policy.buckets.as_ref().map(|b| b.allowed.as_slice()),
         GcpKind::IamServiceAccount => policy
             .service_accounts
-            .as_ref()
-            .map(|a| a.allowed.as_slice()),
-        GcpKind::SslCertificate | GcpKind::Certificate => policy
-            .ssl_certificates
             .as_ref()
             .map(|a| a.allowed.as_slice()),
     }

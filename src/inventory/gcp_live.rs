@@ -189,17 +189,17 @@ pub(crate) fn to_json<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
         .collect()
 }
 
+type SharedList = std::sync::Arc<futures::lock::Mutex<Option<Result<Value, String>>>>;
+
 /// The official clients, made once per run.
 pub struct GcpClients {
     pub project: String,
     auth: GcpAuth,
     /// The official clients the kinds made, one per type (`client!`).
     made: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
-    ssl: Option<google_cloud_compute_v1::client::SslCertificates>,
-    https_proxies: Option<google_cloud_compute_v1::client::TargetHttpsProxies>,
-    ssl_proxies: Option<google_cloud_compute_v1::client::TargetSslProxies>,
+    /// Lists more than one kind reads (the target proxies), each read once per run.
+    shared: std::sync::Mutex<BTreeMap<&'static str, SharedList>>,
     iam: Option<google_cloud_iam_admin_v1::client::Iam>,
-    certificates: Option<google_cloud_certificatemanager_v1::client::CertificateManager>,
     http: reqwest::Client,
     storage: String,
 }
@@ -243,7 +243,6 @@ pub(crate) use {build_client, client, get};
 
 pub(crate) const COMPUTE: &str = "DRIFTSWEEP_GCP_COMPUTE_ENDPOINT";
 const IAM: &str = "DRIFTSWEEP_GCP_IAM_ENDPOINT";
-const CERTIFICATE_MANAGER: &str = "DRIFTSWEEP_GCP_CERTIFICATEMANAGER_ENDPOINT";
 
 impl GcpClients {
     /// Clients for what `policy` audits.
@@ -256,11 +255,8 @@ impl GcpClients {
             project,
             auth: auth.clone(),
             made: std::sync::Mutex::new(Vec::new()),
-            ssl: None,
-            https_proxies: None,
-            ssl_proxies: None,
+            shared: std::sync::Mutex::new(BTreeMap::new()),
             iam: None,
-            certificates: None,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -271,28 +267,6 @@ impl GcpClients {
                 _ => "https://storage.googleapis.com".to_string(),
             },
         };
-        if policy.ssl_certificates.is_some() {
-            clients.ssl = Some(build_client!(
-                google_cloud_compute_v1::client::SslCertificates,
-                COMPUTE,
-                auth
-            )?);
-            clients.https_proxies = Some(build_client!(
-                google_cloud_compute_v1::client::TargetHttpsProxies,
-                COMPUTE,
-                auth
-            )?);
-            clients.ssl_proxies = Some(build_client!(
-                google_cloud_compute_v1::client::TargetSslProxies,
-                COMPUTE,
-                auth
-            )?);
-            clients.certificates = Some(build_client!(
-                google_cloud_certificatemanager_v1::client::CertificateManager,
-                CERTIFICATE_MANAGER,
-                auth
-            )?);
-        }
         if policy.service_accounts.is_some() {
             clients.iam = Some(build_client!(
                 google_cloud_iam_admin_v1::client::Iam,
@@ -329,8 +303,32 @@ impl GcpClients {
         Ok(c)
     }
 
-    fn certificate_parent(&self) -> String {
-        format!("projects/{}/locations/global", self.project)
+    /// The list body stored as `file`, read by `list` the first time a kind asks for it; a
+    /// kind asking while another reads it waits for that read.
+    pub(crate) async fn shared_list<F, Fut>(
+        &self,
+        file: &'static str,
+        list: F,
+    ) -> Result<Value, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Value, String>>,
+    {
+        let slot = self
+            .shared
+            .lock()
+            .ok()
+            .map(|mut map| map.entry(file).or_default().clone());
+        let Some(slot) = slot else {
+            return list().await;
+        };
+        let mut guard = slot.lock().await;
+        if let Some(done) = guard.as_ref() {
+            return done.clone();
+        }
+        let result = list().await;
+        *guard = Some(result.clone());
+        result
     }
 
     async fn storage_get(&self, path: &str) -> Result<Value, String> {
@@ -455,90 +453,6 @@ pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
             read.add(kind, listed);
         }
     }
-    if let Some(client) = &clients.ssl {
-        let listed = compute_list!(client, p, "sslCertificates.list");
-        record(
-            &mut read,
-            GcpKind::SslCertificate,
-            "SSL certificates",
-            "sslCertificates.json",
-            "items",
-            listed,
-            super::compute::parse_ssl_certificates,
-        );
-    }
-    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if let (Some(https), Some(ssl)) = (&clients.https_proxies, &clients.ssl_proxies) {
-        let https = compute_list!(https, p, "targetHttpsProxies.list");
-        let ssl = compute_list!(ssl, p, "targetSslProxies.list");
-        for (file, listed) in [
-            ("targetHttpsProxies.json", https),
-            ("targetSslProxies.json", ssl),
-        ] {
-            match listed.and_then(|items| {
-                let body = json!({"items": items});
-                super::compute::parse_proxy_certificates(&body).map(|u| (body, u))
-            }) {
-                Ok((body, pairs)) => {
-                    for (cert, user) in pairs {
-                        users.entry(cert).or_default().push(user);
-                    }
-                    read.files.insert(file.to_string(), body);
-                }
-                // Without the proxies, no certificate can be shown unused.
-                Err(e) => {
-                    read.gap(GcpKind::SslCertificate, "target proxies", e.clone());
-                    read.gap(GcpKind::Certificate, "target proxies", e);
-                }
-            }
-        }
-    }
-    if let Some(client) = &clients.certificates {
-        let parent = clients.certificate_parent();
-        let listed = list_paged(
-            |token| {
-                let c = client.clone();
-                let parent = parent.clone();
-                async move {
-                    let page = c
-                        .list_certificates()
-                        .set_parent(parent)
-                        .set_page_size(500)
-                        .set_page_token(token)
-                        .send()
-                        .await?;
-                    Ok((to_json(page.certificates), page.next_page_token))
-                }
-            },
-            "certificates.list",
-        )
-        .await;
-        record(
-            &mut read,
-            GcpKind::Certificate,
-            "Certificate Manager certificates",
-            "certificates.json",
-            "certificates",
-            listed,
-            super::certificates::parse_certificates,
-        );
-        match certificate_map_entries(client, &parent).await {
-            Ok(entries) => {
-                let body = json!({"certificateMapEntries": entries});
-                match super::certificates::parse_map_entries(&body) {
-                    Ok(pairs) => {
-                        for (cert, user) in pairs {
-                            users.entry(cert).or_default().push(user);
-                        }
-                        read.files
-                            .insert("certificateMapEntries.json".to_string(), body);
-                    }
-                    Err(e) => read.gap(GcpKind::Certificate, "certificate map entries", e),
-                }
-            }
-            Err(e) => read.gap(GcpKind::Certificate, "certificate map entries", e),
-        }
-    }
     if let Some(client) = &clients.iam {
         let name = format!("projects/{p}");
         let listed = list_paged(
@@ -571,15 +485,6 @@ pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
     }
     if policy.buckets.is_some() {
         read_buckets(clients, &mut read).await;
-    }
-    for resource in &mut read.resources {
-        if matches!(
-            resource.kind(),
-            GcpKind::SslCertificate | GcpKind::Certificate
-        ) && let Some(u) = users.get(&resource.name)
-        {
-            resource.used_by = u.clone();
-        }
     }
     read
 }
@@ -645,56 +550,6 @@ fn record(
         }
         Err(e) => read.gap(kind, what, e),
     }
-}
-
-async fn certificate_map_entries(
-    client: &google_cloud_certificatemanager_v1::client::CertificateManager,
-    parent: &str,
-) -> Result<Vec<Value>, String> {
-    let maps = list_paged(
-        |token| {
-            let c = client.clone();
-            let parent = parent.to_string();
-            async move {
-                let page = c
-                    .list_certificate_maps()
-                    .set_parent(parent)
-                    .set_page_size(500)
-                    .set_page_token(token)
-                    .send()
-                    .await?;
-                Ok((to_json(page.certificate_maps), page.next_page_token))
-            }
-        },
-        "certificateMaps.list",
-    )
-    .await?;
-    let mut entries = Vec::new();
-    for map in maps {
-        let Some(name) = map.get("name").and_then(Value::as_str).map(str::to_string) else {
-            continue;
-        };
-        let mut got = list_paged(
-            |token| {
-                let c = client.clone();
-                let name = name.clone();
-                async move {
-                    let page = c
-                        .list_certificate_map_entries()
-                        .set_parent(name)
-                        .set_page_size(500)
-                        .set_page_token(token)
-                        .send()
-                        .await?;
-                    Ok((to_json(page.certificate_map_entries), page.next_page_token))
-                }
-            },
-            "certificateMapEntries.list",
-        )
-        .await?;
-        entries.append(&mut got);
-    }
-    Ok(entries)
 }
 
 async fn read_buckets(clients: &GcpClients, read: &mut GcpRead) {
@@ -821,12 +676,6 @@ pub(crate) fn in_use(e: &google_cloud_gax::error::Error) -> bool {
 }
 
 impl GcpClients {
-    fn certificate_name(&self, name: &str, resource_name: Option<&str>) -> String {
-        resource_name
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}/certificates/{name}", self.certificate_parent()))
-    }
-
     /// The resource as the API returns it now; `None` when it is gone.
     pub async fn current(
         &self,
@@ -841,29 +690,9 @@ impl GcpClients {
             };
             return (k.current)(self, &target).await;
         }
-        let p = self.project.clone();
         match kind {
-            GcpKind::FirewallRule => Err("registered".to_string()),
-            GcpKind::SslCertificate => {
-                let c = self.ssl.as_ref().ok_or("no Compute client")?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_ssl_certificate(name)
-                        .send(),
-                    "sslCertificates.get"
-                )
-            }
-            GcpKind::Certificate => {
-                let c = self
-                    .certificates
-                    .as_ref()
-                    .ok_or("no Certificate Manager client")?;
-                let full = self.certificate_name(name, resource_name);
-                get!(
-                    c.get_certificate().set_name(full.clone()).send(),
-                    "certificates.get"
-                )
+            GcpKind::FirewallRule | GcpKind::SslCertificate | GcpKind::Certificate => {
+                Err("registered".to_string())
             }
             GcpKind::IamServiceAccount => {
                 let c = self.iam.as_ref().ok_or("no IAM client")?;
@@ -890,8 +719,6 @@ impl GcpClients {
         policy: &GcpPolicy,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<GcpDelete, String> {
-        use google_cloud_lro::Poller as _;
-        let p = self.project.clone();
         if let Some(k) = super::gcp::kind(kind) {
             let d = super::gcp::Deletion {
                 name,
@@ -902,42 +729,8 @@ impl GcpClients {
             return (k.delete)(self, &d).await;
         }
         match kind {
-            GcpKind::FirewallRule => Err("registered".to_string()),
-            GcpKind::SslCertificate => {
-                let c = self.ssl.as_ref().ok_or("no Compute client")?;
-                compute_deleted(
-                    c.delete()
-                        .set_project(p)
-                        .set_ssl_certificate(name)
-                        .poller()
-                        .until_done()
-                        .await,
-                )
-            }
-            GcpKind::Certificate => {
-                let c = self
-                    .certificates
-                    .as_ref()
-                    .ok_or("no Certificate Manager client")?;
-                let full = current
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| self.certificate_name(name, None));
-                match c
-                    .delete_certificate()
-                    .set_name(full)
-                    .poller()
-                    .until_done()
-                    .await
-                {
-                    Ok(()) => Ok(GcpDelete::Deleted(None)),
-                    Err(e) if not_found(&e) => Ok(GcpDelete::AlreadyGone),
-                    Err(e) if in_use(&e) => Ok(GcpDelete::Skipped(format!(
-                        "in use (a certificate map entry names it): {e}"
-                    ))),
-                    Err(e) => Err(describe("certificates.delete", &e)),
-                }
+            GcpKind::FirewallRule | GcpKind::SslCertificate | GcpKind::Certificate => {
+                Err("registered".to_string())
             }
             GcpKind::IamServiceAccount => self.service_account(name, current, policy, now).await,
             GcpKind::Bucket => self.bucket(name, current, policy).await,

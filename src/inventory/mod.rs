@@ -6,9 +6,7 @@
 //! protected is deleted.
 
 pub mod artifact_registry;
-pub mod certificates;
 pub mod cluster;
-pub mod compute;
 pub mod gcp;
 mod gcp_common;
 pub mod gcp_live;

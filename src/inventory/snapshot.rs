@@ -4,17 +4,14 @@
 //! can be made with kubectl, gcloud or curl as well as with `driftsweep snapshot`. A file that
 //! cannot be read is an error naming the file and the JSON path; nothing is guessed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::kubernetes::KubeObject;
-use super::{
-    Gap, GcpKind, GcpResource, Inventory, Protects, Provider, certificates, compute, gcs, iam,
-    registry,
-};
+use super::{Gap, GcpKind, GcpResource, Inventory, Protects, Provider, gcs, iam, registry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -459,22 +456,12 @@ fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> 
             Err(e) => return Err(file_error(&dir.join(&e.file), e.message)),
         }
     }
-    let lists: [(&str, GcpKind, Parser); 4] = [
-        (
-            "sslCertificates.json",
-            GcpKind::SslCertificate,
-            compute::parse_ssl_certificates,
-        ),
+    let lists: [(&str, GcpKind, Parser); 2] = [
         ("buckets.json", GcpKind::Bucket, gcs::parse_buckets),
         (
             "serviceAccounts.json",
             GcpKind::IamServiceAccount,
             iam::parse_service_accounts,
-        ),
-        (
-            "certificates.json",
-            GcpKind::Certificate,
-            certificates::parse_certificates,
         ),
     ];
     for (file, kind, parse) in lists {
@@ -487,36 +474,10 @@ fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> 
         }
     }
 
-    // What keeps certificates in use, and bucket contents, when they were recorded.
-    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for file in ["targetHttpsProxies.json", "targetSslProxies.json"] {
-        let path = dir.join(file);
-        if path.is_file() {
-            let body = read_json(&path)?;
-            for (cert, user) in
-                compute::parse_proxy_certificates(&body).map_err(|m| file_error(&path, m))?
-            {
-                users.entry(cert).or_default().push(user);
-            }
-        }
-    }
-    let entries = dir.join("certificateMapEntries.json");
-    if entries.is_file() {
-        let body = read_json(&entries)?;
-        for (cert, user) in
-            certificates::parse_map_entries(&body).map_err(|m| file_error(&entries, m))?
-        {
-            users.entry(cert).or_default().push(user);
-        }
-    }
+    // Bucket contents, when they were recorded.
     let objects_dir = dir.join("objects");
     for resource in &mut inventory.gcp {
         match resource.kind() {
-            GcpKind::SslCertificate | GcpKind::Certificate => {
-                if let Some(u) = users.get(&resource.name) {
-                    resource.used_by = u.clone();
-                }
-            }
             GcpKind::Bucket => {
                 let path = objects_dir.join(format!("{}.json", resource.name));
                 if path.is_file() {

@@ -7,7 +7,9 @@
 //! names a kind (Cloud Custodian's resource registry is the model: one class per resource
 //! declaring its list and delete).
 
+pub mod certificate;
 pub mod firewall;
+pub mod ssl_certificate;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -134,7 +136,7 @@ pub struct Kind {
 }
 
 /// Every GCP kind.
-pub static KINDS: &[&Kind] = &[&firewall::KIND];
+pub static KINDS: &[&Kind] = &[&firewall::KIND, &ssl_certificate::KIND, &certificate::KIND];
 
 /// The entry of `kind`.
 pub fn kind(kind: GcpKind) -> Option<&'static Kind> {
