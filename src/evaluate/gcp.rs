@@ -6,25 +6,7 @@ use crate::policy::{GcpPolicy, Glob, any_match};
 
 /// Names Google or GKE give the resources they create and depend on.
 fn floor_patterns(kind: GcpKind) -> &'static [&'static str] {
-    if let Some(k) = crate::inventory::gcp::kind(kind) {
-        return k.floor;
-    }
-    match kind {
-        GcpKind::FirewallRule => &[],
-        GcpKind::Bucket => &[
-            "*_cloudbuild",
-            "artifacts.*",
-            "*.appspot.com",
-            "gcf-*",
-            "run-sources-*",
-        ],
-        GcpKind::IamServiceAccount => &[
-            "*-compute@developer.gserviceaccount.com",
-            "*@appspot.gserviceaccount.com",
-            "*@cloudbuild.gserviceaccount.com",
-        ],
-        GcpKind::SslCertificate | GcpKind::Certificate => &[],
-    }
+    crate::inventory::gcp::kind(kind).map_or(&[], |k| k.floor)
 }
 
 /// The label GCP resources carry to opt out (GCP label keys cannot hold `.` or `/`).
@@ -66,17 +48,7 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
 }
 
 fn allowlist(policy: &GcpPolicy, kind: GcpKind) -> Option<&[Glob]> {
-    if let Some(k) = crate::inventory::gcp::kind(kind) {
-        return (k.allowed)(policy);
-    }
-    match kind {
-        GcpKind::FirewallRule | GcpKind::SslCertificate | GcpKind::Certificate => None,
-        GcpKind::Bucket => policy.buckets.as_ref().map(|b| b.allowed.as_slice()),
-        GcpKind::IamServiceAccount => policy
-            .service_accounts
-            .as_ref()
-            .map(|a| a.allowed.as_slice()),
-    }
+    crate::inventory::gcp::kind(kind).and_then(|k| (k.allowed)(policy))
 }
 
 pub(super) fn evaluate(

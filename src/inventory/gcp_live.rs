@@ -1,21 +1,19 @@
-//! The live GCP sources and deletes: firewall rules, SSL certificates and what uses them
-//! (Compute), IAM service accounts, Certificate Manager certificates and map entries, through
-//! the official clients; buckets through the Cloud Storage JSON API (the official bucket client
-//! is gRPC-only).
+//! What every GCP kind (`super::gcp`) reads and deletes through: the run's one Google
+//! credential, the official clients (made once, on first use), retries, paging, operation
+//! results, and the Cloud Storage JSON API (the official bucket client is gRPC-only).
 //!
 //! Every list is read to its last page and turned into the REST list body a snapshot stores,
-//! then parsed by the same parsers a replay uses, so live and replayed verdicts agree. A list
+//! then parsed by the same parse a replay uses, so live and replayed verdicts agree. A list
 //! that fails (an API disabled, forbidden, or failing after retries) is a gap protecting what
-//! it could have protected. One credential serves every client and the registry.
-//! `DRIFTSWEEP_GCP_*_ENDPOINT` and `STORAGE_EMULATOR_HOST` point them at other servers, and
-//! `DRIFTSWEEP_GCP_CREDENTIALS=anonymous` sends no credentials.
+//! it could have protected. `DRIFTSWEEP_GCP_*_ENDPOINT` and `STORAGE_EMULATOR_HOST` point the
+//! clients at other servers, and `DRIFTSWEEP_GCP_CREDENTIALS=anonymous` sends no credentials.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use google_cloud_auth::credentials::{AccessTokenCredentials, Credentials};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Gap, GcpKind, GcpResource, Protects, Provider};
 use crate::policy::GcpPolicy;
@@ -199,7 +197,6 @@ pub struct GcpClients {
     made: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
     /// Lists more than one kind reads (the target proxies), each read once per run.
     shared: std::sync::Mutex<BTreeMap<&'static str, SharedList>>,
-    iam: Option<google_cloud_iam_admin_v1::client::Iam>,
     http: reqwest::Client,
     storage: String,
 }
@@ -242,7 +239,6 @@ macro_rules! get {
 pub(crate) use {build_client, client, get};
 
 pub(crate) const COMPUTE: &str = "DRIFTSWEEP_GCP_COMPUTE_ENDPOINT";
-const IAM: &str = "DRIFTSWEEP_GCP_IAM_ENDPOINT";
 
 impl GcpClients {
     /// Clients for what `policy` audits.
@@ -251,12 +247,11 @@ impl GcpClients {
             .project
             .clone()
             .ok_or_else(|| "the live GCP sources need `gcp.project` in the policy".to_string())?;
-        let mut clients = GcpClients {
+        let clients = GcpClients {
             project,
             auth: auth.clone(),
             made: std::sync::Mutex::new(Vec::new()),
             shared: std::sync::Mutex::new(BTreeMap::new()),
-            iam: None,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -267,13 +262,6 @@ impl GcpClients {
                 _ => "https://storage.googleapis.com".to_string(),
             },
         };
-        if policy.service_accounts.is_some() {
-            clients.iam = Some(build_client!(
-                google_cloud_iam_admin_v1::client::Iam,
-                IAM,
-                auth
-            )?);
-        }
         Ok(clients)
     }
 
@@ -331,7 +319,34 @@ impl GcpClients {
         result
     }
 
-    async fn storage_get(&self, path: &str) -> Result<Value, String> {
+    /// A Cloud Storage call without a body: its HTTP status (429 and 5xx retried).
+    pub(crate) async fn storage_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<u16, String> {
+        let url = format!("{}{path}", self.storage);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(token) = self.auth.bearer().await? {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(r)
+                    if (r.status().as_u16() == 429 || r.status().is_server_error())
+                        && attempt < ATTEMPTS => {}
+                Ok(r) => return Ok(r.status().as_u16()),
+                Err(_) if attempt < ATTEMPTS => {}
+                Err(e) => return Err(format!("{method} {url}: {e}")),
+            }
+            tokio::time::sleep(Duration::from_millis(250u64 << attempt.min(6))).await;
+        }
+    }
+
+    /// A Cloud Storage GET, as JSON (429 and 5xx retried); an error names a disabled API.
+    pub(crate) async fn storage_get(&self, path: &str) -> Result<Value, String> {
         let url = format!("{}{path}", self.storage);
         let mut attempt = 0;
         loop {
@@ -446,45 +461,11 @@ pub(crate) use compute_list;
 /// Reads every GCP kind the policy audits.
 pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
     let mut read = GcpRead::default();
-    let p = clients.project.clone();
     for kind in super::gcp::KINDS {
         if (kind.audited)(policy) {
             let listed = (kind.list)(clients).await;
             read.add(kind, listed);
         }
-    }
-    if let Some(client) = &clients.iam {
-        let name = format!("projects/{p}");
-        let listed = list_paged(
-            |token| {
-                let c = client.clone();
-                let name = name.clone();
-                async move {
-                    let page = c
-                        .list_service_accounts()
-                        .set_name(name)
-                        .set_page_size(100)
-                        .set_page_token(token)
-                        .send()
-                        .await?;
-                    Ok((to_json(page.accounts), page.next_page_token))
-                }
-            },
-            "serviceAccounts.list",
-        )
-        .await;
-        record(
-            &mut read,
-            GcpKind::IamServiceAccount,
-            "service accounts",
-            "serviceAccounts.json",
-            "accounts",
-            listed,
-            super::iam::parse_service_accounts,
-        );
-    }
-    if policy.buckets.is_some() {
-        read_buckets(clients, &mut read).await;
     }
     read
 }
@@ -525,78 +506,6 @@ where
         }
         token = next;
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record(
-    read: &mut GcpRead,
-    kind: GcpKind,
-    what: &str,
-    file: &str,
-    key: &str,
-    listed: Result<Vec<Value>, String>,
-    parse: fn(&Value) -> Result<Vec<GcpResource>, String>,
-) {
-    match listed.and_then(|items| {
-        let mut body = serde_json::Map::new();
-        body.insert(key.to_string(), Value::Array(items));
-        let body = Value::Object(body);
-        parse(&body).map(|r| (body, r))
-    }) {
-        Ok((body, mut resources)) => {
-            read.resources.append(&mut resources);
-            read.listed.push(kind);
-            read.files.insert(file.to_string(), body);
-        }
-        Err(e) => read.gap(kind, what, e),
-    }
-}
-
-async fn read_buckets(clients: &GcpClients, read: &mut GcpRead) {
-    let mut items = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut path = format!("/storage/v1/b?project={}&maxResults=500", clients.project);
-        if let Some(t) = &token {
-            path.push_str(&format!("&pageToken={t}"));
-        }
-        match clients.storage_get(&path).await {
-            Ok(page) => {
-                if let Some(Value::Array(got)) = page.get("items") {
-                    items.extend(got.iter().cloned());
-                }
-                token = page
-                    .get("nextPageToken")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string);
-                if token.is_none() {
-                    break;
-                }
-            }
-            Err(e) => return read.gap(GcpKind::Bucket, "buckets", e),
-        }
-    }
-    let body = json!({ "items": items });
-    let mut buckets = match super::gcs::parse_buckets(&body) {
-        Ok(b) => b,
-        Err(e) => return read.gap(GcpKind::Bucket, "buckets", e),
-    };
-    read.files.insert("buckets.json".to_string(), body);
-    for bucket in &mut buckets {
-        // One object is enough to know it is not empty; unknown stays unknown.
-        let path = format!("/storage/v1/b/{}/o?maxResults=1", bucket.name);
-        match clients.storage_get(&path).await {
-            Ok(objects) => {
-                bucket.empty = super::gcs::objects_list_is_empty(&objects).ok();
-                read.files
-                    .insert(format!("objects/{}.json", bucket.name), objects);
-            }
-            Err(e) => tracing::warn!(bucket = %bucket.name, error = %e, "bucket contents not read"),
-        }
-    }
-    read.resources.append(&mut buckets);
-    read.listed.push(GcpKind::Bucket);
 }
 
 /// What a Compute delete's operation says happened.
@@ -648,18 +557,6 @@ pub enum GcpDelete {
     Disabled(String),
 }
 
-/// The description marker that records when enforce disabled an account.
-const DISABLED_MARKER: &str = "[driftsweep: disabled at ";
-
-/// When enforce disabled the account, from its description.
-pub fn disabled_at(description: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let start = description.rfind(DISABLED_MARKER)? + DISABLED_MARKER.len();
-    let end = description[start..].find(']')? + start;
-    chrono::DateTime::parse_from_rfc3339(&description[start..end])
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
-}
-
 pub(crate) fn not_found(e: &google_cloud_gax::error::Error) -> bool {
     e.http_status_code() == Some(404)
         || e.status()
@@ -683,31 +580,13 @@ impl GcpClients {
         name: &str,
         resource_name: Option<&str>,
     ) -> Result<Option<Value>, String> {
-        if let Some(k) = super::gcp::kind(kind) {
-            let target = super::gcp::Target {
-                name,
-                resource_name,
-            };
-            return (k.current)(self, &target).await;
-        }
-        match kind {
-            GcpKind::FirewallRule | GcpKind::SslCertificate | GcpKind::Certificate => {
-                Err("registered".to_string())
-            }
-            GcpKind::IamServiceAccount => {
-                let c = self.iam.as_ref().ok_or("no IAM client")?;
-                let full = format!("projects/-/serviceAccounts/{name}");
-                get!(
-                    c.get_service_account().set_name(full.clone()).send(),
-                    "serviceAccounts.get"
-                )
-            }
-            GcpKind::Bucket => match self.storage_get(&format!("/storage/v1/b/{name}")).await {
-                Ok(v) => Ok(Some(v)),
-                Err(e) if e.contains("404") => Ok(None),
-                Err(e) => Err(e),
-            },
-        }
+        let k =
+            super::gcp::kind(kind).ok_or_else(|| format!("unknown GCP kind {}", kind.as_str()))?;
+        let target = super::gcp::Target {
+            name,
+            resource_name,
+        };
+        (k.current)(self, &target).await
     }
 
     /// Deletes one resource (`current` is what `current` returned, already backed up).
@@ -719,219 +598,14 @@ impl GcpClients {
         policy: &GcpPolicy,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<GcpDelete, String> {
-        if let Some(k) = super::gcp::kind(kind) {
-            let d = super::gcp::Deletion {
-                name,
-                current,
-                policy,
-                now,
-            };
-            return (k.delete)(self, &d).await;
-        }
-        match kind {
-            GcpKind::FirewallRule | GcpKind::SslCertificate | GcpKind::Certificate => {
-                Err("registered".to_string())
-            }
-            GcpKind::IamServiceAccount => self.service_account(name, current, policy, now).await,
-            GcpKind::Bucket => self.bucket(name, current, policy).await,
-        }
-    }
-
-    /// Two phases: disable and record when; delete once disabled long enough.
-    async fn service_account(
-        &self,
-        email: &str,
-        current: &Value,
-        policy: &GcpPolicy,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<GcpDelete, String> {
-        let c = self.iam.as_ref().ok_or("no IAM client")?;
-        let days = policy
-            .service_accounts
-            .as_ref()
-            .map_or(7, |s| s.disable_days);
-        let full = format!("projects/{}/serviceAccounts/{email}", self.project);
-        let description = current
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let disabled = current.get("disabled").and_then(Value::as_bool) == Some(true);
-        let unique_id = current
-            .get("uniqueId")
-            .and_then(Value::as_str)
-            .unwrap_or("UNIQUE_ID")
-            .to_string();
-        if !disabled {
-            let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let marked = if description.is_empty() {
-                format!("{DISABLED_MARKER}{stamp}]")
-            } else {
-                format!("{description} {DISABLED_MARKER}{stamp}]")
-            };
-            let account = google_cloud_iam_admin_v1::model::ServiceAccount::new()
-                .set_name(full.clone())
-                .set_description(marked);
-            with_retries("serviceAccounts.patch", || {
-                c.patch_service_account()
-                    .set_service_account(account.clone())
-                    .set_update_mask(
-                        google_cloud_wkt::FieldMask::default().set_paths(["description"]),
-                    )
-                    .send()
-            })
-            .await?;
-            with_retries("serviceAccounts.disable", || {
-                c.disable_service_account().set_name(full.clone()).send()
-            })
-            .await?;
-            return Ok(GcpDelete::Disabled(format!(
-                "disabled, not deleted: a later enforce deletes it after {days} days if it is still disabled. Undo: gcloud iam service-accounts enable {email} --project {}",
-                self.project
-            )));
-        }
-        let Some(since) = disabled_at(&description) else {
-            return Ok(GcpDelete::Skipped(
-                "disabled by someone else (no driftsweep record of when); not deleted".to_string(),
-            ));
+        let k =
+            super::gcp::kind(kind).ok_or_else(|| format!("unknown GCP kind {}", kind.as_str()))?;
+        let d = super::gcp::Deletion {
+            name,
+            current,
+            policy,
+            now,
         };
-        let due = since + chrono::Duration::days(i64::from(days));
-        if now < due {
-            return Ok(GcpDelete::Skipped(format!(
-                "disabled at {since}; deleted by an enforce run from {due} (`gcp.service_accounts.disable_days`: {days})"
-            )));
-        }
-        match with_retries("serviceAccounts.delete", || {
-            c.delete_service_account().set_name(full.clone()).send()
-        })
-        .await
-        {
-            Ok(()) => Ok(GcpDelete::Deleted(Some(format!(
-                "undo within 30 days: gcloud iam service-accounts undelete {unique_id} --project {}",
-                self.project
-            )))),
-            Err(e) if e.contains("404") || e.contains("NOT_FOUND") => Ok(GcpDelete::AlreadyGone),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn storage_send(&self, method: reqwest::Method, path: &str) -> Result<u16, String> {
-        let url = format!("{}{path}", self.storage);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self.http.request(method.clone(), &url);
-            if let Some(token) = self.auth.bearer().await? {
-                request = request.bearer_auth(token);
-            }
-            match request.send().await {
-                Ok(r)
-                    if (r.status().as_u16() == 429 || r.status().is_server_error())
-                        && attempt < ATTEMPTS => {}
-                Ok(r) => return Ok(r.status().as_u16()),
-                Err(_) if attempt < ATTEMPTS => {}
-                Err(e) => return Err(format!("{method} {url}: {e}")),
-            }
-            tokio::time::sleep(Duration::from_millis(250u64 << attempt.min(6))).await;
-        }
-    }
-
-    /// Only an empty bucket, unless `delete_non_empty`; never one with a locked retention.
-    async fn bucket(
-        &self,
-        name: &str,
-        current: &Value,
-        policy: &GcpPolicy,
-    ) -> Result<GcpDelete, String> {
-        if current
-            .pointer("/retentionPolicy/isLocked")
-            .and_then(Value::as_bool)
-            == Some(true)
-        {
-            return Ok(GcpDelete::Skipped(
-                "its retention policy is locked".to_string(),
-            ));
-        }
-        let delete_non_empty = policy.buckets.as_ref().is_some_and(|b| b.delete_non_empty);
-        let objects = self
-            .storage_get(&format!("/storage/v1/b/{name}/o?maxResults=1"))
-            .await?;
-        let empty = super::gcs::objects_list_is_empty(&objects)?;
-        let mut note = None;
-        if !empty {
-            if !delete_non_empty {
-                return Ok(GcpDelete::Skipped(
-                    "not empty (set `gcp.buckets.delete_non_empty` to delete its objects too)"
-                        .to_string(),
-                ));
-            }
-            let count = self.empty_bucket(name).await?;
-            note = Some(format!(
-                "{count} objects deleted first; object data is not backed up"
-            ));
-        }
-        match self
-            .storage_send(reqwest::Method::DELETE, &format!("/storage/v1/b/{name}"))
-            .await?
-        {
-            200..=299 => Ok(GcpDelete::Deleted(note)),
-            404 => Ok(GcpDelete::AlreadyGone),
-            409 | 412 => Ok(GcpDelete::Skipped(
-                "not empty: objects were written since".to_string(),
-            )),
-            status => Err(format!("deleting bucket {name}: HTTP {status}")),
-        }
-    }
-
-    async fn empty_bucket(&self, name: &str) -> Result<usize, String> {
-        let mut count = 0;
-        loop {
-            let page = self
-                .storage_get(&format!("/storage/v1/b/{name}/o?maxResults=1000"))
-                .await?;
-            let items: Vec<String> = page
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|o| o.get("name").and_then(Value::as_str).map(str::to_string))
-                .collect();
-            if items.is_empty() {
-                return Ok(count);
-            }
-            for object in items {
-                let encoded: String = super::url_encode(&object);
-                match self
-                    .storage_send(
-                        reqwest::Method::DELETE,
-                        &format!("/storage/v1/b/{name}/o/{encoded}"),
-                    )
-                    .await?
-                {
-                    200..=299 | 404 => count += 1,
-                    status => {
-                        return Err(format!("deleting object {object} of {name}: HTTP {status}"));
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_disable_time_is_read_back_from_the_description() {
-        let t = disabled_at("batch jobs [driftsweep: disabled at 2026-11-29T07:30:00Z]").unwrap();
-        assert_eq!(t.to_rfc3339(), "2026-11-29T07:30:00+00:00");
-        assert!(disabled_at("no marker").is_none());
-        assert!(disabled_at("[driftsweep: disabled at garbage]").is_none());
-    }
-
-    #[test]
-    fn object_names_are_encoded_for_their_path() {
-        assert_eq!(crate::inventory::url_encode("a/b c.csv"), "a%2Fb%20c.csv");
+        (k.delete)(self, &d).await
     }
 }

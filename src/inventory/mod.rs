@@ -10,8 +10,6 @@ pub mod cluster;
 pub mod gcp;
 mod gcp_common;
 pub mod gcp_live;
-pub mod gcs;
-pub mod iam;
 pub mod kubernetes;
 pub mod live;
 pub mod registry;

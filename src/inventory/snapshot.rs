@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::kubernetes::KubeObject;
-use super::{Gap, GcpKind, GcpResource, Inventory, Protects, Provider, gcs, iam, registry};
+use super::{Gap, Inventory, Protects, Provider, registry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -421,8 +421,6 @@ fn read_registry(dir: &Path) -> Result<Vec<registry::Repository>, SnapshotError>
     Ok(repositories)
 }
 
-type Parser = fn(&Value) -> Result<Vec<GcpResource>, String>;
-
 /// A snapshot's `gcp/` folder, as the kinds read their files.
 struct SnapshotFiles<'a>(&'a Path);
 
@@ -454,39 +452,6 @@ fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> 
             }
             Ok(None) => {}
             Err(e) => return Err(file_error(&dir.join(&e.file), e.message)),
-        }
-    }
-    let lists: [(&str, GcpKind, Parser); 2] = [
-        ("buckets.json", GcpKind::Bucket, gcs::parse_buckets),
-        (
-            "serviceAccounts.json",
-            GcpKind::IamServiceAccount,
-            iam::parse_service_accounts,
-        ),
-    ];
-    for (file, kind, parse) in lists {
-        let path = dir.join(file);
-        if path.is_file() {
-            let body = read_json(&path)?;
-            let mut resources = parse(&body).map_err(|m| file_error(&path, m))?;
-            inventory.gcp.append(&mut resources);
-            inventory.gcp_listed.push(kind);
-        }
-    }
-
-    // Bucket contents, when they were recorded.
-    let objects_dir = dir.join("objects");
-    for resource in &mut inventory.gcp {
-        match resource.kind() {
-            GcpKind::Bucket => {
-                let path = objects_dir.join(format!("{}.json", resource.name));
-                if path.is_file() {
-                    let body = read_json(&path)?;
-                    resource.empty =
-                        Some(gcs::objects_list_is_empty(&body).map_err(|m| file_error(&path, m))?);
-                }
-            }
-            _ => {}
         }
     }
     Ok(())

@@ -7,8 +7,10 @@
 //! names a kind (Cloud Custodian's resource registry is the model: one class per resource
 //! declaring its list and delete).
 
+pub mod bucket;
 pub mod certificate;
 pub mod firewall;
+pub mod service_account;
 pub mod ssl_certificate;
 
 use std::collections::BTreeMap;
@@ -149,13 +151,14 @@ mod tests {
 
     #[test]
     fn every_kind_is_registered_once() {
-        for k in KINDS {
+        for k in GcpKind::ALL {
             assert_eq!(
-                KINDS.iter().filter(|e| e.kind == k.kind).count(),
+                KINDS.iter().filter(|e| e.kind == k).count(),
                 1,
                 "{}",
-                k.kind.as_str()
+                k.as_str()
             );
         }
+        assert_eq!(KINDS.len(), GcpKind::ALL.len());
     }
 }
