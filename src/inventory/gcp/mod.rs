@@ -138,7 +138,13 @@ pub struct Kind {
 }
 
 /// Every GCP kind.
-pub static KINDS: &[&Kind] = &[&firewall::KIND, &ssl_certificate::KIND, &certificate::KIND];
+pub static KINDS: &[&Kind] = &[
+    &firewall::KIND,
+    &ssl_certificate::KIND,
+    &certificate::KIND,
+    &service_account::KIND,
+    &bucket::KIND,
+];
 
 /// The entry of `kind`.
 pub fn kind(kind: GcpKind) -> Option<&'static Kind> {
