@@ -904,6 +904,34 @@ def write_gcp():
     ]
     write_json("gcp/certificates.json", {"certificates": cm_certs})
 
+    # Static addresses: what `snapshot` writes (global and regional in one REST list body).
+    compute = f"https://www.googleapis.com/compute/v1/projects/{PROJECT}"
+
+    def address(name, created, ip, region=None, users=(), status=None, **extra):
+        where = f"{compute}/regions/{region}" if region else f"{compute}/global"
+        r = {"kind": "compute#address", "id": num_id(19, "addr", name), "creationTimestamp": gce_time(created, 412),
+             "name": name, "address": ip, "addressType": extra.pop("addressType", "EXTERNAL"),
+             "status": status or ("IN_USE" if users else "RESERVED"), "selfLink": f"{where}/addresses/{name}",
+             "labelFingerprint": "42WmSpB8rSM="}
+        if region:
+            r["region"] = where
+            r["networkTier"] = "PREMIUM"
+        if users:
+            r["users"] = list(users)
+        r.update(extra)
+        return r
+
+    addresses = [
+        address("aia-frontend-ip", "2026-01-07T08:50:11Z", "34.120.88.17",
+                users=[f"{compute}/global/forwardingRules/k8s2-fs-aia-frontend-abc123"], ipVersion="IPV4"),
+        address("google-managed-services-aia-vpc", "2026-01-05T08:31:40Z", "10.20.0.0",
+                addressType="INTERNAL", purpose="VPC_PEERING", prefixLength=16,
+                network=f"{compute}/global/networks/aia-vpc"),
+        address("old-staging-ip", "2026-03-02T10:14:55Z", "35.202.14.9", region="us-central1",
+                description="staging load balancer before the move to the Ingress"),
+    ]
+    write_json("gcp/addresses.json", {"kind": "compute#addressList", "items": addresses})
+
 
 # ---------------------------------------------------------------- expected verdicts (hand-decided)
 
@@ -1091,6 +1119,12 @@ def write_expect():
         ["not-in-allowlist"])
     gcp("Certificate", "aia-api-cert", "keep", "matches aia-*")
     gcp("Certificate", "old-api-cert", "delete", "not in the allowlist", ["not-in-allowlist"])
+    gcp("Address", "aia-frontend-ip", "keep", "matches aia-*, and the Ingress's forwarding rule uses it",
+        ["in-allowlist", "in-use"])
+    gcp("Address", "google-managed-services-aia-vpc", "keep",
+        "purpose VPC_PEERING: the private service access range (it lists no users)", ["system-managed"])
+    gcp("Address", "us-central1/old-staging-ip", "delete", "RESERVED, no users, not in the allowlist",
+        ["not-in-allowlist"])
 
     n_del = sum(1 for e in out if e["action"] == "delete")
     doc = {"recorded_at": RECORDED_AT, "now": RECORDED_AT,

@@ -599,7 +599,11 @@ async fn delete_gcp(
             "re-created since review: created {now_created} (was {was})"
         ));
     }
-    let location = match backup.gcp(&f.kind, &f.name, &current).await {
+    // A regional name (`REGION/NAME`) is one file: GCP names hold no `_`.
+    let location = match backup
+        .gcp(&f.kind, &f.name.replace('/', "_"), &current)
+        .await
+    {
         Ok(l) => l,
         Err(e) => return failed(format!("not deleted: {e}"), None),
     };

@@ -9,6 +9,15 @@ fn floor_patterns(kind: GcpKind) -> &'static [&'static str] {
     crate::inventory::gcp::kind(kind).map_or(&[], |k| k.floor)
 }
 
+/// A regional or zonal resource's own name (`us-central1/ip` → `ip`): the floor and the
+/// allowlists name resources, not their locations.
+fn short_name(name: &str) -> &str {
+    if name.contains('@') {
+        return name;
+    }
+    name.rsplit('/').next().unwrap_or(name)
+}
+
 /// The label GCP resources carry to opt out (GCP label keys cannot hold `.` or `/`).
 pub const GCP_OPT_OUT_LABEL: &str = "driftsweep-keep";
 
@@ -16,7 +25,7 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
     let kind = r.kind();
     if floor_patterns(kind)
         .iter()
-        .any(|p| Glob::new(p).is_ok_and(|g| g.is_match(&r.name)))
+        .any(|p| Glob::new(p).is_ok_and(|g| g.is_match(short_name(&r.name))))
     {
         return true;
     }
@@ -36,8 +45,9 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
     {
         return true;
     }
-    // GKE load balancers write their Service into the firewall rule's description.
-    if kind == GcpKind::FirewallRule
+    // GKE load balancers write their Service into the description of the firewall rules and
+    // addresses they make.
+    if matches!(kind, GcpKind::FirewallRule | GcpKind::Address)
         && r.description
             .as_deref()
             .is_some_and(|d| d.contains("kubernetes.io/"))
@@ -64,7 +74,7 @@ pub(super) fn evaluate(
             continue;
         };
         let mut keep = Vec::new();
-        if any_match(allowed, &r.name) {
+        if any_match(allowed, &r.name) || any_match(allowed, short_name(&r.name)) {
             keep.push(Reason::InAllowlist);
         }
         if is_system_managed(r, policy.project.as_deref()) {
@@ -87,6 +97,24 @@ pub(super) fn evaluate(
                 keep.push(Reason::NotEmpty);
             }
         }
+        let mut detail = None;
+        if kind == GcpKind::Address {
+            use crate::inventory::gcp::address::{RESERVED, USER_PURPOSES};
+            // Attached, being reserved, or of unknown status: only `RESERVED` is unused.
+            if r.used_by.is_empty() && r.status.as_deref() != Some(RESERVED) {
+                keep.push(Reason::InUse);
+                detail = Some(format!(
+                    "status {}",
+                    r.status.as_deref().unwrap_or("unknown")
+                ));
+            }
+            if let Some(purpose) = r.purpose.as_deref()
+                && !USER_PURPOSES.contains(&purpose)
+            {
+                keep.push(Reason::SystemManaged);
+                detail = Some(format!("purpose {purpose}: held by a Google service"));
+            }
+        }
         // The IAM API reports no creation time; service accounts are disabled before they
         // are deleted instead.
         if kind != GcpKind::IamServiceAccount
@@ -105,6 +133,8 @@ pub(super) fn evaluate(
         };
         if !r.used_by.is_empty() {
             f.detail = Some(format!("used by {}", r.used_by.join(", ")));
+        } else if detail.is_some() {
+            f.detail = detail;
         } else if kind == GcpKind::Bucket && r.empty.is_none() {
             f.detail =
                 Some("contents not read; enforce deletes it only if it is empty".to_string());

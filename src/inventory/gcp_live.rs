@@ -18,37 +18,15 @@ use serde_json::Value;
 use super::{Gap, GcpKind, GcpResource, Protects, Provider};
 use crate::policy::GcpPolicy;
 
-/// The IAM permissions of the audit's calls that no GCP kind makes (buckets' objects, the
-/// registry); each kind declares its own (`gcp::Kind::auditor`).
+/// The IAM permissions of the audit's calls that no GCP kind makes (the registry); each kind
+/// declares its own (`gcp::Kind::auditor`).
 const AUDITOR_OTHERS: &[&str] = &[
-    "compute.sslCertificates.list",
-    "compute.targetHttpsProxies.list",
-    "compute.targetSslProxies.list",
-    "certificatemanager.certs.list",
-    "certificatemanager.certmaps.list",
-    "certificatemanager.certmapentries.list",
-    "iam.serviceAccounts.list",
-    "storage.buckets.list",
-    "storage.objects.list",
     "artifactregistry.dockerimages.list",
     "artifactregistry.repositories.downloadArtifacts",
 ];
 
 /// The permissions enforce adds that no GCP kind declares (the registry).
 const ENFORCER_OTHERS: &[&str] = &[
-    "compute.sslCertificates.get",
-    "compute.sslCertificates.delete",
-    "compute.globalOperations.get",
-    "certificatemanager.certs.get",
-    "certificatemanager.certs.delete",
-    "certificatemanager.operations.get",
-    "iam.serviceAccounts.get",
-    "iam.serviceAccounts.update",
-    "iam.serviceAccounts.disable",
-    "iam.serviceAccounts.delete",
-    "storage.buckets.get",
-    "storage.buckets.delete",
-    "storage.objects.delete",
     "artifactregistry.tags.delete",
     "artifactregistry.versions.delete",
     "artifactregistry.repositories.deleteArtifacts",

@@ -50,15 +50,17 @@ pub enum GcpKind {
     IamServiceAccount,
     SslCertificate,
     Certificate,
+    Address,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 5] = [
+    pub const ALL: [GcpKind; 6] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
         GcpKind::SslCertificate,
         GcpKind::Certificate,
+        GcpKind::Address,
     ];
 
     /// The kind a report spells `kind`.
@@ -73,6 +75,7 @@ impl GcpKind {
             GcpKind::IamServiceAccount => "IamServiceAccount",
             GcpKind::SslCertificate => "SslCertificate",
             GcpKind::Certificate => "Certificate",
+            GcpKind::Address => "Address",
         }
     }
 }
@@ -107,9 +110,18 @@ pub struct GcpResource {
     /// Buckets: a locked retention policy forbids deletion.
     #[serde(default)]
     pub retention_locked: bool,
-    /// Certificates: the proxies or certificate map entries that use it.
+    /// What uses it: the proxies or certificate map entries of a certificate, the users
+    /// (forwarding rules, instances) of an address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_by: Vec<String>,
+    /// The API's own status, where a verdict depends on it (an address: `RESERVED`,
+    /// `IN_USE`, `RESERVING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// What the API says it is for, where a Google service may hold it (an address:
+    /// `VPC_PEERING`, `PRIVATE_SERVICE_CONNECT`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
 }
 
 impl GcpResource {
@@ -129,6 +141,8 @@ impl GcpResource {
             empty: None,
             retention_locked: false,
             used_by: Vec::new(),
+            status: None,
+            purpose: None,
         }
     }
 

@@ -564,6 +564,12 @@ pub struct GcpPolicy {
     /// Compute SSL certificates and Certificate Manager certificates. Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_certificates: Option<Allowlist>,
+    /// Static IP addresses, regional (matched by name, reported as `REGION/NAME`) and global.
+    /// Only an address that is `RESERVED` and has no users is deleted; one a Google service
+    /// holds (a `purpose` other than `GCE_ENDPOINT`, such as the `VPC_PEERING` range of
+    /// private service access) is always kept. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Allowlist>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -64,7 +64,7 @@ fn the_report_is_emailed_with_both_parts_and_the_json_attached() {
     assert_eq!(to, vec!["aia-platform@example.com", "oncall@example.com"]);
     let text = message.body_text(0).expect("a text/plain part");
     assert!(
-        text.contains("31 deletions")
+        text.contains("32 deletions")
             && text.contains("To delete:")
             && text.contains("feature-login-test"),
         "{text}"

@@ -636,3 +636,255 @@ fn a_gcp_resource_re_created_after_review_is_not_deleted() {
     );
     assert!(p.gcp.exists(&rule), "the new rule stays");
 }
+
+/// A project with static addresses: more than a page of allowed regional ones, orphans
+/// regional and global, and the ones that only look unused.
+fn address_project() -> (FakeGcp, tempfile::TempDir, PathBuf) {
+    let gcp = FakeGcp::start();
+    let mut addresses: Vec<Value> = (0..501)
+        .map(|i| {
+            let region = if i % 2 == 0 {
+                "us-central1"
+            } else {
+                "europe-west1"
+            };
+            json!({"name": format!("aia-ip-{i:03}"), "region": region})
+        })
+        .collect();
+    addresses.extend([
+        json!({"name": "old-ip", "region": "us-central1"}),
+        json!({"name": "old-global-ip"}),
+        json!({"name": "old-attached", "region": "us-central1", "users": ["fr-web"]}),
+        json!({"name": "old-lb-ip", "users": ["global/forwardingRules/fr-lb"]}),
+        json!({"name": "google-managed-services-default", "addressType": "INTERNAL",
+               "purpose": "VPC_PEERING", "prefixLength": 16}),
+        json!({"name": "a0b1c2d3e4", "region": "us-central1",
+               "description": "{\"kubernetes.io/service-name\":\"aia-production/aia-api\"}"}),
+    ]);
+    gcp.seed(json!({
+        "project": PROJECT,
+        "addresses": addresses,
+        "firewalls": [{"name": "old-open-ssh"}]
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  firewall_rules: {{allowed: [\"aia-*\"]}}\n  addresses: {{allowed: [\"aia-*\"]}}\nsafety:\n  min_age_hours: 0\n  max_deletions: 20\n"
+        ),
+    );
+    (gcp, dir, policy)
+}
+
+fn run_with(gcp: &FakeGcp, args: &[&str]) -> Output {
+    let endpoint = format!("http://127.0.0.1:{}", gcp.service.port);
+    Command::new(env!("CARGO_BIN_EXE_driftsweep"))
+        .args(args)
+        .current_dir(crate::root())
+        .env_remove("DRIFTSWEEP_POLICY")
+        .env_remove("DRIFTSWEEP_BACKUP")
+        .env("DRIFTSWEEP_GCP_COMPUTE_ENDPOINT", &endpoint)
+        .env("DRIFTSWEEP_GCP_CREDENTIALS", "anonymous")
+        .output()
+        .unwrap()
+}
+
+fn read_report(path: &std::path::Path) -> Value {
+    std::fs::read_to_string(path)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn static_addresses_every_page_only_reserved_unused_ones_deleted_and_replayed_equal() {
+    let (gcp, dir, policy) = address_project();
+    let policy = policy.to_str().unwrap();
+    let live = dir.path().join("live.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--report",
+            live.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_report(&live);
+    let v = verdicts(&report);
+    assert_eq!(
+        v.keys().filter(|k| k.contains("/aia-ip-")).count(),
+        501,
+        "both pages of the aggregated list"
+    );
+    let action = |k: &str| v.get(k).map(|x| x.0.as_str()).unwrap_or("absent");
+    assert_eq!(action("Address us-central1/old-ip"), "delete");
+    assert_eq!(action("Address old-global-ip"), "delete");
+    for kept in [
+        "Address us-central1/old-attached",
+        "Address old-lb-ip",
+        "Address google-managed-services-default",
+        "Address us-central1/a0b1c2d3e4",
+        "Address us-central1/aia-ip-000",
+    ] {
+        assert_eq!(action(kept), "keep", "{kept}: {:?}", v.get(kept));
+    }
+    assert!(v["Address old-lb-ip"].1.contains(&"in-use".to_string()));
+    let lb = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "old-lb-ip")
+        .unwrap();
+    assert!(
+        lb["detail"]
+            .as_str()
+            .unwrap()
+            .contains("forwardingRules/fr-lb"),
+        "the referrer is named: {lb}"
+    );
+    let aggregated = gcp
+        .requests()
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("/aggregated/addresses")
+        })
+        .count();
+    assert_eq!(aggregated, 2, "two pages");
+
+    // A recorded snapshot replays to the same verdicts.
+    let snap = dir.path().join("snap");
+    let out = run_with(
+        &gcp,
+        &[
+            "snapshot",
+            "--policy",
+            policy,
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(snap.join("gcp/addresses.json").is_file());
+    let replay = dir.path().join("replay.json");
+    let now = report["evaluated_at"].as_str().unwrap().to_string();
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--now",
+            &now,
+            "--report",
+            replay.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(verdicts(&read_report(&replay)), v);
+
+    // Enforce: after the review a forwarding rule starts using old-ip (status and users
+    // change, the id does not): not deleted. old-global-ip goes through its operation.
+    let plan = dir.path().join("plan.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--report",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ip = format!("/compute/v1/projects/{PROJECT}/regions/us-central1/addresses/old-ip");
+    let (_, body) = Service::http_to(gcp.service.port, "GET", &ip, "");
+    let mut seeded: Value = serde_json::from_str(&body).unwrap();
+    seeded["users"] = json!(["fr-new"]);
+    seeded["status"] = json!("IN_USE");
+    seeded["region"] = json!("us-central1");
+    gcp.seed(json!({"project": PROJECT, "addresses": [seeded]}));
+    let outcome = dir.path().join("outcome.json");
+    let backup = dir.path().join("backups");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&read_report(&outcome));
+    assert_eq!(o["Address old-global-ip"].0, "deleted", "{o:?}");
+    assert!(o["Address old-global-ip"].2, "backed up first");
+    assert_eq!(o["Address us-central1/old-ip"].0, "skipped", "{o:?}");
+    assert!(gcp.exists(&ip), "the address now in use stays");
+    assert!(!gcp.exists(&format!(
+        "/compute/v1/projects/{PROJECT}/global/addresses/old-global-ip"
+    )));
+    assert!(gcp.exists(&format!(
+        "/compute/v1/projects/{PROJECT}/global/addresses/google-managed-services-default"
+    )));
+    assert!(gcp.requests().iter().any(
+        |r| r["method"] == "GET" && r["path"].as_str().unwrap().contains("/global/operations/")
+    ));
+}
+
+#[test]
+fn a_forbidden_or_partial_address_list_protects_only_addresses() {
+    for fault in ["forbidden", "unreachable"] {
+        let (gcp, dir, policy) = address_project();
+        if fault == "forbidden" {
+            gcp.fault(json!({"path": "/global/addresses$", "status": 403}));
+        } else {
+            gcp.control(
+                "POST",
+                "/_fake/config",
+                &json!({"aggregated_unreachables": ["regions/asia-east1"]}),
+            );
+        }
+        let path = dir.path().join("report.json");
+        let out = run_with(
+            &gcp,
+            &[
+                "run",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--report",
+                path.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{fault}: {}", stderr(&out));
+        let report = read_report(&path);
+        let v = verdicts(&report);
+        assert!(
+            !v.keys().any(|k| k.starts_with("Address ")),
+            "{fault}: no address judged from a partial list: {v:?}"
+        );
+        assert_eq!(v["FirewallRule old-open-ssh"].0, "delete", "{fault}");
+        assert!(
+            report["errors"].to_string().contains("static addresses"),
+            "{fault}: {}",
+            report["errors"]
+        );
+    }
+}

@@ -7,6 +7,7 @@
 //! names a kind (Cloud Custodian's resource registry is the model: one class per resource
 //! declaring its list and delete).
 
+pub mod address;
 pub mod bucket;
 pub mod certificate;
 pub mod firewall;
@@ -144,6 +145,7 @@ pub static KINDS: &[&Kind] = &[
     &certificate::KIND,
     &service_account::KIND,
     &bucket::KIND,
+    &address::KIND,
 ];
 
 /// The entry of `kind`.
