@@ -932,6 +932,35 @@ def write_gcp():
     ]
     write_json("gcp/addresses.json", {"kind": "compute#addressList", "items": addresses})
 
+    def disk(name, zone, created, users=(), detached=None, **extra):
+        where = f"{compute}/zones/{zone}"
+        r = {"kind": "compute#disk", "id": num_id(19, "disk", name), "creationTimestamp": gce_time(created, 233),
+             "name": name, "sizeGb": extra.pop("sizeGb", "10"), "zone": where, "status": "READY",
+             "selfLink": f"{where}/disks/{name}", "type": f"{where}/diskTypes/pd-balanced",
+             "labelFingerprint": "42WmSpB8rSM=", "physicalBlockSizeBytes": "4096"}
+        if users:
+            r["users"] = [f"{where}/instances/{u}" for u in users]
+            r["lastAttachTimestamp"] = gce_time(created, 501)
+        if detached:
+            r["lastDetachTimestamp"] = gce_time(detached, 17)
+        r.update(extra)
+        return r
+
+    disks = [
+        disk("gke-aia-prod-default-pool-1a2b3c4d-x7k2", "us-central1-a", "2026-01-05T09:14:02Z",
+             users=["gke-aia-prod-default-pool-1a2b3c4d-x7k2"], sizeGb="100",
+             labels={"goog-gke-node": "", "goog-k8s-cluster-name": "aia-prod"}),
+        disk("pvc-5b0c2f8e-3d41-4c6a-9e1f-7a2b8c9d0e1f", "us-central1-a", "2026-01-08T11:20:45Z",
+             users=["gke-aia-prod-default-pool-1a2b3c4d-x7k2"], sizeGb="20",
+             description='{"kubernetes.io/created-for/pv/name":"pvc-5b0c2f8e-3d41-4c6a-9e1f-7a2b8c9d0e1f",'
+                         '"kubernetes.io/created-for/pvc/name":"data-aia-metrics-db-0",'
+                         '"kubernetes.io/created-for/pvc/namespace":"aia-production",'
+                         '"storage.gke.io/created-by":"pd.csi.storage.gke.io"}'),
+        disk("old-jenkins-data", "us-central1-a", "2025-06-10T13:02:19Z", detached="2026-02-14T18:40:00Z",
+             sizeGb="200", description="Jenkins home, before the move to Cloud Build"),
+    ]
+    write_json("gcp/disks.json", {"kind": "compute#diskList", "items": disks})
+
 
 # ---------------------------------------------------------------- expected verdicts (hand-decided)
 
@@ -1124,6 +1153,13 @@ def write_expect():
     gcp("Address", "google-managed-services-aia-vpc", "keep",
         "purpose VPC_PEERING: the private service access range (it lists no users)", ["system-managed"])
     gcp("Address", "us-central1/old-staging-ip", "delete", "RESERVED, no users, not in the allowlist",
+        ["not-in-allowlist"])
+    gcp("Disk", "us-central1-a/gke-aia-prod-default-pool-1a2b3c4d-x7k2", "keep", "a GKE node's boot disk, attached",
+        ["system-managed", "in-use"])
+    gcp("Disk", "us-central1-a/pvc-5b0c2f8e-3d41-4c6a-9e1f-7a2b8c9d0e1f", "keep",
+        "the disk of aia-metrics-db's PersistentVolume", ["system-managed", "in-use"])
+    gcp("Disk", "us-central1-a/old-jenkins-data", "delete",
+        "READY, attached to nothing since 2026-02-14, not in the allowlist (enforce snapshots it first)",
         ["not-in-allowlist"])
 
     n_del = sum(1 for e in out if e["action"] == "delete")

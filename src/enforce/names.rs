@@ -141,7 +141,7 @@ fn finding(f: &Finding) -> Check {
                 return Err((
                     "kind",
                     printable(&f.kind),
-                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`",
+                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`",
                 ));
             };
             let (ok, rule) = match kind {
@@ -151,6 +151,10 @@ fn finding(f: &Finding) -> Check {
                 GcpKind::Bucket => (is_bucket(&f.name), BUCKET),
                 GcpKind::IamServiceAccount => (is_account_email(&f.name), EMAIL),
                 GcpKind::Address => (is_address_name(&f.name), ADDRESS),
+                GcpKind::Disk => (
+                    f.name.split_once('/').is_some() && is_address_name(&f.name),
+                    "a disk name: `ZONE/NAME` of two GCP names",
+                ),
             };
             require(ok, "name", &f.name, rule)?;
             if let Some(full) = &id.resource_name {
@@ -159,6 +163,10 @@ fn finding(f: &Finding) -> Check {
                     GcpKind::Certificate => (
                         is_certificate_name(full, &f.name),
                         "`projects/PROJECT/locations/LOCATION/certificates/NAME` of this name",
+                    ),
+                    GcpKind::Disk => (
+                        is_resource_name(full, address_short(&f.name)) && full.contains("/disks/"),
+                        "`projects/PROJECT/zones/ZONE/disks/NAME` of this name",
                     ),
                     GcpKind::Address => (
                         is_resource_name(full, address_short(&f.name))

@@ -492,6 +492,7 @@ fn build(
                 .iter()
                 .any(|p| name.starts_with(p)),
             // Not generated here: addresses have their own tests (status, users, purpose).
+            GcpKind::Disk => ["gke-", "pvc-", "k8s-"].iter().any(|p| name.starts_with(p)),
             GcpKind::Address => ["gke-", "k8s-", "k8s1-", "k8s2-"]
                 .iter()
                 .any(|p| name.starts_with(p)),

@@ -47,10 +47,13 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
     }
     // GKE load balancers write their Service into the description of the firewall rules and
     // addresses they make.
-    if matches!(kind, GcpKind::FirewallRule | GcpKind::Address)
-        && r.description
-            .as_deref()
-            .is_some_and(|d| d.contains("kubernetes.io/"))
+    if matches!(
+        kind,
+        GcpKind::FirewallRule | GcpKind::Address | GcpKind::Disk
+    ) && r
+        .description
+        .as_deref()
+        .is_some_and(|d| d.contains("kubernetes.io/"))
     {
         return true;
     }
@@ -115,10 +118,22 @@ pub(super) fn evaluate(
                 detail = Some(format!("purpose {purpose}: held by a Google service"));
             }
         }
+        if kind == GcpKind::Disk && r.used_by.is_empty() && r.status.as_deref() != Some("READY") {
+            keep.push(Reason::InUse);
+            detail = Some(format!(
+                "status {}",
+                r.status.as_deref().unwrap_or("unknown")
+            ));
+        }
         // The IAM API reports no creation time; service accounts are disabled before they
         // are deleted instead.
+        // A disk is unused only since it was last detached.
+        let since = match (r.created, r.detached) {
+            (Some(c), Some(d)) => Some(c.max(d)),
+            (c, d) => c.or(d),
+        };
         if kind != GcpKind::IamServiceAccount
-            && let Some(reason) = clock.age_reason(r.created)
+            && let Some(reason) = clock.age_reason(since)
         {
             keep.push(reason);
         }

@@ -51,16 +51,18 @@ pub enum GcpKind {
     SslCertificate,
     Certificate,
     Address,
+    Disk,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 6] = [
+    pub const ALL: [GcpKind; 7] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
         GcpKind::SslCertificate,
         GcpKind::Certificate,
         GcpKind::Address,
+        GcpKind::Disk,
     ];
 
     /// The kind a report spells `kind`.
@@ -76,6 +78,7 @@ impl GcpKind {
             GcpKind::SslCertificate => "SslCertificate",
             GcpKind::Certificate => "Certificate",
             GcpKind::Address => "Address",
+            GcpKind::Disk => "Disk",
         }
     }
 }
@@ -122,6 +125,9 @@ pub struct GcpResource {
     /// `VPC_PEERING`, `PRIVATE_SERVICE_CONNECT`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// Disks: when it was last detached from an instance; it counts as unused only from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detached: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl GcpResource {
@@ -143,6 +149,7 @@ impl GcpResource {
             used_by: Vec::new(),
             status: None,
             purpose: None,
+            detached: None,
         }
     }
 

@@ -315,6 +315,7 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
         "service_accounts",
         "ssl_certificates",
         "addresses",
+        "disks",
     ] {
         let base = format!("/gcp/{section}/allowed");
         if let Some(list) = v.pointer(&base).and_then(Value::as_array) {

@@ -570,6 +570,13 @@ pub struct GcpPolicy {
     /// private service access) is always kept. Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addresses: Option<Allowlist>,
+    /// Zonal persistent disks (reported as `ZONE/NAME`; the allowlist matches the name). Only a
+    /// `READY` disk attached to no instance, and unattached for `safety.min_age_hours` (from
+    /// its last detach), is deleted, and enforce takes a final snapshot of it first. Disks
+    /// GKE made for PersistentVolumes (`pvc-*`, a `kubernetes.io/` description) are kept.
+    /// Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disks: Option<Allowlist>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -40,7 +40,7 @@ fn example_audit_writes_every_report_it_was_asked_for() {
         "stdout carries only data asked for"
     );
     assert!(
-        stderr(&out).contains("plan: 32 deletions"),
+        stderr(&out).contains("plan: 33 deletions"),
         "{}",
         stderr(&out)
     );

@@ -888,3 +888,203 @@ fn a_forbidden_or_partial_address_list_protects_only_addresses() {
         );
     }
 }
+
+#[test]
+fn an_unattached_disk_is_snapshotted_then_deleted_and_an_attached_one_never() {
+    let gcp = FakeGcp::start();
+    let mut disks: Vec<Value> = (0..501)
+        .map(|i| json!({"name": format!("aia-data-{i:03}"), "zone": "us-central1-a"}))
+        .collect();
+    disks.extend([
+        json!({"name": "old-data", "zone": "us-central1-a"}),
+        json!({"name": "old-boot", "zone": "europe-west1-b", "users": ["vm-1"]}),
+        json!({"name": "pvc-0f1e2d3c", "zone": "us-central1-a",
+               "description": "{\"kubernetes.io/created-for/pvc/name\":\"data-0\"}"}),
+    ]);
+    gcp.seed(json!({"project": PROJECT, "disks": disks}));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  disks: {{allowed: [\"aia-*\"]}}\nsafety:\n  min_age_hours: 0\n  max_deletions: 20\n"
+        ),
+    );
+    let policy = policy.to_str().unwrap();
+    let plan = dir.path().join("plan.json");
+    let now = now_plus(0);
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--report",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_report(&plan);
+    let v = verdicts(&report);
+    assert_eq!(
+        v.keys().filter(|k| k.contains("/aia-data-")).count(),
+        501,
+        "both pages"
+    );
+    assert_eq!(v["Disk us-central1-a/old-data"].0, "delete");
+    assert_eq!(v["Disk europe-west1-b/old-boot"].0, "keep");
+    assert!(
+        v["Disk europe-west1-b/old-boot"]
+            .1
+            .contains(&"in-use".to_string())
+    );
+    assert_eq!(v["Disk us-central1-a/pvc-0f1e2d3c"].0, "keep");
+
+    // Replay of the recorded snapshot: the same verdicts.
+    let snap = dir.path().join("snap");
+    let out = run_with(
+        &gcp,
+        &[
+            "snapshot",
+            "--policy",
+            policy,
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let replay = dir.path().join("replay.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--now",
+            &now,
+            "--report",
+            replay.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(verdicts(&read_report(&replay)), v);
+
+    let outcome = dir.path().join("outcome.json");
+    let backup = dir.path().join("backups");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&read_report(&outcome));
+    assert_eq!(o["Disk us-central1-a/old-data"].0, "deleted", "{o:?}");
+    assert!(o["Disk us-central1-a/old-data"].2, "its record backed up");
+    assert!(
+        o["Disk us-central1-a/old-data"]
+            .1
+            .contains("--source-snapshot"),
+        "{o:?}"
+    );
+    let zone = format!("/compute/v1/projects/{PROJECT}/zones");
+    assert!(!gcp.exists(&format!("{zone}/us-central1-a/disks/old-data")));
+    assert!(gcp.exists(&format!("{zone}/europe-west1-b/disks/old-boot")));
+    let requests = gcp.requests();
+    let snapshot_at = requests
+        .iter()
+        .position(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("/disks/old-data/createSnapshot")
+        })
+        .expect("a final snapshot was taken");
+    let delete_at = requests
+        .iter()
+        .position(|r| {
+            r["method"] == "DELETE" && r["path"].as_str().unwrap().ends_with("/disks/old-data")
+        })
+        .expect("then the delete");
+    assert!(snapshot_at < delete_at, "snapshot before delete");
+    let snapshots =
+        gcp.control("GET", "/_fake/state", &Value::Null)["projects"][PROJECT]["snapshots"].clone();
+    assert_eq!(snapshots.as_array().map(Vec::len), Some(1), "{snapshots}");
+}
+
+#[test]
+fn a_disk_whose_final_snapshot_fails_is_not_deleted() {
+    let gcp = FakeGcp::start();
+    gcp.seed(json!({"project": PROJECT, "disks": [{"name": "old-data", "zone": "us-central1-a"}]}));
+    gcp.fault(json!({"method": "POST", "path": "/createSnapshot$", "status": 403}));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  disks: {{allowed: [\"aia-*\"]}}\nsafety:\n  min_age_hours: 0\n"
+        ),
+    );
+    let policy = policy.to_str().unwrap();
+    let plan = dir.path().join("plan.json");
+    let now = now_plus(0);
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--report",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outcome = dir.path().join("outcome.json");
+    let backup = dir.path().join("backups");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let o = outcomes(&read_report(&outcome));
+    assert_eq!(o["Disk us-central1-a/old-data"].0, "failed", "{o:?}");
+    assert!(
+        o["Disk us-central1-a/old-data"]
+            .1
+            .contains("final snapshot"),
+        "{o:?}"
+    );
+    assert!(gcp.exists(&format!(
+        "/compute/v1/projects/{PROJECT}/zones/us-central1-a/disks/old-data"
+    )));
+}

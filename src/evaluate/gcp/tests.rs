@@ -357,3 +357,69 @@ fn an_address_list_that_failed_protects_only_addresses() {
     );
     deleted(&f, GcpKind::FirewallRule, "old-rule");
 }
+
+const DISKS: &str = "version: 1\nname: t\ngcp:\n  project: p\n  disks: {allowed: ['app-*']}\n";
+
+fn disk(name: &str) -> GcpResource {
+    GcpResource {
+        status: Some("READY".into()),
+        ..res(GcpKind::Disk, name)
+    }
+}
+
+#[test]
+fn only_a_ready_disk_unattached_for_the_minimum_age_outside_the_allowlist_is_deleted() {
+    let mut attached = disk("us-central1-a/old-boot");
+    attached.used_by = vec!["projects/p/zones/us-central1-a/instances/vm".into()];
+    // Created long ago, detached an hour ago (an instance being replaced): too young.
+    let mut detached = disk("us-central1-a/old-detached");
+    detached.detached = Some(now() - Duration::hours(1));
+    let mut restoring = disk("us-central1-a/old-restoring");
+    restoring.status = Some("RESTORING".into());
+    let mut pv = disk("us-central1-a/a1b2");
+    pv.description = Some(r#"{"kubernetes.io/created-for/pvc/name":"data-0"}"#.into());
+    let f = run_policy(
+        DISKS,
+        vec![
+            disk("us-central1-a/old-data"),
+            disk("us-central1-a/app-data"),
+            attached,
+            detached,
+            restoring,
+            pv,
+            disk("us-central1-a/pvc-0f1e2d3c"),
+        ],
+    );
+    deleted(&f, GcpKind::Disk, "us-central1-a/old-data");
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/app-data",
+        Reason::InAllowlist,
+    );
+    kept(&f, GcpKind::Disk, "us-central1-a/old-boot", Reason::InUse);
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/old-detached",
+        Reason::TooYoung,
+    );
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/old-restoring",
+        Reason::InUse,
+    );
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/a1b2",
+        Reason::SystemManaged,
+    );
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/pvc-0f1e2d3c",
+        Reason::SystemManaged,
+    );
+}

@@ -10,6 +10,7 @@
 pub mod address;
 pub mod bucket;
 pub mod certificate;
+pub mod disk;
 pub mod firewall;
 pub mod service_account;
 pub mod ssl_certificate;
@@ -109,6 +110,12 @@ pub struct Reverify {
     pub created: Option<&'static str>,
 }
 
+/// A kind's records from its files; `None` when the file of its resources is absent.
+pub type Parsed = Result<Option<Vec<GcpResource>>, FileError>;
+
+/// A resource as the API returns it now; `None` when it is gone.
+pub type Current = Result<Option<Value>, String>;
+
 /// One GCP kind.
 pub struct Kind {
     pub kind: GcpKind,
@@ -124,10 +131,9 @@ pub struct Kind {
     pub list: for<'a> fn(&'a GcpClients) -> Boxed<'a, Listed>,
     /// Its records from its files (a live read's or a snapshot's); `None` when the file of
     /// its resources is absent (not audited).
-    pub parse: fn(&dyn Files) -> Result<Option<Vec<GcpResource>>, FileError>,
+    pub parse: fn(&dyn Files) -> Parsed,
     /// The resource as the API returns it now; `None` when it is gone.
-    pub current:
-        for<'a> fn(&'a GcpClients, &'a Target<'a>) -> Boxed<'a, Result<Option<Value>, String>>,
+    pub current: for<'a> fn(&'a GcpClients, &'a Target<'a>) -> Boxed<'a, Current>,
     /// Deletes it, through its operation.
     pub delete:
         for<'a> fn(&'a GcpClients, &'a Deletion<'a>) -> Boxed<'a, Result<GcpDelete, String>>,
@@ -146,6 +152,7 @@ pub static KINDS: &[&Kind] = &[
     &service_account::KIND,
     &bucket::KIND,
     &address::KIND,
+    &disk::KIND,
 ];
 
 /// The entry of `kind`.
