@@ -904,6 +904,63 @@ def write_gcp():
     ]
     write_json("gcp/certificates.json", {"certificates": cm_certs})
 
+    # Static addresses: what `snapshot` writes (global and regional in one REST list body).
+    compute = f"https://www.googleapis.com/compute/v1/projects/{PROJECT}"
+
+    def address(name, created, ip, region=None, users=(), status=None, **extra):
+        where = f"{compute}/regions/{region}" if region else f"{compute}/global"
+        r = {"kind": "compute#address", "id": num_id(19, "addr", name), "creationTimestamp": gce_time(created, 412),
+             "name": name, "address": ip, "addressType": extra.pop("addressType", "EXTERNAL"),
+             "status": status or ("IN_USE" if users else "RESERVED"), "selfLink": f"{where}/addresses/{name}",
+             "labelFingerprint": "42WmSpB8rSM="}
+        if region:
+            r["region"] = where
+            r["networkTier"] = "PREMIUM"
+        if users:
+            r["users"] = list(users)
+        r.update(extra)
+        return r
+
+    addresses = [
+        address("aia-frontend-ip", "2026-01-07T08:50:11Z", "34.120.88.17",
+                users=[f"{compute}/global/forwardingRules/k8s2-fs-aia-frontend-abc123"], ipVersion="IPV4"),
+        address("google-managed-services-aia-vpc", "2026-01-05T08:31:40Z", "10.20.0.0",
+                addressType="INTERNAL", purpose="VPC_PEERING", prefixLength=16,
+                network=f"{compute}/global/networks/aia-vpc"),
+        address("old-staging-ip", "2026-03-02T10:14:55Z", "35.202.14.9", region="us-central1",
+                description="staging load balancer before the move to the Ingress"),
+    ]
+    write_json("gcp/addresses.json", {"kind": "compute#addressList", "items": addresses})
+
+    def disk(name, zone, created, users=(), detached=None, **extra):
+        where = f"{compute}/zones/{zone}"
+        r = {"kind": "compute#disk", "id": num_id(19, "disk", name), "creationTimestamp": gce_time(created, 233),
+             "name": name, "sizeGb": extra.pop("sizeGb", "10"), "zone": where, "status": "READY",
+             "selfLink": f"{where}/disks/{name}", "type": f"{where}/diskTypes/pd-balanced",
+             "labelFingerprint": "42WmSpB8rSM=", "physicalBlockSizeBytes": "4096"}
+        if users:
+            r["users"] = [f"{where}/instances/{u}" for u in users]
+            r["lastAttachTimestamp"] = gce_time(created, 501)
+        if detached:
+            r["lastDetachTimestamp"] = gce_time(detached, 17)
+        r.update(extra)
+        return r
+
+    disks = [
+        disk("gke-aia-prod-default-pool-1a2b3c4d-x7k2", "us-central1-a", "2026-01-05T09:14:02Z",
+             users=["gke-aia-prod-default-pool-1a2b3c4d-x7k2"], sizeGb="100",
+             labels={"goog-gke-node": "", "goog-k8s-cluster-name": "aia-prod"}),
+        disk("pvc-5b0c2f8e-3d41-4c6a-9e1f-7a2b8c9d0e1f", "us-central1-a", "2026-01-08T11:20:45Z",
+             users=["gke-aia-prod-default-pool-1a2b3c4d-x7k2"], sizeGb="20",
+             description='{"kubernetes.io/created-for/pv/name":"pvc-5b0c2f8e-3d41-4c6a-9e1f-7a2b8c9d0e1f",'
+                         '"kubernetes.io/created-for/pvc/name":"data-aia-metrics-db-0",'
+                         '"kubernetes.io/created-for/pvc/namespace":"aia-production",'
+                         '"storage.gke.io/created-by":"pd.csi.storage.gke.io"}'),
+        disk("old-jenkins-data", "us-central1-a", "2025-06-10T13:02:19Z", detached="2026-02-14T18:40:00Z",
+             sizeGb="200", description="Jenkins home, before the move to Cloud Build"),
+    ]
+    write_json("gcp/disks.json", {"kind": "compute#diskList", "items": disks})
+
 
 # ---------------------------------------------------------------- expected verdicts (hand-decided)
 
@@ -1091,6 +1148,19 @@ def write_expect():
         ["not-in-allowlist"])
     gcp("Certificate", "aia-api-cert", "keep", "matches aia-*")
     gcp("Certificate", "old-api-cert", "delete", "not in the allowlist", ["not-in-allowlist"])
+    gcp("Address", "aia-frontend-ip", "keep", "matches aia-*, and the Ingress's forwarding rule uses it",
+        ["in-allowlist", "in-use"])
+    gcp("Address", "google-managed-services-aia-vpc", "keep",
+        "purpose VPC_PEERING: the private service access range (it lists no users)", ["system-managed"])
+    gcp("Address", "us-central1/old-staging-ip", "delete", "RESERVED, no users, not in the allowlist",
+        ["not-in-allowlist"])
+    gcp("Disk", "us-central1-a/gke-aia-prod-default-pool-1a2b3c4d-x7k2", "keep", "a GKE node's boot disk, attached",
+        ["system-managed", "in-use"])
+    gcp("Disk", "us-central1-a/pvc-5b0c2f8e-3d41-4c6a-9e1f-7a2b8c9d0e1f", "keep",
+        "the disk of aia-metrics-db's PersistentVolume", ["system-managed", "in-use"])
+    gcp("Disk", "us-central1-a/old-jenkins-data", "delete",
+        "READY, attached to nothing since 2026-02-14, not in the allowlist (enforce snapshots it first)",
+        ["not-in-allowlist"])
 
     n_del = sum(1 for e in out if e["action"] == "delete")
     doc = {"recorded_at": RECORDED_AT, "now": RECORDED_AT,

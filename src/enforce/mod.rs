@@ -544,10 +544,9 @@ async fn delete_one(f: &Finding, exec: &Executors<'_>) -> Outcome {
 }
 
 /// The creation time a GCP API reports, to tell a re-created resource from the reviewed one.
-fn created_of(current: &serde_json::Value) -> Option<DateTime<Utc>> {
-    ["creationTimestamp", "timeCreated", "createTime"]
-        .iter()
-        .find_map(|k| current.get(*k).and_then(serde_json::Value::as_str))
+fn created_of(current: &serde_json::Value, field: Option<&str>) -> Option<DateTime<Utc>> {
+    field
+        .and_then(|k| current.get(k).and_then(serde_json::Value::as_str))
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
 }
@@ -576,27 +575,35 @@ async fn delete_gcp(
         }
         Err(e) => return failed(e, None),
     };
-    let id = current
-        .get("id")
-        .or_else(|| current.get("uniqueId"))
+    let Some(entry) = crate::inventory::gcp::kind(kind) else {
+        return skipped(format!("unknown GCP kind {}", f.kind));
+    };
+    let id = entry
+        .reverify
+        .id
+        .and_then(|field| current.get(field))
         .and_then(serde_json::Value::as_str);
     let reviewed_id = f.identity.id.as_deref();
-    if kind != crate::inventory::GcpKind::Bucket
-        && let (Some(now_id), Some(was)) = (id, reviewed_id)
+    if let (Some(now_id), Some(was)) = (id, reviewed_id)
         && now_id != was
     {
         return skipped(format!(
             "re-created since review: id is now {now_id} (was {was})"
         ));
     }
-    if let (Some(now_created), Some(was)) = (created_of(&current), f.created_at)
+    if let (Some(now_created), Some(was)) =
+        (created_of(&current, entry.reverify.created), f.created_at)
         && now_created != was
     {
         return skipped(format!(
             "re-created since review: created {now_created} (was {was})"
         ));
     }
-    let location = match backup.gcp(&f.kind, &f.name, &current).await {
+    // A regional name (`REGION/NAME`) is one file: GCP names hold no `_`.
+    let location = match backup
+        .gcp(&f.kind, &f.name.replace('/', "_"), &current)
+        .await
+    {
         Ok(l) => l,
         Err(e) => return failed(format!("not deleted: {e}"), None),
     };

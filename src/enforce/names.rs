@@ -141,7 +141,7 @@ fn finding(f: &Finding) -> Check {
                 return Err((
                     "kind",
                     printable(&f.kind),
-                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`",
+                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`",
                 ));
             };
             let (ok, rule) = match kind {
@@ -150,6 +150,11 @@ fn finding(f: &Finding) -> Check {
                 }
                 GcpKind::Bucket => (is_bucket(&f.name), BUCKET),
                 GcpKind::IamServiceAccount => (is_account_email(&f.name), EMAIL),
+                GcpKind::Address => (is_address_name(&f.name), ADDRESS),
+                GcpKind::Disk => (
+                    f.name.split_once('/').is_some() && is_address_name(&f.name),
+                    "a disk name: `ZONE/NAME` of two GCP names",
+                ),
             };
             require(ok, "name", &f.name, rule)?;
             if let Some(full) = &id.resource_name {
@@ -158,6 +163,15 @@ fn finding(f: &Finding) -> Check {
                     GcpKind::Certificate => (
                         is_certificate_name(full, &f.name),
                         "`projects/PROJECT/locations/LOCATION/certificates/NAME` of this name",
+                    ),
+                    GcpKind::Disk => (
+                        is_resource_name(full, address_short(&f.name)) && full.contains("/disks/"),
+                        "`projects/PROJECT/zones/ZONE/disks/NAME` of this name",
+                    ),
+                    GcpKind::Address => (
+                        is_resource_name(full, address_short(&f.name))
+                            && full.contains("/addresses/"),
+                        "`projects/PROJECT/regions/REGION/addresses/NAME` or `projects/PROJECT/global/addresses/NAME` of this name",
                     ),
                     _ => (
                         is_resource_name(full, &f.name),
@@ -292,6 +306,20 @@ fn is_rfc1035(s: &str) -> bool {
         && b[0].is_ascii_lowercase()
         && is_alnum_lower(b[b.len() - 1])
         && b.iter().all(|&c| is_alnum_lower(c) || c == b'-')
+}
+
+const ADDRESS: &str = "an address name: a GCP name, or `REGION/NAME` of two GCP names";
+
+/// `NAME` (global) or `REGION/NAME` (regional).
+fn is_address_name(s: &str) -> bool {
+    match s.split_once('/') {
+        Some((region, name)) => is_rfc1035(region) && is_rfc1035(name),
+        None => is_rfc1035(s),
+    }
+}
+
+fn address_short(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
 }
 
 fn is_bucket(s: &str) -> bool {

@@ -491,6 +491,11 @@ fn build(
             GcpKind::SslCertificate | GcpKind::Certificate => ["mcrt-", "k8s-ssl-", "k8s2-"]
                 .iter()
                 .any(|p| name.starts_with(p)),
+            // Not generated here: addresses have their own tests (status, users, purpose).
+            GcpKind::Disk => ["gke-", "pvc-", "k8s-"].iter().any(|p| name.starts_with(p)),
+            GcpKind::Address => ["gke-", "k8s-", "k8s1-", "k8s2-"]
+                .iter()
+                .any(|p| name.starts_with(p)),
         };
         let is_floor = google_name
             || g.goog_label

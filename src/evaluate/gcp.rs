@@ -6,22 +6,16 @@ use crate::policy::{GcpPolicy, Glob, any_match};
 
 /// Names Google or GKE give the resources they create and depend on.
 fn floor_patterns(kind: GcpKind) -> &'static [&'static str] {
-    match kind {
-        GcpKind::FirewallRule => &["gke-*", "k8s-*", "k8s2-*"],
-        GcpKind::Bucket => &[
-            "*_cloudbuild",
-            "artifacts.*",
-            "*.appspot.com",
-            "gcf-*",
-            "run-sources-*",
-        ],
-        GcpKind::IamServiceAccount => &[
-            "*-compute@developer.gserviceaccount.com",
-            "*@appspot.gserviceaccount.com",
-            "*@cloudbuild.gserviceaccount.com",
-        ],
-        GcpKind::SslCertificate | GcpKind::Certificate => &["mcrt-*", "k8s-ssl-*", "k8s2-*"],
+    crate::inventory::gcp::kind(kind).map_or(&[], |k| k.floor)
+}
+
+/// A regional or zonal resource's own name (`us-central1/ip` → `ip`): the floor and the
+/// allowlists name resources, not their locations.
+fn short_name(name: &str) -> &str {
+    if name.contains('@') {
+        return name;
     }
+    name.rsplit('/').next().unwrap_or(name)
 }
 
 /// The label GCP resources carry to opt out (GCP label keys cannot hold `.` or `/`).
@@ -31,7 +25,7 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
     let kind = r.kind();
     if floor_patterns(kind)
         .iter()
-        .any(|p| Glob::new(p).is_ok_and(|g| g.is_match(&r.name)))
+        .any(|p| Glob::new(p).is_ok_and(|g| g.is_match(short_name(&r.name))))
     {
         return true;
     }
@@ -51,11 +45,15 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
     {
         return true;
     }
-    // GKE load balancers write their Service into the firewall rule's description.
-    if kind == GcpKind::FirewallRule
-        && r.description
-            .as_deref()
-            .is_some_and(|d| d.contains("kubernetes.io/"))
+    // GKE load balancers write their Service into the description of the firewall rules and
+    // addresses they make.
+    if matches!(
+        kind,
+        GcpKind::FirewallRule | GcpKind::Address | GcpKind::Disk
+    ) && r
+        .description
+        .as_deref()
+        .is_some_and(|d| d.contains("kubernetes.io/"))
     {
         return true;
     }
@@ -63,18 +61,7 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
 }
 
 fn allowlist(policy: &GcpPolicy, kind: GcpKind) -> Option<&[Glob]> {
-    match kind {
-        GcpKind::FirewallRule => policy.firewall_rules.as_ref().map(|a| a.allowed.as_slice()),
-        GcpKind::Bucket => policy.buckets.as_ref().map(|b| b.allowed.as_slice()),
-        GcpKind::IamServiceAccount => policy
-            .service_accounts
-            .as_ref()
-            .map(|a| a.allowed.as_slice()),
-        GcpKind::SslCertificate | GcpKind::Certificate => policy
-            .ssl_certificates
-            .as_ref()
-            .map(|a| a.allowed.as_slice()),
-    }
+    crate::inventory::gcp::kind(kind).and_then(|k| (k.allowed)(policy))
 }
 
 pub(super) fn evaluate(
@@ -90,7 +77,7 @@ pub(super) fn evaluate(
             continue;
         };
         let mut keep = Vec::new();
-        if any_match(allowed, &r.name) {
+        if any_match(allowed, &r.name) || any_match(allowed, short_name(&r.name)) {
             keep.push(Reason::InAllowlist);
         }
         if is_system_managed(r, policy.project.as_deref()) {
@@ -113,10 +100,40 @@ pub(super) fn evaluate(
                 keep.push(Reason::NotEmpty);
             }
         }
+        let mut detail = None;
+        if kind == GcpKind::Address {
+            use crate::inventory::gcp::address::{RESERVED, USER_PURPOSES};
+            // Attached, being reserved, or of unknown status: only `RESERVED` is unused.
+            if r.used_by.is_empty() && r.status.as_deref() != Some(RESERVED) {
+                keep.push(Reason::InUse);
+                detail = Some(format!(
+                    "status {}",
+                    r.status.as_deref().unwrap_or("unknown")
+                ));
+            }
+            if let Some(purpose) = r.purpose.as_deref()
+                && !USER_PURPOSES.contains(&purpose)
+            {
+                keep.push(Reason::SystemManaged);
+                detail = Some(format!("purpose {purpose}: held by a Google service"));
+            }
+        }
+        if kind == GcpKind::Disk && r.used_by.is_empty() && r.status.as_deref() != Some("READY") {
+            keep.push(Reason::InUse);
+            detail = Some(format!(
+                "status {}",
+                r.status.as_deref().unwrap_or("unknown")
+            ));
+        }
         // The IAM API reports no creation time; service accounts are disabled before they
         // are deleted instead.
+        // A disk is unused only since it was last detached.
+        let since = match (r.created, r.detached) {
+            (Some(c), Some(d)) => Some(c.max(d)),
+            (c, d) => c.or(d),
+        };
         if kind != GcpKind::IamServiceAccount
-            && let Some(reason) = clock.age_reason(r.created)
+            && let Some(reason) = clock.age_reason(since)
         {
             keep.push(reason);
         }
@@ -131,6 +148,8 @@ pub(super) fn evaluate(
         };
         if !r.used_by.is_empty() {
             f.detail = Some(format!("used by {}", r.used_by.join(", ")));
+        } else if detail.is_some() {
+            f.detail = detail;
         } else if kind == GcpKind::Bucket && r.empty.is_none() {
             f.detail =
                 Some("contents not read; enforce deletes it only if it is empty".to_string());

@@ -98,3 +98,56 @@ pub fn strings(o: &Map<String, Value>, key: &str) -> Vec<String> {
 pub fn short_name(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
+
+fn object_at(path: String, v: &Value) -> Result<Item<'_>, String> {
+    match v.as_object() {
+        Some(o) => Ok((path, o)),
+        None => Err(format!(
+            "{path}: expected an object, found {}",
+            type_name(v)
+        )),
+    }
+}
+
+fn listed_at<'a>(key: &str, v: &'a Value) -> Result<Vec<Item<'a>>, String> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, item)| object_at(format!("{key}[{i}]"), item))
+            .collect(),
+        other => Err(format!(
+            "{key}: expected a list, found {}",
+            type_name(other)
+        )),
+    }
+}
+
+/// The resources under `field` of a list body (`{"items": [...]}`), an aggregated list body
+/// (`{"items": {"regions/R": {field: [...]}}}`) or a bare array (what gcloud prints).
+pub fn scoped_items<'a>(body: &'a Value, field: &str) -> Result<Vec<Item<'a>>, String> {
+    match body {
+        Value::Array(_) => listed_at("", body),
+        Value::Object(o) => match o.get("items") {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(items @ Value::Array(_)) => listed_at("items", items),
+            Some(Value::Object(scopes)) => {
+                let mut out = Vec::new();
+                for (scope, scoped) in scopes {
+                    let key = format!("items.{scope}.{field}");
+                    out.extend(listed_at(&key, scoped.get(field).unwrap_or(&Value::Null))?);
+                }
+                Ok(out)
+            }
+            Some(other) => Err(format!(
+                "items: expected a list or scoped lists, found {}",
+                type_name(other)
+            )),
+        },
+        other => Err(format!(
+            "expected a list response or an array, found {}",
+            type_name(other)
+        )),
+    }
+}

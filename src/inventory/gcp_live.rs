@@ -1,63 +1,59 @@
-//! The live GCP sources and deletes: firewall rules, SSL certificates and what uses them
-//! (Compute), IAM service accounts, Certificate Manager certificates and map entries, through
-//! the official clients; buckets through the Cloud Storage JSON API (the official bucket client
-//! is gRPC-only).
+//! What every GCP kind (`super::gcp`) reads and deletes through: the run's one Google
+//! credential, the official clients (made once, on first use), retries, paging, operation
+//! results, and the Cloud Storage JSON API (the official bucket client is gRPC-only).
 //!
 //! Every list is read to its last page and turned into the REST list body a snapshot stores,
-//! then parsed by the same parsers a replay uses, so live and replayed verdicts agree. A list
+//! then parsed by the same parse a replay uses, so live and replayed verdicts agree. A list
 //! that fails (an API disabled, forbidden, or failing after retries) is a gap protecting what
-//! it could have protected. One credential serves every client and the registry.
-//! `DRIFTSWEEP_GCP_*_ENDPOINT` and `STORAGE_EMULATOR_HOST` point them at other servers, and
-//! `DRIFTSWEEP_GCP_CREDENTIALS=anonymous` sends no credentials.
+//! it could have protected. `DRIFTSWEEP_GCP_*_ENDPOINT` and `STORAGE_EMULATOR_HOST` point the
+//! clients at other servers, and `DRIFTSWEEP_GCP_CREDENTIALS=anonymous` sends no credentials.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use google_cloud_auth::credentials::{AccessTokenCredentials, Credentials};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Gap, GcpKind, GcpResource, Protects, Provider};
 use crate::policy::GcpPolicy;
 
-/// The IAM permissions of every call the audit makes (`gcp/roles/auditor.yaml`).
-pub const AUDITOR_PERMISSIONS: &[&str] = &[
-    "compute.firewalls.list",
-    "compute.sslCertificates.list",
-    "compute.targetHttpsProxies.list",
-    "compute.targetSslProxies.list",
-    "certificatemanager.certs.list",
-    "certificatemanager.certmaps.list",
-    "certificatemanager.certmapentries.list",
-    "iam.serviceAccounts.list",
-    "storage.buckets.list",
-    "storage.objects.list",
+/// The IAM permissions of the audit's calls that no GCP kind makes (the registry); each kind
+/// declares its own (`gcp::Kind::auditor`).
+const AUDITOR_OTHERS: &[&str] = &[
     "artifactregistry.dockerimages.list",
     "artifactregistry.repositories.downloadArtifacts",
 ];
 
-/// The permissions of every call enforce adds (`gcp/roles/enforcer.yaml`).
-pub const ENFORCER_PERMISSIONS: &[&str] = &[
-    "compute.firewalls.get",
-    "compute.firewalls.delete",
-    "compute.networks.updatePolicy",
-    "compute.sslCertificates.get",
-    "compute.sslCertificates.delete",
-    "compute.globalOperations.get",
-    "certificatemanager.certs.get",
-    "certificatemanager.certs.delete",
-    "certificatemanager.operations.get",
-    "iam.serviceAccounts.get",
-    "iam.serviceAccounts.update",
-    "iam.serviceAccounts.disable",
-    "iam.serviceAccounts.delete",
-    "storage.buckets.get",
-    "storage.buckets.delete",
-    "storage.objects.delete",
+/// The permissions enforce adds that no GCP kind declares (the registry).
+const ENFORCER_OTHERS: &[&str] = &[
     "artifactregistry.tags.delete",
     "artifactregistry.versions.delete",
     "artifactregistry.repositories.deleteArtifacts",
 ];
+
+/// The IAM permissions of every call the audit makes (`gcp/roles/auditor.yaml`), sorted.
+pub fn auditor_permissions() -> Vec<&'static str> {
+    permissions(AUDITOR_OTHERS, |k| k.auditor)
+}
+
+/// The permissions of every call enforce adds (`gcp/roles/enforcer.yaml`), sorted.
+pub fn enforcer_permissions() -> Vec<&'static str> {
+    permissions(ENFORCER_OTHERS, |k| k.enforcer)
+}
+
+fn permissions(
+    others: &[&'static str],
+    of: fn(&super::gcp::Kind) -> &'static [&'static str],
+) -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = others.to_vec();
+    for kind in super::gcp::KINDS {
+        all.extend_from_slice(of(kind));
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
+}
 
 /// Attempts per call when the API answers 429 or 5xx, or the connection fails.
 const ATTEMPTS: u32 = 5;
@@ -108,7 +104,7 @@ impl GcpAuth {
     }
 }
 
-fn endpoint(var: &str) -> Option<String> {
+pub(crate) fn endpoint(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -142,7 +138,7 @@ fn retryable(e: &google_cloud_gax::error::Error) -> bool {
 }
 
 /// Calls `f` until it succeeds, retrying 429, 5xx and connection failures with backoff.
-async fn with_retries<T, F, Fut>(what: &str, mut f: F) -> Result<T, String>
+pub(crate) async fn with_retries<T, F, Fut>(what: &str, mut f: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, google_cloud_gax::error::Error>>,
@@ -162,23 +158,23 @@ where
     }
 }
 
-fn to_json<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
+pub(crate) fn to_json<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
     items
         .into_iter()
         .filter_map(|i| serde_json::to_value(i).ok())
         .collect()
 }
 
+type SharedList = std::sync::Arc<futures::lock::Mutex<Option<Result<Value, String>>>>;
+
 /// The official clients, made once per run.
 pub struct GcpClients {
     pub project: String,
     auth: GcpAuth,
-    firewalls: Option<google_cloud_compute_v1::client::Firewalls>,
-    ssl: Option<google_cloud_compute_v1::client::SslCertificates>,
-    https_proxies: Option<google_cloud_compute_v1::client::TargetHttpsProxies>,
-    ssl_proxies: Option<google_cloud_compute_v1::client::TargetSslProxies>,
-    iam: Option<google_cloud_iam_admin_v1::client::Iam>,
-    certificates: Option<google_cloud_certificatemanager_v1::client::CertificateManager>,
+    /// The official clients the kinds made, one per type (`client!`).
+    made: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
+    /// Lists more than one kind reads (the target proxies), each read once per run.
+    shared: std::sync::Mutex<BTreeMap<&'static str, SharedList>>,
     http: reqwest::Client,
     storage: String,
 }
@@ -186,16 +182,41 @@ pub struct GcpClients {
 macro_rules! build_client {
     ($ty:ty, $var:expr, $auth:expr) => {{
         let mut builder = <$ty>::builder().with_credentials($auth.credentials());
-        if let Some(e) = endpoint($var) {
+        if let Some(e) = $crate::inventory::gcp_live::endpoint($var) {
             builder = builder.with_endpoint(e);
         }
         builder.build().await.map_err(|e| e.to_string())
     }};
 }
 
-const COMPUTE: &str = "DRIFTSWEEP_GCP_COMPUTE_ENDPOINT";
-const IAM: &str = "DRIFTSWEEP_GCP_IAM_ENDPOINT";
-const CERTIFICATE_MANAGER: &str = "DRIFTSWEEP_GCP_CERTIFICATEMANAGER_ENDPOINT";
+/// The run's one client of type `$ty`, made on first use with the endpoint `$var` names.
+macro_rules! client {
+    ($clients:expr, $ty:ty, $var:expr) => {{
+        let clients: &$crate::inventory::gcp_live::GcpClients = $clients;
+        clients
+            .client::<$ty, _, _>(|| async move {
+                $crate::inventory::gcp_live::build_client!($ty, $var, clients.auth())
+            })
+            .await
+    }};
+}
+
+/// A get through `with_retries`, as JSON; `None` when the resource is gone.
+macro_rules! get {
+    ($call:expr, $what:expr) => {
+        match $crate::inventory::gcp_live::with_retries($what, || $call).await {
+            Ok(v) => Ok(serde_json::to_value(v).ok()),
+            Err(e) if e.contains("404") || e.contains("NOT_FOUND") || e.contains("not found") => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    };
+}
+
+pub(crate) use {build_client, client, get};
+
+pub(crate) const COMPUTE: &str = "DRIFTSWEEP_GCP_COMPUTE_ENDPOINT";
 
 impl GcpClients {
     /// Clients for what `policy` audits.
@@ -204,15 +225,11 @@ impl GcpClients {
             .project
             .clone()
             .ok_or_else(|| "the live GCP sources need `gcp.project` in the policy".to_string())?;
-        let mut clients = GcpClients {
+        let clients = GcpClients {
             project,
             auth: auth.clone(),
-            firewalls: None,
-            ssl: None,
-            https_proxies: None,
-            ssl_proxies: None,
-            iam: None,
-            certificates: None,
+            made: std::sync::Mutex::new(Vec::new()),
+            shared: std::sync::Mutex::new(BTreeMap::new()),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -223,50 +240,91 @@ impl GcpClients {
                 _ => "https://storage.googleapis.com".to_string(),
             },
         };
-        if policy.firewall_rules.is_some() {
-            clients.firewalls = Some(build_client!(
-                google_cloud_compute_v1::client::Firewalls,
-                COMPUTE,
-                auth
-            )?);
-        }
-        if policy.ssl_certificates.is_some() {
-            clients.ssl = Some(build_client!(
-                google_cloud_compute_v1::client::SslCertificates,
-                COMPUTE,
-                auth
-            )?);
-            clients.https_proxies = Some(build_client!(
-                google_cloud_compute_v1::client::TargetHttpsProxies,
-                COMPUTE,
-                auth
-            )?);
-            clients.ssl_proxies = Some(build_client!(
-                google_cloud_compute_v1::client::TargetSslProxies,
-                COMPUTE,
-                auth
-            )?);
-            clients.certificates = Some(build_client!(
-                google_cloud_certificatemanager_v1::client::CertificateManager,
-                CERTIFICATE_MANAGER,
-                auth
-            )?);
-        }
-        if policy.service_accounts.is_some() {
-            clients.iam = Some(build_client!(
-                google_cloud_iam_admin_v1::client::Iam,
-                IAM,
-                auth
-            )?);
-        }
         Ok(clients)
     }
 
-    fn certificate_parent(&self) -> String {
-        format!("projects/{}/locations/global", self.project)
+    pub(crate) fn auth(&self) -> &GcpAuth {
+        &self.auth
     }
 
-    async fn storage_get(&self, path: &str) -> Result<Value, String> {
+    /// The run's client of type `T`, made by `make` the first time one is asked for.
+    pub(crate) async fn client<T, F, Fut>(&self, make: F) -> Result<T, String>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        let made = |list: &Vec<Box<dyn std::any::Any + Send + Sync>>| {
+            list.iter().find_map(|c| c.downcast_ref::<T>().cloned())
+        };
+        if let Some(c) = self.made.lock().ok().and_then(|l| made(&l)) {
+            return Ok(c);
+        }
+        let c = make().await?;
+        if let Ok(mut list) = self.made.lock()
+            && made(&list).is_none()
+        {
+            list.push(Box::new(c.clone()));
+        }
+        Ok(c)
+    }
+
+    /// The list body stored as `file`, read by `list` the first time a kind asks for it; a
+    /// kind asking while another reads it waits for that read.
+    pub(crate) async fn shared_list<F, Fut>(
+        &self,
+        file: &'static str,
+        list: F,
+    ) -> Result<Value, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Value, String>>,
+    {
+        let slot = self
+            .shared
+            .lock()
+            .ok()
+            .map(|mut map| map.entry(file).or_default().clone());
+        let Some(slot) = slot else {
+            return list().await;
+        };
+        let mut guard = slot.lock().await;
+        if let Some(done) = guard.as_ref() {
+            return done.clone();
+        }
+        let result = list().await;
+        *guard = Some(result.clone());
+        result
+    }
+
+    /// A Cloud Storage call without a body: its HTTP status (429 and 5xx retried).
+    pub(crate) async fn storage_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<u16, String> {
+        let url = format!("{}{path}", self.storage);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(token) = self.auth.bearer().await? {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(r)
+                    if (r.status().as_u16() == 429 || r.status().is_server_error())
+                        && attempt < ATTEMPTS => {}
+                Ok(r) => return Ok(r.status().as_u16()),
+                Err(_) if attempt < ATTEMPTS => {}
+                Err(e) => return Err(format!("{method} {url}: {e}")),
+            }
+            tokio::time::sleep(Duration::from_millis(250u64 << attempt.min(6))).await;
+        }
+    }
+
+    /// A Cloud Storage GET, as JSON (429 and 5xx retried); an error names a disabled API.
+    pub(crate) async fn storage_get(&self, path: &str) -> Result<Value, String> {
         let url = format!("{}{path}", self.storage);
         let mut attempt = 0;
         loop {
@@ -321,6 +379,22 @@ pub struct GcpRead {
 }
 
 impl GcpRead {
+    /// One kind's lists: its records and files, or a gap for each list that failed.
+    fn add(&mut self, kind: &super::gcp::Kind, listed: super::gcp::Listed) {
+        for (what, error) in listed.failed {
+            self.gap(kind.kind, &what, error);
+        }
+        match (kind.parse)(&listed.files) {
+            Ok(Some(mut resources)) => {
+                self.resources.append(&mut resources);
+                self.listed.push(kind.kind);
+            }
+            Ok(None) => {}
+            Err(e) => self.gap(kind.kind, kind.what, format!("{}: {}", e.file, e.message)),
+        }
+        self.files.extend(listed.files);
+    }
+
     fn gap(&mut self, kind: GcpKind, what: &str, error: String) {
         self.gaps.push(Gap {
             provider: Provider::Gcp,
@@ -336,7 +410,7 @@ impl GcpRead {
 /// shape of their `list` but not a type.
 macro_rules! compute_list {
     ($client:expr, $project:expr, $what:expr) => {
-        list_compute(
+        $crate::inventory::gcp_live::list_compute(
             |token| {
                 let c = $client.clone();
                 let p = $project.clone();
@@ -348,7 +422,10 @@ macro_rules! compute_list {
                         .set_page_token(token)
                         .send()
                         .await?;
-                    Ok((to_json(page.items), page.next_page_token))
+                    Ok((
+                        $crate::inventory::gcp_live::to_json(page.items),
+                        page.next_page_token,
+                    ))
                 }
             },
             $what,
@@ -357,147 +434,22 @@ macro_rules! compute_list {
     };
 }
 
-/// Reads every GCP kind the policy audits.
+pub(crate) use compute_list;
+
+/// Reads every GCP kind the policy audits, the kinds concurrently (each follows its own
+/// pages; a list two kinds need is read once). A kind's failed list is a gap for that kind
+/// only; the caller's run deadline still bounds the whole read.
 pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
+    let kinds: Vec<&super::gcp::Kind> = super::gcp::KINDS
+        .iter()
+        .copied()
+        .filter(|k| (k.audited)(policy))
+        .collect();
+    let listed = futures::future::join_all(kinds.iter().map(|k| (k.list)(clients))).await;
     let mut read = GcpRead::default();
-    let p = clients.project.clone();
-    if let Some(client) = &clients.firewalls {
-        let listed = compute_list!(client, p, "firewalls.list");
-        record(
-            &mut read,
-            GcpKind::FirewallRule,
-            "firewall rules",
-            "firewalls.json",
-            "items",
-            listed,
-            super::compute::parse_firewalls,
-        );
-    }
-    if let Some(client) = &clients.ssl {
-        let listed = compute_list!(client, p, "sslCertificates.list");
-        record(
-            &mut read,
-            GcpKind::SslCertificate,
-            "SSL certificates",
-            "sslCertificates.json",
-            "items",
-            listed,
-            super::compute::parse_ssl_certificates,
-        );
-    }
-    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if let (Some(https), Some(ssl)) = (&clients.https_proxies, &clients.ssl_proxies) {
-        let https = compute_list!(https, p, "targetHttpsProxies.list");
-        let ssl = compute_list!(ssl, p, "targetSslProxies.list");
-        for (file, listed) in [
-            ("targetHttpsProxies.json", https),
-            ("targetSslProxies.json", ssl),
-        ] {
-            match listed.and_then(|items| {
-                let body = json!({"items": items});
-                super::compute::parse_proxy_certificates(&body).map(|u| (body, u))
-            }) {
-                Ok((body, pairs)) => {
-                    for (cert, user) in pairs {
-                        users.entry(cert).or_default().push(user);
-                    }
-                    read.files.insert(file.to_string(), body);
-                }
-                // Without the proxies, no certificate can be shown unused.
-                Err(e) => {
-                    read.gap(GcpKind::SslCertificate, "target proxies", e.clone());
-                    read.gap(GcpKind::Certificate, "target proxies", e);
-                }
-            }
-        }
-    }
-    if let Some(client) = &clients.certificates {
-        let parent = clients.certificate_parent();
-        let listed = list_paged(
-            |token| {
-                let c = client.clone();
-                let parent = parent.clone();
-                async move {
-                    let page = c
-                        .list_certificates()
-                        .set_parent(parent)
-                        .set_page_size(500)
-                        .set_page_token(token)
-                        .send()
-                        .await?;
-                    Ok((to_json(page.certificates), page.next_page_token))
-                }
-            },
-            "certificates.list",
-        )
-        .await;
-        record(
-            &mut read,
-            GcpKind::Certificate,
-            "Certificate Manager certificates",
-            "certificates.json",
-            "certificates",
-            listed,
-            super::certificates::parse_certificates,
-        );
-        match certificate_map_entries(client, &parent).await {
-            Ok(entries) => {
-                let body = json!({"certificateMapEntries": entries});
-                match super::certificates::parse_map_entries(&body) {
-                    Ok(pairs) => {
-                        for (cert, user) in pairs {
-                            users.entry(cert).or_default().push(user);
-                        }
-                        read.files
-                            .insert("certificateMapEntries.json".to_string(), body);
-                    }
-                    Err(e) => read.gap(GcpKind::Certificate, "certificate map entries", e),
-                }
-            }
-            Err(e) => read.gap(GcpKind::Certificate, "certificate map entries", e),
-        }
-    }
-    if let Some(client) = &clients.iam {
-        let name = format!("projects/{p}");
-        let listed = list_paged(
-            |token| {
-                let c = client.clone();
-                let name = name.clone();
-                async move {
-                    let page = c
-                        .list_service_accounts()
-                        .set_name(name)
-                        .set_page_size(100)
-                        .set_page_token(token)
-                        .send()
-                        .await?;
-                    Ok((to_json(page.accounts), page.next_page_token))
-                }
-            },
-            "serviceAccounts.list",
-        )
-        .await;
-        record(
-            &mut read,
-            GcpKind::IamServiceAccount,
-            "service accounts",
-            "serviceAccounts.json",
-            "accounts",
-            listed,
-            super::iam::parse_service_accounts,
-        );
-    }
-    if policy.buckets.is_some() {
-        read_buckets(clients, &mut read).await;
-    }
-    for resource in &mut read.resources {
-        if matches!(
-            resource.kind(),
-            GcpKind::SslCertificate | GcpKind::Certificate
-        ) && let Some(u) = users.get(&resource.name)
-        {
-            resource.used_by = u.clone();
-        }
+    // In the table's order, whatever order the lists finished in.
+    for (kind, listed) in kinds.into_iter().zip(listed) {
+        read.add(kind, listed);
     }
     read
 }
@@ -505,7 +457,7 @@ pub async fn read(policy: &GcpPolicy, clients: &GcpClients) -> GcpRead {
 type Page = (Vec<Value>, String);
 
 /// Compute pages: `next_page_token` is optional there.
-async fn list_compute<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
+pub(crate) async fn list_compute<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<(Vec<Value>, Option<String>), google_cloud_gax::error::Error>>,
@@ -523,7 +475,7 @@ where
     .await
 }
 
-async fn list_paged<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
+pub(crate) async fn list_paged<F, Fut>(mut page: F, what: &str) -> Result<Vec<Value>, String>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<Page, google_cloud_gax::error::Error>>,
@@ -540,126 +492,42 @@ where
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record(
-    read: &mut GcpRead,
-    kind: GcpKind,
-    what: &str,
-    file: &str,
-    key: &str,
-    listed: Result<Vec<Value>, String>,
-    parse: fn(&Value) -> Result<Vec<GcpResource>, String>,
-) {
-    match listed.and_then(|items| {
-        let mut body = serde_json::Map::new();
-        body.insert(key.to_string(), Value::Array(items));
-        let body = Value::Object(body);
-        parse(&body).map(|r| (body, r))
-    }) {
-        Ok((body, mut resources)) => {
-            read.resources.append(&mut resources);
-            read.listed.push(kind);
-            read.files.insert(file.to_string(), body);
-        }
-        Err(e) => read.gap(kind, what, e),
-    }
-}
-
-async fn certificate_map_entries(
-    client: &google_cloud_certificatemanager_v1::client::CertificateManager,
-    parent: &str,
-) -> Result<Vec<Value>, String> {
-    let maps = list_paged(
-        |token| {
-            let c = client.clone();
-            let parent = parent.to_string();
-            async move {
-                let page = c
-                    .list_certificate_maps()
-                    .set_parent(parent)
-                    .set_page_size(500)
-                    .set_page_token(token)
-                    .send()
-                    .await?;
-                Ok((to_json(page.certificate_maps), page.next_page_token))
+/// What a Compute delete's operation says happened.
+pub(crate) fn compute_deleted(
+    result: Result<google_cloud_compute_v1::model::Operation, google_cloud_gax::error::Error>,
+) -> Result<GcpDelete, String> {
+    match result {
+        Ok(op) => match op.error.as_ref().map(|e| &e.errors) {
+            Some(errors) if !errors.is_empty() => {
+                let text = errors
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}: {}",
+                            e.code.as_deref().unwrap_or("error"),
+                            e.message.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if text.contains("RESOURCE_IN_USE") || text.contains("being used by") {
+                    Ok(GcpDelete::Skipped(format!(
+                        "in use by another resource: {text}"
+                    )))
+                } else if text.contains("NOT_FOUND") {
+                    Ok(GcpDelete::AlreadyGone)
+                } else {
+                    Err(format!("the delete operation failed: {text}"))
+                }
             }
+            _ => Ok(GcpDelete::Deleted(None)),
         },
-        "certificateMaps.list",
-    )
-    .await?;
-    let mut entries = Vec::new();
-    for map in maps {
-        let Some(name) = map.get("name").and_then(Value::as_str).map(str::to_string) else {
-            continue;
-        };
-        let mut got = list_paged(
-            |token| {
-                let c = client.clone();
-                let name = name.clone();
-                async move {
-                    let page = c
-                        .list_certificate_map_entries()
-                        .set_parent(name)
-                        .set_page_size(500)
-                        .set_page_token(token)
-                        .send()
-                        .await?;
-                    Ok((to_json(page.certificate_map_entries), page.next_page_token))
-                }
-            },
-            "certificateMapEntries.list",
-        )
-        .await?;
-        entries.append(&mut got);
+        Err(e) if not_found(&e) => Ok(GcpDelete::AlreadyGone),
+        Err(e) if in_use(&e) => Ok(GcpDelete::Skipped(format!(
+            "in use by another resource: {e}"
+        ))),
+        Err(e) => Err(describe("delete", &e)),
     }
-    Ok(entries)
-}
-
-async fn read_buckets(clients: &GcpClients, read: &mut GcpRead) {
-    let mut items = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut path = format!("/storage/v1/b?project={}&maxResults=500", clients.project);
-        if let Some(t) = &token {
-            path.push_str(&format!("&pageToken={t}"));
-        }
-        match clients.storage_get(&path).await {
-            Ok(page) => {
-                if let Some(Value::Array(got)) = page.get("items") {
-                    items.extend(got.iter().cloned());
-                }
-                token = page
-                    .get("nextPageToken")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string);
-                if token.is_none() {
-                    break;
-                }
-            }
-            Err(e) => return read.gap(GcpKind::Bucket, "buckets", e),
-        }
-    }
-    let body = json!({ "items": items });
-    let mut buckets = match super::gcs::parse_buckets(&body) {
-        Ok(b) => b,
-        Err(e) => return read.gap(GcpKind::Bucket, "buckets", e),
-    };
-    read.files.insert("buckets.json".to_string(), body);
-    for bucket in &mut buckets {
-        // One object is enough to know it is not empty; unknown stays unknown.
-        let path = format!("/storage/v1/b/{}/o?maxResults=1", bucket.name);
-        match clients.storage_get(&path).await {
-            Ok(objects) => {
-                bucket.empty = super::gcs::objects_list_is_empty(&objects).ok();
-                read.files
-                    .insert(format!("objects/{}.json", bucket.name), objects);
-            }
-            Err(e) => tracing::warn!(bucket = %bucket.name, error = %e, "bucket contents not read"),
-        }
-    }
-    read.resources.append(&mut buckets);
-    read.listed.push(GcpKind::Bucket);
 }
 
 /// What a GCP delete did.
@@ -673,25 +541,13 @@ pub enum GcpDelete {
     Disabled(String),
 }
 
-/// The description marker that records when enforce disabled an account.
-const DISABLED_MARKER: &str = "[driftsweep: disabled at ";
-
-/// When enforce disabled the account, from its description.
-pub fn disabled_at(description: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let start = description.rfind(DISABLED_MARKER)? + DISABLED_MARKER.len();
-    let end = description[start..].find(']')? + start;
-    chrono::DateTime::parse_from_rfc3339(&description[start..end])
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
-}
-
-fn not_found(e: &google_cloud_gax::error::Error) -> bool {
+pub(crate) fn not_found(e: &google_cloud_gax::error::Error) -> bool {
     e.http_status_code() == Some(404)
         || e.status()
             .is_some_and(|s| s.code == google_cloud_gax::error::rpc::Code::NotFound)
 }
 
-fn in_use(e: &google_cloud_gax::error::Error) -> bool {
+pub(crate) fn in_use(e: &google_cloud_gax::error::Error) -> bool {
     let text = e.to_string();
     text.contains("resourceInUseByAnotherResource")
         || text.contains("RESOURCE_IN_USE_BY_ANOTHER_RESOURCE")
@@ -701,12 +557,6 @@ fn in_use(e: &google_cloud_gax::error::Error) -> bool {
 }
 
 impl GcpClients {
-    fn certificate_name(&self, name: &str, resource_name: Option<&str>) -> String {
-        resource_name
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}/certificates/{name}", self.certificate_parent()))
-    }
-
     /// The resource as the API returns it now; `None` when it is gone.
     pub async fn current(
         &self,
@@ -714,65 +564,13 @@ impl GcpClients {
         name: &str,
         resource_name: Option<&str>,
     ) -> Result<Option<Value>, String> {
-        let p = self.project.clone();
-        macro_rules! get {
-            ($call:expr, $what:expr) => {
-                match with_retries($what, || $call).await {
-                    Ok(v) => Ok(serde_json::to_value(v).ok()),
-                    Err(e)
-                        if e.contains("404")
-                            || e.contains("NOT_FOUND")
-                            || e.contains("not found") =>
-                    {
-                        Ok(None)
-                    }
-                    Err(e) => Err(e),
-                }
-            };
-        }
-        match kind {
-            GcpKind::FirewallRule => {
-                let c = self.firewalls.as_ref().ok_or("no Compute client")?;
-                get!(
-                    c.get().set_project(p.clone()).set_firewall(name).send(),
-                    "firewalls.get"
-                )
-            }
-            GcpKind::SslCertificate => {
-                let c = self.ssl.as_ref().ok_or("no Compute client")?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_ssl_certificate(name)
-                        .send(),
-                    "sslCertificates.get"
-                )
-            }
-            GcpKind::Certificate => {
-                let c = self
-                    .certificates
-                    .as_ref()
-                    .ok_or("no Certificate Manager client")?;
-                let full = self.certificate_name(name, resource_name);
-                get!(
-                    c.get_certificate().set_name(full.clone()).send(),
-                    "certificates.get"
-                )
-            }
-            GcpKind::IamServiceAccount => {
-                let c = self.iam.as_ref().ok_or("no IAM client")?;
-                let full = format!("projects/-/serviceAccounts/{name}");
-                get!(
-                    c.get_service_account().set_name(full.clone()).send(),
-                    "serviceAccounts.get"
-                )
-            }
-            GcpKind::Bucket => match self.storage_get(&format!("/storage/v1/b/{name}")).await {
-                Ok(v) => Ok(Some(v)),
-                Err(e) if e.contains("404") => Ok(None),
-                Err(e) => Err(e),
-            },
-        }
+        let k =
+            super::gcp::kind(kind).ok_or_else(|| format!("unknown GCP kind {}", kind.as_str()))?;
+        let target = super::gcp::Target {
+            name,
+            resource_name,
+        };
+        (k.current)(self, &target).await
     }
 
     /// Deletes one resource (`current` is what `current` returned, already backed up).
@@ -784,285 +582,14 @@ impl GcpClients {
         policy: &GcpPolicy,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<GcpDelete, String> {
-        use google_cloud_lro::Poller as _;
-        let p = self.project.clone();
-        match kind {
-            GcpKind::FirewallRule | GcpKind::SslCertificate => {
-                let result = if kind == GcpKind::FirewallRule {
-                    let c = self.firewalls.as_ref().ok_or("no Compute client")?;
-                    c.delete()
-                        .set_project(p)
-                        .set_firewall(name)
-                        .poller()
-                        .until_done()
-                        .await
-                } else {
-                    let c = self.ssl.as_ref().ok_or("no Compute client")?;
-                    c.delete()
-                        .set_project(p)
-                        .set_ssl_certificate(name)
-                        .poller()
-                        .until_done()
-                        .await
-                };
-                match result {
-                    Ok(op) => match op.error.as_ref().map(|e| &e.errors) {
-                        Some(errors) if !errors.is_empty() => {
-                            let text = errors
-                                .iter()
-                                .map(|e| {
-                                    format!(
-                                        "{}: {}",
-                                        e.code.as_deref().unwrap_or("error"),
-                                        e.message.as_deref().unwrap_or("")
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                                .join("; ");
-                            if text.contains("RESOURCE_IN_USE") || text.contains("being used by") {
-                                Ok(GcpDelete::Skipped(format!(
-                                    "in use by another resource: {text}"
-                                )))
-                            } else if text.contains("NOT_FOUND") {
-                                Ok(GcpDelete::AlreadyGone)
-                            } else {
-                                Err(format!("the delete operation failed: {text}"))
-                            }
-                        }
-                        _ => Ok(GcpDelete::Deleted(None)),
-                    },
-                    Err(e) if not_found(&e) => Ok(GcpDelete::AlreadyGone),
-                    Err(e) if in_use(&e) => Ok(GcpDelete::Skipped(format!(
-                        "in use by another resource: {e}"
-                    ))),
-                    Err(e) => Err(describe("delete", &e)),
-                }
-            }
-            GcpKind::Certificate => {
-                let c = self
-                    .certificates
-                    .as_ref()
-                    .ok_or("no Certificate Manager client")?;
-                let full = current
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| self.certificate_name(name, None));
-                match c
-                    .delete_certificate()
-                    .set_name(full)
-                    .poller()
-                    .until_done()
-                    .await
-                {
-                    Ok(()) => Ok(GcpDelete::Deleted(None)),
-                    Err(e) if not_found(&e) => Ok(GcpDelete::AlreadyGone),
-                    Err(e) if in_use(&e) => Ok(GcpDelete::Skipped(format!(
-                        "in use (a certificate map entry names it): {e}"
-                    ))),
-                    Err(e) => Err(describe("certificates.delete", &e)),
-                }
-            }
-            GcpKind::IamServiceAccount => self.service_account(name, current, policy, now).await,
-            GcpKind::Bucket => self.bucket(name, current, policy).await,
-        }
-    }
-
-    /// Two phases: disable and record when; delete once disabled long enough.
-    async fn service_account(
-        &self,
-        email: &str,
-        current: &Value,
-        policy: &GcpPolicy,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<GcpDelete, String> {
-        let c = self.iam.as_ref().ok_or("no IAM client")?;
-        let days = policy
-            .service_accounts
-            .as_ref()
-            .map_or(7, |s| s.disable_days);
-        let full = format!("projects/{}/serviceAccounts/{email}", self.project);
-        let description = current
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let disabled = current.get("disabled").and_then(Value::as_bool) == Some(true);
-        let unique_id = current
-            .get("uniqueId")
-            .and_then(Value::as_str)
-            .unwrap_or("UNIQUE_ID")
-            .to_string();
-        if !disabled {
-            let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let marked = if description.is_empty() {
-                format!("{DISABLED_MARKER}{stamp}]")
-            } else {
-                format!("{description} {DISABLED_MARKER}{stamp}]")
-            };
-            let account = google_cloud_iam_admin_v1::model::ServiceAccount::new()
-                .set_name(full.clone())
-                .set_description(marked);
-            with_retries("serviceAccounts.patch", || {
-                c.patch_service_account()
-                    .set_service_account(account.clone())
-                    .set_update_mask(
-                        google_cloud_wkt::FieldMask::default().set_paths(["description"]),
-                    )
-                    .send()
-            })
-            .await?;
-            with_retries("serviceAccounts.disable", || {
-                c.disable_service_account().set_name(full.clone()).send()
-            })
-            .await?;
-            return Ok(GcpDelete::Disabled(format!(
-                "disabled, not deleted: a later enforce deletes it after {days} days if it is still disabled. Undo: gcloud iam service-accounts enable {email} --project {}",
-                self.project
-            )));
-        }
-        let Some(since) = disabled_at(&description) else {
-            return Ok(GcpDelete::Skipped(
-                "disabled by someone else (no driftsweep record of when); not deleted".to_string(),
-            ));
+        let k =
+            super::gcp::kind(kind).ok_or_else(|| format!("unknown GCP kind {}", kind.as_str()))?;
+        let d = super::gcp::Deletion {
+            name,
+            current,
+            policy,
+            now,
         };
-        let due = since + chrono::Duration::days(i64::from(days));
-        if now < due {
-            return Ok(GcpDelete::Skipped(format!(
-                "disabled at {since}; deleted by an enforce run from {due} (`gcp.service_accounts.disable_days`: {days})"
-            )));
-        }
-        match with_retries("serviceAccounts.delete", || {
-            c.delete_service_account().set_name(full.clone()).send()
-        })
-        .await
-        {
-            Ok(()) => Ok(GcpDelete::Deleted(Some(format!(
-                "undo within 30 days: gcloud iam service-accounts undelete {unique_id} --project {}",
-                self.project
-            )))),
-            Err(e) if e.contains("404") || e.contains("NOT_FOUND") => Ok(GcpDelete::AlreadyGone),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn storage_send(&self, method: reqwest::Method, path: &str) -> Result<u16, String> {
-        let url = format!("{}{path}", self.storage);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self.http.request(method.clone(), &url);
-            if let Some(token) = self.auth.bearer().await? {
-                request = request.bearer_auth(token);
-            }
-            match request.send().await {
-                Ok(r)
-                    if (r.status().as_u16() == 429 || r.status().is_server_error())
-                        && attempt < ATTEMPTS => {}
-                Ok(r) => return Ok(r.status().as_u16()),
-                Err(_) if attempt < ATTEMPTS => {}
-                Err(e) => return Err(format!("{method} {url}: {e}")),
-            }
-            tokio::time::sleep(Duration::from_millis(250u64 << attempt.min(6))).await;
-        }
-    }
-
-    /// Only an empty bucket, unless `delete_non_empty`; never one with a locked retention.
-    async fn bucket(
-        &self,
-        name: &str,
-        current: &Value,
-        policy: &GcpPolicy,
-    ) -> Result<GcpDelete, String> {
-        if current
-            .pointer("/retentionPolicy/isLocked")
-            .and_then(Value::as_bool)
-            == Some(true)
-        {
-            return Ok(GcpDelete::Skipped(
-                "its retention policy is locked".to_string(),
-            ));
-        }
-        let delete_non_empty = policy.buckets.as_ref().is_some_and(|b| b.delete_non_empty);
-        let objects = self
-            .storage_get(&format!("/storage/v1/b/{name}/o?maxResults=1"))
-            .await?;
-        let empty = super::gcs::objects_list_is_empty(&objects)?;
-        let mut note = None;
-        if !empty {
-            if !delete_non_empty {
-                return Ok(GcpDelete::Skipped(
-                    "not empty (set `gcp.buckets.delete_non_empty` to delete its objects too)"
-                        .to_string(),
-                ));
-            }
-            let count = self.empty_bucket(name).await?;
-            note = Some(format!(
-                "{count} objects deleted first; object data is not backed up"
-            ));
-        }
-        match self
-            .storage_send(reqwest::Method::DELETE, &format!("/storage/v1/b/{name}"))
-            .await?
-        {
-            200..=299 => Ok(GcpDelete::Deleted(note)),
-            404 => Ok(GcpDelete::AlreadyGone),
-            409 | 412 => Ok(GcpDelete::Skipped(
-                "not empty: objects were written since".to_string(),
-            )),
-            status => Err(format!("deleting bucket {name}: HTTP {status}")),
-        }
-    }
-
-    async fn empty_bucket(&self, name: &str) -> Result<usize, String> {
-        let mut count = 0;
-        loop {
-            let page = self
-                .storage_get(&format!("/storage/v1/b/{name}/o?maxResults=1000"))
-                .await?;
-            let items: Vec<String> = page
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|o| o.get("name").and_then(Value::as_str).map(str::to_string))
-                .collect();
-            if items.is_empty() {
-                return Ok(count);
-            }
-            for object in items {
-                let encoded: String = super::url_encode(&object);
-                match self
-                    .storage_send(
-                        reqwest::Method::DELETE,
-                        &format!("/storage/v1/b/{name}/o/{encoded}"),
-                    )
-                    .await?
-                {
-                    200..=299 | 404 => count += 1,
-                    status => {
-                        return Err(format!("deleting object {object} of {name}: HTTP {status}"));
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_disable_time_is_read_back_from_the_description() {
-        let t = disabled_at("batch jobs [driftsweep: disabled at 2026-11-29T07:30:00Z]").unwrap();
-        assert_eq!(t.to_rfc3339(), "2026-11-29T07:30:00+00:00");
-        assert!(disabled_at("no marker").is_none());
-        assert!(disabled_at("[driftsweep: disabled at garbage]").is_none());
-    }
-
-    #[test]
-    fn object_names_are_encoded_for_their_path() {
-        assert_eq!(crate::inventory::url_encode("a/b c.csv"), "a%2Fb%20c.csv");
+        (k.delete)(self, &d).await
     }
 }

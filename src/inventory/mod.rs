@@ -6,14 +6,11 @@
 //! protected is deleted.
 
 pub mod artifact_registry;
-pub mod certificates;
 pub mod cluster;
-pub mod compute;
 mod decode;
+pub mod gcp;
 mod gcp_common;
 pub mod gcp_live;
-pub mod gcs;
-pub mod iam;
 pub mod kubernetes;
 pub mod live;
 pub mod registry;
@@ -54,15 +51,19 @@ pub enum GcpKind {
     IamServiceAccount,
     SslCertificate,
     Certificate,
+    Address,
+    Disk,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 5] = [
+    pub const ALL: [GcpKind; 7] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
         GcpKind::SslCertificate,
         GcpKind::Certificate,
+        GcpKind::Address,
+        GcpKind::Disk,
     ];
 
     /// The kind a report spells `kind`.
@@ -77,6 +78,8 @@ impl GcpKind {
             GcpKind::IamServiceAccount => "IamServiceAccount",
             GcpKind::SslCertificate => "SslCertificate",
             GcpKind::Certificate => "Certificate",
+            GcpKind::Address => "Address",
+            GcpKind::Disk => "Disk",
         }
     }
 }
@@ -111,9 +114,21 @@ pub struct GcpResource {
     /// Buckets: a locked retention policy forbids deletion.
     #[serde(default)]
     pub retention_locked: bool,
-    /// Certificates: the proxies or certificate map entries that use it.
+    /// What uses it: the proxies or certificate map entries of a certificate, the users
+    /// (forwarding rules, instances) of an address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_by: Vec<String>,
+    /// The API's own status, where a verdict depends on it (an address: `RESERVED`,
+    /// `IN_USE`, `RESERVING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// What the API says it is for, where a Google service may hold it (an address:
+    /// `VPC_PEERING`, `PRIVATE_SERVICE_CONNECT`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// Disks: when it was last detached from an instance; it counts as unused only from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detached: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl GcpResource {
@@ -133,6 +148,9 @@ impl GcpResource {
             empty: None,
             retention_locked: false,
             used_by: Vec::new(),
+            status: None,
+            purpose: None,
+            detached: None,
         }
     }
 

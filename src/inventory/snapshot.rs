@@ -4,17 +4,14 @@
 //! can be made with kubectl, gcloud or curl as well as with `driftsweep snapshot`. A file that
 //! cannot be read is an error naming the file and the JSON path; nothing is guessed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::kubernetes::KubeObject;
-use super::{
-    Gap, GcpKind, GcpResource, Inventory, Protects, Provider, certificates, compute, gcs, iam,
-    registry,
-};
+use super::{Gap, Inventory, Protects, Provider, registry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -424,81 +421,37 @@ fn read_registry(dir: &Path) -> Result<Vec<registry::Repository>, SnapshotError>
     Ok(repositories)
 }
 
-type Parser = fn(&Value) -> Result<Vec<GcpResource>, String>;
+/// A snapshot's `gcp/` folder, as the kinds read their files.
+struct SnapshotFiles<'a>(&'a Path);
+
+impl super::gcp::Files for SnapshotFiles<'_> {
+    fn get(&self, file: &str) -> Result<Option<Value>, super::gcp::FileError> {
+        let path = self.0.join(file);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path)
+            .map(Some)
+            .map_err(|e| super::gcp::FileError {
+                file: file.to_string(),
+                message: match e {
+                    SnapshotError::File { message, .. } => message,
+                    other => other.to_string(),
+                },
+            })
+    }
+}
 
 fn read_gcp(dir: &Path, inventory: &mut Inventory) -> Result<(), SnapshotError> {
-    let lists: [(&str, GcpKind, Parser); 5] = [
-        (
-            "firewalls.json",
-            GcpKind::FirewallRule,
-            compute::parse_firewalls,
-        ),
-        (
-            "sslCertificates.json",
-            GcpKind::SslCertificate,
-            compute::parse_ssl_certificates,
-        ),
-        ("buckets.json", GcpKind::Bucket, gcs::parse_buckets),
-        (
-            "serviceAccounts.json",
-            GcpKind::IamServiceAccount,
-            iam::parse_service_accounts,
-        ),
-        (
-            "certificates.json",
-            GcpKind::Certificate,
-            certificates::parse_certificates,
-        ),
-    ];
-    for (file, kind, parse) in lists {
-        let path = dir.join(file);
-        if path.is_file() {
-            let body = read_json(&path)?;
-            let mut resources = parse(&body).map_err(|m| file_error(&path, m))?;
-            inventory.gcp.append(&mut resources);
-            inventory.gcp_listed.push(kind);
-        }
-    }
-
-    // What keeps certificates in use, and bucket contents, when they were recorded.
-    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for file in ["targetHttpsProxies.json", "targetSslProxies.json"] {
-        let path = dir.join(file);
-        if path.is_file() {
-            let body = read_json(&path)?;
-            for (cert, user) in
-                compute::parse_proxy_certificates(&body).map_err(|m| file_error(&path, m))?
-            {
-                users.entry(cert).or_default().push(user);
+    let files = SnapshotFiles(dir);
+    for kind in super::gcp::KINDS {
+        match (kind.parse)(&files) {
+            Ok(Some(mut resources)) => {
+                inventory.gcp.append(&mut resources);
+                inventory.gcp_listed.push(kind.kind);
             }
-        }
-    }
-    let entries = dir.join("certificateMapEntries.json");
-    if entries.is_file() {
-        let body = read_json(&entries)?;
-        for (cert, user) in
-            certificates::parse_map_entries(&body).map_err(|m| file_error(&entries, m))?
-        {
-            users.entry(cert).or_default().push(user);
-        }
-    }
-    let objects_dir = dir.join("objects");
-    for resource in &mut inventory.gcp {
-        match resource.kind() {
-            GcpKind::SslCertificate | GcpKind::Certificate => {
-                if let Some(u) = users.get(&resource.name) {
-                    resource.used_by = u.clone();
-                }
-            }
-            GcpKind::Bucket => {
-                let path = objects_dir.join(format!("{}.json", resource.name));
-                if path.is_file() {
-                    let body = read_json(&path)?;
-                    resource.empty =
-                        Some(gcs::objects_list_is_empty(&body).map_err(|m| file_error(&path, m))?);
-                }
-            }
-            _ => {}
+            Ok(None) => {}
+            Err(e) => return Err(file_error(&dir.join(&e.file), e.message)),
         }
     }
     Ok(())

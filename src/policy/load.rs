@@ -180,6 +180,14 @@ fn to_pointer(dotted: &str) -> String {
     out
 }
 
+/// `addresses` → `address`, `buckets` → `bucket`.
+fn singular(plural: &str) -> &str {
+    plural
+        .strip_suffix("sses")
+        .map(|stem| &plural[..stem.len() + 2])
+        .unwrap_or_else(|| plural.trim_end_matches('s'))
+}
+
 /// `/gcp/buckets/allowed/2` → `gcp.buckets.allowed[2]`.
 fn field_name(pointer: &str) -> String {
     let mut out = String::new();
@@ -306,6 +314,8 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
         "buckets",
         "service_accounts",
         "ssl_certificates",
+        "addresses",
+        "disks",
     ] {
         let base = format!("/gcp/{section}/allowed");
         if let Some(list) = v.pointer(&base).and_then(Value::as_array) {
@@ -314,7 +324,7 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
                     &base,
                     format!(
                         "an empty allowlist would delete every {}; remove `gcp.{section}` to leave them alone",
-                        section.replace('_', " ").trim_end_matches('s')
+                        singular(&section.replace('_', " "))
                     ),
                 );
             }

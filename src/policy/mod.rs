@@ -564,6 +564,19 @@ pub struct GcpPolicy {
     /// Compute SSL certificates and Certificate Manager certificates. Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_certificates: Option<Allowlist>,
+    /// Static IP addresses, regional (matched by name, reported as `REGION/NAME`) and global.
+    /// Only an address that is `RESERVED` and has no users is deleted; one a Google service
+    /// holds (a `purpose` other than `GCE_ENDPOINT`, such as the `VPC_PEERING` range of
+    /// private service access) is always kept. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Allowlist>,
+    /// Zonal persistent disks (reported as `ZONE/NAME`; the allowlist matches the name). Only a
+    /// `READY` disk attached to no instance, and unattached for `safety.min_age_hours` (from
+    /// its last detach), is deleted, and enforce takes a final snapshot of it first. Disks
+    /// GKE made for PersistentVolumes (`pvc-*`, a `kubernetes.io/` description) are kept.
+    /// Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disks: Option<Allowlist>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

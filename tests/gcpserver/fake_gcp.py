@@ -21,7 +21,24 @@ Compute Engine v1 (kind/selfLink/id-as-string/creationTimestamp with offset, www
                                                                   filter when trivial (see below), else ignored
   GET    /compute/v1/projects/{p}/global/{coll}/{name}             get
   DELETE /compute/v1/projects/{p}/global/{coll}/{name}             -> compute#operation (PENDING)
-         coll = firewalls | sslCertificates | targetHttpsProxies | targetSslProxies
+         coll = firewalls | sslCertificates | targetHttpsProxies | targetSslProxies | addresses (global)
+  GET    /compute/v1/projects/{p}/aggregated/addresses             addresses.aggregatedList: items {"regions/R":
+                                                                  {"addresses": [...]}, "global": ...}, paged
+                                                                  over the regional ones; config
+                                                                  aggregated_unreachables fills `unreachables`
+  GET    /compute/v1/projects/{p}/regions/{r}/addresses[/{name}]   list / get
+  DELETE /compute/v1/projects/{p}/regions/{r}/addresses/{name}     -> compute#operation (regional)
+  GET    /compute/v1/projects/{p}/regions/{r}/operations/{op}      get (a poll);  POST .../wait
+  GET    /compute/v1/projects/{p}/aggregated/disks                 disks.aggregatedList ({"zones/Z": {"disks": [...]}})
+  GET    /compute/v1/projects/{p}/zones/{z}/disks/{d}              get;  DELETE -> zonal operation (400
+                                                                  resourceInUseByAnotherResource while it has users)
+  POST   /compute/v1/projects/{p}/zones/{z}/disks/{d}/createSnapshot   {"name", ...} -> zonal operation; the
+                                                                  snapshot appears in global/snapshots when DONE
+  GET    /compute/v1/projects/{p}/zones/{z}/operations/{op}        get (a poll);  POST .../wait
+  Disks are seeded with "zone" (default us-central1-a); "users" (instance names) attach them.
+  Addresses are seeded with "region" (regional) or without (global); users (short forwarding rule names
+  are expanded) make them IN_USE, else RESERVED. Deleting one with users answers 400
+  resourceInUseByAnotherResource.
   GET    /compute/v1/projects/{p}/global/operations[/{op}]         list / get (each get is one "poll")
   POST   /compute/v1/projects/{p}/global/operations/{op}/wait      finishes the operation at once
   DELETE /compute/v1/projects/{p}/global/operations/{op}           -> 204
@@ -139,13 +156,20 @@ DEFAULT_CONFIG = {
     "cm_entries_wildcard": False,
     "compute_error_status": False,
     "disabled_services": {},
+    "aggregated_unreachables": [],
 }
 COMPUTE_COLLECTIONS = {
     "firewalls": ("compute#firewall", "compute#firewallList", "firewall"),
     "sslCertificates": ("compute#sslCertificate", "compute#sslCertificateList", "ssl_certificate"),
     "targetHttpsProxies": ("compute#targetHttpsProxy", "compute#targetHttpsProxyList", "target_https_proxy"),
     "targetSslProxies": ("compute#targetSslProxy", "compute#targetSslProxyList", "target_ssl_proxy"),
+    "addresses": ("compute#address", "compute#addressList", "address"),
+    "snapshots": ("compute#snapshot", "compute#snapshotList", "snapshot"),
 }
+# Zonal collections: stored per zone, listed through `aggregated/`.
+ZONAL_COLLECTIONS = {"disks": ("compute#disk", "compute#diskList", "disk")}
+# Regional collections: stored per region, listed per region and through `aggregated/`.
+REGIONAL_COLLECTIONS = {"addresses"}
 GRPC_STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
     409: "ABORTED", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
@@ -351,6 +375,8 @@ class Store:
             p = {
                 "number": project_number(pid),
                 "compute": {c: {} for c in COMPUTE_COLLECTIONS},
+                "regions": {},
+                "zones": {},
                 "serviceAccounts": {},
                 "deletedServiceAccounts": {},
                 "locations": {},
@@ -506,6 +532,21 @@ def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
     obj["id"] = str(obj["id"])
     obj.setdefault("creationTimestamp", compute_ts())
     obj["selfLink"] = compute_link(project, coll, obj["name"])
+    if coll == "addresses":
+        region = obj.pop("region", None)
+        if region:
+            region = last_segment(region)
+            obj["region"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}"
+            obj["selfLink"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}/addresses/{obj['name']}"
+        obj["users"] = [compute_ref(project, "forwardingRules", u) for u in obj.get("users", [])]
+        if not obj["users"]:
+            del obj["users"]
+        obj.setdefault("status", "IN_USE" if obj.get("users") else "RESERVED")
+        obj.setdefault("address", "203.0.113.%d" % (int(obj["id"]) % 250 + 1))
+        obj.setdefault("addressType", "EXTERNAL")
+        obj.setdefault("networkTier", "PREMIUM")
+        obj.setdefault("labelFingerprint", store.fingerprint())
+        return obj
     if coll == "firewalls":
         obj["network"] = compute_ref(project, "networks", obj.get("network", "default"))
         obj.setdefault("priority", 1000)
@@ -549,6 +590,105 @@ def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
     return obj
 
 
+def seed_disk(store: Store, project: str, spec: dict) -> tuple[str, dict]:
+    obj = copy.deepcopy(spec)
+    if not obj.get("name"):
+        raise ApiError(400, f"seed: disk without a name: {spec}")
+    zone = last_segment(obj.pop("zone", "us-central1-a"))
+    obj.setdefault("kind", "compute#disk")
+    obj.setdefault("id", store.compute_id())
+    obj["id"] = str(obj["id"])
+    obj.setdefault("creationTimestamp", compute_ts())
+    obj["zone"] = f"{COMPUTE_HOST}projects/{project}/zones/{zone}"
+    obj["selfLink"] = f"{obj['zone']}/disks/{obj['name']}"
+    obj.setdefault("sizeGb", "10")
+    obj.setdefault("status", "READY")
+    obj.setdefault("type", f"{obj['zone']}/diskTypes/pd-balanced")
+    obj["users"] = [u if u.startswith("http") else f"{obj['zone']}/instances/{u}" for u in obj.get("users", [])]
+    if not obj["users"]:
+        del obj["users"]
+    obj.setdefault("labelFingerprint", store.fingerprint())
+    return zone, obj
+
+
+def zonal_store(store: Store, project: str, zone: str, coll: str) -> dict:
+    return store.project(project)["zones"].setdefault(zone, {}).setdefault(coll, {})
+
+
+def zone_disk_get(ctx, project, zone, name):
+    obj = zonal_store(ctx.store, project, zone, "disks").get(name)
+    if obj is None:
+        raise ApiError(404, f"The resource 'projects/{project}/zones/{zone}/disks/{name}' was not found",
+                       reason="notFound")
+    return 200, copy.deepcopy(obj)
+
+
+def zone_op(ctx, project, zone, target, op_type, finish):
+    store = ctx.store
+    op_name = "operation-" + op_suffix(store.rng)
+    now = compute_ts()
+    op = {"kind": "compute#operation", "id": store.compute_id(), "name": op_name, "operationType": op_type,
+          "targetLink": target["selfLink"], "targetId": target["id"], "status": "PENDING",
+          "user": "driftsweep@fake.iam.gserviceaccount.com", "progress": 0, "insertTime": now, "startTime": now,
+          "zone": f"{COMPUTE_HOST}projects/{project}/zones/{zone}",
+          "selfLink": f"{COMPUTE_HOST}projects/{project}/zones/{zone}/operations/{op_name}"}
+    rec = {"project": project, "target": ("disks", target["name"]), "op": op, "zone": zone,
+           "polls_left": int(store.config["operation_polls"]), "finish": finish}
+    store.compute_ops[(project, op_name)] = rec
+    if rec["polls_left"] <= 0:
+        finish_compute_op(store, rec)
+    return 200, copy.deepcopy(op)
+
+
+def zone_disk_delete(ctx, project, zone, name):
+    disks = zonal_store(ctx.store, project, zone, "disks")
+    obj = disks.get(name)
+    if obj is None:
+        raise ApiError(404, f"The resource 'projects/{project}/zones/{zone}/disks/{name}' was not found",
+                       reason="notFound")
+    if obj.get("users"):
+        raise ApiError(400, f"The disk resource 'projects/{project}/zones/{zone}/disks/{name}' is already being "
+                            f"used by '{obj['users'][0]}'", reason="resourceInUseByAnotherResource")
+
+    def finish(store, rec):
+        if name not in disks:
+            rec["op"]["error"] = {"errors": [{"code": "RESOURCE_NOT_FOUND", "message": "not found"}]}
+            return
+        del disks[name]
+    return zone_op(ctx, project, zone, obj, "delete", finish)
+
+
+def zone_disk_create_snapshot(ctx, project, zone, name):
+    disks = zonal_store(ctx.store, project, zone, "disks")
+    obj = disks.get(name)
+    if obj is None:
+        raise ApiError(404, f"The resource 'projects/{project}/zones/{zone}/disks/{name}' was not found",
+                       reason="notFound")
+    body = ctx.json_body()
+    snap_name = body.get("name")
+    if not snap_name:
+        raise ApiError(400, "Invalid value for field 'resource.name': ''.", reason="invalid")
+    snaps = ctx.store.project(project)["compute"]["snapshots"]
+    if snap_name in snaps:
+        raise ApiError(409, f"The resource 'projects/{project}/global/snapshots/{snap_name}' already exists",
+                       reason="alreadyExists")
+
+    def finish(store, rec):
+        snap = seed_compute(store, project, "snapshots",
+                            {**body, "sourceDisk": obj["selfLink"], "sourceDiskId": obj["id"],
+                             "diskSizeGb": obj.get("sizeGb", "10"), "status": "READY"})
+        snaps[snap_name] = snap
+    return zone_op(ctx, project, zone, obj, "createSnapshot", finish)
+
+
+def zone_op_get(ctx, project, zone, op_name):
+    return compute_op_get(ctx, project, op_name)
+
+
+def zone_op_wait(ctx, project, zone, op_name):
+    return compute_op_wait(ctx, project, op_name)
+
+
 def ssl_cert_users(store: Store, project: str, cert_name: str) -> list[str]:
     link = compute_link(project, "sslCertificates", cert_name)
     users = []
@@ -565,6 +705,20 @@ def ssl_cert_users(store: Store, project: str, cert_name: str) -> list[str]:
 def compute_in_use_message(project: str, coll: str, name: str, user: str) -> str:
     singular = COMPUTE_COLLECTIONS[coll][2]
     return f"The {singular} resource 'projects/{project}/global/{coll}/{name}' is already being used by '{user}'"
+
+
+def region_of(obj: dict) -> str | None:
+    return last_segment(obj["region"]) if obj.get("region") else None
+
+
+def regional_store(store: Store, project: str, region: str, coll: str) -> dict:
+    return store.project(project)["regions"].setdefault(region, {}).setdefault(coll, {})
+
+
+def container(store: Store, project: str, coll: str, region: str | None) -> dict:
+    if region:
+        return regional_store(store, project, region, coll)
+    return store.project(project)["compute"][coll]
 
 
 def compute_not_found(project: str, coll: str, name: str) -> ApiError:
@@ -647,20 +801,23 @@ def compute_get(ctx, project, coll, name):
     return 200, copy.deepcopy(obj)
 
 
-def pending_compute_delete(store: Store, project: str, coll: str, name: str):
+def pending_compute_delete(store: Store, project: str, coll: str, name: str, region=None):
     for rec in store.compute_ops.values():
-        if rec["project"] == project and rec["target"] == (coll, name) and rec["op"]["status"] != "DONE":
+        if rec["project"] == project and rec["target"] == (coll, name) and rec.get("region") == region \
+                and rec["op"]["status"] != "DONE":
             return rec
     return None
 
 
-def compute_delete(ctx, project, coll, name):
+def compute_delete(ctx, project, coll, name, region=None):
     store = ctx.store
-    comp = store.project(project)["compute"]
-    obj = comp[coll].get(name)
+    obj = container(store, project, coll, region).get(name)
     if obj is None:
         raise compute_not_found(project, coll, name)
-    if pending_compute_delete(store, project, coll, name):
+    if coll == "addresses" and obj.get("users"):
+        raise ApiError(400, compute_in_use_message(project, coll, name, obj["users"][0]),
+                       reason="resourceInUseByAnotherResource")
+    if pending_compute_delete(store, project, coll, name, region):
         raise ApiError(400, f"The resource 'projects/{project}/global/{coll}/{name}' is not ready",
                        reason="resourceNotReady")
     if coll == "sslCertificates" and store.config["compute_in_use"] == "request":
@@ -684,9 +841,13 @@ def compute_delete(ctx, project, coll, name):
         "startTime": now,
         "selfLink": f"{COMPUTE_HOST}projects/{project}/global/operations/{op_name}",
     }
+    if region:
+        op["region"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}"
+        op["selfLink"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}/operations/{op_name}"
     if ctx.params.get("requestId"):
         op["clientOperationId"] = ctx.params["requestId"]
-    rec = {"project": project, "target": (coll, name), "op": op, "polls_left": int(store.config["operation_polls"])}
+    rec = {"project": project, "target": (coll, name), "op": op, "polls_left": int(store.config["operation_polls"]),
+           "region": region}
     store.compute_ops[(project, op_name)] = rec
     if rec["polls_left"] <= 0:
         finish_compute_op(store, rec)
@@ -695,13 +856,19 @@ def compute_delete(ctx, project, coll, name):
 
 def finish_compute_op(store: Store, rec: dict):
     op = rec["op"]
+    if rec.get("finish"):
+        op["status"] = "DONE"
+        op["progress"] = 100
+        op["endTime"] = compute_ts()
+        rec["finish"](store, rec)
+        return
     project = rec["project"]
     coll, name = rec["target"]
-    comp = store.project(project)["compute"]
+    objects = container(store, project, coll, rec.get("region"))
     op["status"] = "DONE"
     op["progress"] = 100
     op["endTime"] = compute_ts()
-    if name not in comp[coll]:
+    if name not in objects:
         msg = f"The resource 'projects/{project}/global/{coll}/{name}' was not found"
         op["error"] = {"errors": [{"code": "RESOURCE_NOT_FOUND", "message": msg}]}
         op["httpErrorStatusCode"] = 404
@@ -715,7 +882,79 @@ def finish_compute_op(store: Store, rec: dict):
             op["httpErrorStatusCode"] = 400
             op["httpErrorMessage"] = "BAD REQUEST"
             return
-    del comp[coll][name]
+    del objects[name]
+
+
+def region_compute_get(ctx, project, region, name):
+    obj = regional_store(ctx.store, project, region, "addresses").get(name)
+    if obj is None:
+        raise ApiError(404, f"The resource 'projects/{project}/regions/{region}/addresses/{name}' was not found",
+                       reason="notFound")
+    return 200, copy.deepcopy(obj)
+
+
+def region_compute_delete(ctx, project, region, name):
+    if name not in regional_store(ctx.store, project, region, "addresses"):
+        raise ApiError(404, f"The resource 'projects/{project}/regions/{region}/addresses/{name}' was not found",
+                       reason="notFound")
+    return compute_delete(ctx, project, "addresses", name, region)
+
+
+def region_compute_list(ctx, project, region):
+    items = sorted(regional_store(ctx.store, project, region, "addresses").values(), key=lambda i: i["name"])
+    size = compute_max_results(ctx.params)
+    token = ctx.params.get("pageToken")
+    bad = ApiError(400, f"Invalid value for field 'pageToken': '{token}'. Invalid page token.", reason="invalid")
+    page, nxt = paginate_names(items, size, token, f"compute/{project}/{region}/addresses", bad, None)
+    body = {"kind": "compute#addressList", "id": f"projects/{project}/regions/{region}/addresses"}
+    if page:
+        body["items"] = copy.deepcopy(page)
+    body["selfLink"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}/addresses"
+    if nxt:
+        body["nextPageToken"] = nxt
+    return 200, body
+
+
+def aggregated_list(ctx, project, coll):
+    """addresses.aggregatedList: the regional resources by scope (`regions/R`), paged over all of
+    them in (region, name) order, and the global ones under `global` on the first page."""
+    if coll not in REGIONAL_COLLECTIONS and coll not in ZONAL_COLLECTIONS:
+        raise ApiError(404, f"fake_gcp: no aggregated list of {coll}", reason="notFound")
+    p = ctx.store.project(project)
+    scopes, prefix = (p["zones"], "zones") if coll in ZONAL_COLLECTIONS else (p["regions"], "regions")
+    flat = []
+    for region in sorted(scopes):
+        for name in sorted(scopes[region].get(coll, {})):
+            flat.append({"name": f"{region}/{name}", "_obj": scopes[region][coll][name]})
+    size = compute_max_results(ctx.params)
+    token = ctx.params.get("pageToken")
+    bad = ApiError(400, f"Invalid value for field 'pageToken': '{token}'. Invalid page token.", reason="invalid")
+    page, nxt = paginate_names(flat, size, token, f"compute/{project}/aggregated/{coll}", bad, None)
+    items = {}
+    for entry in page:
+        region = entry["name"].split("/", 1)[0]
+        items.setdefault(f"{prefix}/{region}", {coll: []})[coll].append(copy.deepcopy(entry["_obj"]))
+    if not token and coll in REGIONAL_COLLECTIONS:
+        globals_ = [copy.deepcopy(v) for _, v in sorted(p["compute"][coll].items())]
+        items["global"] = {coll: globals_} if globals_ else {
+            "warning": {"code": "NO_RESULTS_ON_PAGE", "message": "There are no results for scope 'global' on this page."}}
+    kinds = ZONAL_COLLECTIONS if coll in ZONAL_COLLECTIONS else COMPUTE_COLLECTIONS
+    body = {"kind": f"compute#{kinds[coll][0].split('#')[1]}AggregatedList",
+            "id": f"projects/{project}/aggregated/{coll}", "items": items,
+            "selfLink": f"{COMPUTE_HOST}projects/{project}/aggregated/{coll}"}
+    if ctx.store.config.get("aggregated_unreachables"):
+        body["unreachables"] = list(ctx.store.config["aggregated_unreachables"])
+    if nxt:
+        body["nextPageToken"] = nxt
+    return 200, body
+
+
+def region_op_get(ctx, project, region, op_name):
+    return compute_op_get(ctx, project, op_name)
+
+
+def region_op_wait(ctx, project, region, op_name):
+    return compute_op_wait(ctx, project, op_name)
 
 
 def compute_op_record(ctx, project, op_name):
@@ -1248,7 +1487,7 @@ def cm_op_list(ctx, project, loc):
 
 # --------------------------------------------------------------------------------------------- routing
 SEG = r"([^/]+)"
-COMPUTE_COLL = r"(firewalls|sslCertificates|targetHttpsProxies|targetSslProxies)"
+COMPUTE_COLL = r"(firewalls|sslCertificates|targetHttpsProxies|targetSslProxies|addresses|snapshots)"
 SA = r"([^/:]+)"
 CMP = rf"/v1/projects/{SEG}/locations/{SEG}"
 ROUTES = [
@@ -1256,6 +1495,17 @@ ROUTES = [
     ("GET", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}", compute_op_get),
     ("POST", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}/wait", compute_op_wait),
     ("DELETE", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}", compute_op_delete),
+    ("GET", rf"/compute/v1/projects/{SEG}/aggregated/{SEG}", aggregated_list),
+    ("GET", rf"/compute/v1/projects/{SEG}/regions/{SEG}/addresses", region_compute_list),
+    ("GET", rf"/compute/v1/projects/{SEG}/regions/{SEG}/addresses/{SEG}", region_compute_get),
+    ("DELETE", rf"/compute/v1/projects/{SEG}/regions/{SEG}/addresses/{SEG}", region_compute_delete),
+    ("GET", rf"/compute/v1/projects/{SEG}/zones/{SEG}/disks/{SEG}", zone_disk_get),
+    ("DELETE", rf"/compute/v1/projects/{SEG}/zones/{SEG}/disks/{SEG}", zone_disk_delete),
+    ("POST", rf"/compute/v1/projects/{SEG}/zones/{SEG}/disks/{SEG}/createSnapshot", zone_disk_create_snapshot),
+    ("GET", rf"/compute/v1/projects/{SEG}/zones/{SEG}/operations/{SEG}", zone_op_get),
+    ("POST", rf"/compute/v1/projects/{SEG}/zones/{SEG}/operations/{SEG}/wait", zone_op_wait),
+    ("GET", rf"/compute/v1/projects/{SEG}/regions/{SEG}/operations/{SEG}", region_op_get),
+    ("POST", rf"/compute/v1/projects/{SEG}/regions/{SEG}/operations/{SEG}/wait", region_op_wait),
     ("GET", rf"/compute/v1/projects/{SEG}/global/{COMPUTE_COLL}", compute_list),
     ("GET", rf"/compute/v1/projects/{SEG}/global/{COMPUTE_COLL}/{SEG}", compute_get),
     ("DELETE", rf"/compute/v1/projects/{SEG}/global/{COMPUTE_COLL}/{SEG}", compute_delete),
@@ -1321,7 +1571,7 @@ class Ctx:
 
 # --------------------------------------------------------------------------------------------- control
 SEED_KEYS = {"project", "location", "projectNumber", "firewalls", "sslCertificates", "targetHttpsProxies",
-             "targetSslProxies", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries"}
+             "targetSslProxies", "addresses", "snapshots", "disks", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries"}
 
 
 def seed(store: Store, spec: dict) -> int:
@@ -1339,8 +1589,12 @@ def seed(store: Store, spec: dict) -> int:
     for coll in COMPUTE_COLLECTIONS:
         for item in spec.get(coll) or []:
             obj = seed_compute(store, project, coll, item)
-            p["compute"][coll][obj["name"]] = obj
+            container(store, project, coll, region_of(obj))[obj["name"]] = obj
             n += 1
+    for item in spec.get("disks") or []:
+        zone, obj = seed_disk(store, project, item)
+        zonal_store(store, project, zone, "disks")[obj["name"]] = obj
+        n += 1
     for item in spec.get("serviceAccounts") or []:
         obj = seed_service_account(store, project, item)
         p["serviceAccounts"][obj["email"]] = obj
@@ -1367,6 +1621,10 @@ def dump_state(store: Store) -> dict:
         out = {"projectNumber": p["number"]}
         for coll in COMPUTE_COLLECTIONS:
             out[coll] = [p["compute"][coll][k] for k in sorted(p["compute"][coll])]
+        out["regions"] = {r: {c: [objs[k] for k in sorted(objs)] for c, objs in colls.items()}
+                          for r, colls in sorted(p["regions"].items())}
+        out["zones"] = {z: {c: [objs[k] for k in sorted(objs)] for c, objs in colls.items()}
+                        for z, colls in sorted(p["zones"].items())}
         out["serviceAccounts"] = [p["serviceAccounts"][k] for k in sorted(p["serviceAccounts"])]
         out["deletedServiceAccounts"] = list(p["deletedServiceAccounts"].values())
         out["locations"] = {}

@@ -219,6 +219,59 @@ class FakeGcpTest(unittest.TestCase):
         self.assertEqual([c["name"] for c in listed["items"]], ["cert-used"])
         self.assertEqual(listed["items"][0]["type"], "SELF_MANAGED")
 
+    def test_addresses_regional_and_global_aggregated_paged_and_deleted_through_region_operations(self):
+        self.seed(addresses=[{"name": "ip-a", "region": "us-central1"}, {"name": "ip-b", "region": "us-central1"},
+                             {"name": "ip-c", "region": "europe-west1", "users": ["fr-1"]},
+                             {"name": "lb-ip"}])
+        agg = f"/compute/v1/projects/{P}/aggregated/addresses"
+        _, _, first = self.compute("GET", agg, query={"maxResults": "2"})
+        self.assertEqual(first["kind"], "compute#addressAggregatedList")
+        self.assertEqual(sorted(first["items"]), ["global", "regions/europe-west1", "regions/us-central1"])
+        self.assertEqual([a["name"] for a in first["items"]["global"]["addresses"]], ["lb-ip"])
+        self.assertEqual(first["items"]["regions/europe-west1"]["addresses"][0]["status"], "IN_USE")
+        _, _, second = self.compute("GET", agg, query={"maxResults": "2", "pageToken": first["nextPageToken"]})
+        self.assertEqual([a["name"] for a in second["items"]["regions/us-central1"]["addresses"]], ["ip-b"])
+        self.assertNotIn("nextPageToken", second)
+        self.assertNotIn("global", second["items"])
+        reg = f"/compute/v1/projects/{P}/regions/us-central1/addresses"
+        _, _, a = self.compute("GET", f"{reg}/ip-a")
+        self.assertEqual((a["status"], a["region"]), ("RESERVED", f"https://www.googleapis.com/compute/v1/projects/{P}/regions/us-central1"))
+        status, _, err = self.compute("DELETE", f"/compute/v1/projects/{P}/regions/europe-west1/addresses/ip-c")
+        self.assertEqual((status, err["error"]["errors"][0]["reason"]), (400, "resourceInUseByAnotherResource"))
+        self.ok("POST", "/_fake/config", {"operation_polls": 1})
+        _, _, op = self.compute("DELETE", f"{reg}/ip-a")
+        self.assertIn("/regions/us-central1/operations/", op["selfLink"])
+        _, _, done = self.compute("GET", f"/compute/v1/projects/{P}/regions/us-central1/operations/{op['name']}")
+        self.assertEqual(done["status"], "DONE")
+        self.assertEqual(self.compute("GET", f"{reg}/ip-a")[0], 404)
+        _, _, op = self.compute("DELETE", f"/compute/v1/projects/{P}/global/addresses/lb-ip")
+        self.assertEqual(self.compute("GET", f"{OPS}/{op['name']}")[2]["status"], "DONE")
+        self.assertEqual(self.compute("GET", f"/compute/v1/projects/{P}/global/addresses/lb-ip")[0], 404)
+        self.ok("POST", "/_fake/config", {"aggregated_unreachables": ["regions/asia-east1"]})
+        self.assertEqual(self.compute("GET", agg)[2]["unreachables"], ["regions/asia-east1"])
+
+    def test_disks_aggregated_snapshot_then_delete_through_zone_operations(self):
+        self.seed(disks=[{"name": "data-a", "zone": "us-central1-a"}, {"name": "boot", "zone": "europe-west1-b",
+                                                                        "users": ["vm-1"]}])
+        agg = f"/compute/v1/projects/{P}/aggregated/disks"
+        _, _, listed = self.compute("GET", agg)
+        self.assertEqual(sorted(listed["items"]), ["zones/europe-west1-b", "zones/us-central1-a"])
+        self.assertEqual(listed["kind"], "compute#diskAggregatedList")
+        boot = listed["items"]["zones/europe-west1-b"]["disks"][0]
+        self.assertEqual(boot["users"], [f"https://www.googleapis.com/compute/v1/projects/{P}/zones/europe-west1-b/instances/vm-1"])
+        status, _, err = self.compute("DELETE", f"/compute/v1/projects/{P}/zones/europe-west1-b/disks/boot")
+        self.assertEqual((status, err["error"]["errors"][0]["reason"]), (400, "resourceInUseByAnotherResource"))
+        self.ok("POST", "/_fake/config", {"operation_polls": 1})
+        zone = f"/compute/v1/projects/{P}/zones/us-central1-a"
+        _, _, op = self.compute("POST", f"{zone}/disks/data-a/createSnapshot", body={"name": "final-data-a"})
+        self.assertEqual(op["operationType"], "createSnapshot")
+        self.assertEqual(self.compute("GET", f"{zone}/operations/{op['name']}")[2]["status"], "DONE")
+        _, _, snap = self.compute("GET", f"/compute/v1/projects/{P}/global/snapshots/final-data-a")
+        self.assertTrue(snap["sourceDisk"].endswith("/zones/us-central1-a/disks/data-a"))
+        _, _, op = self.compute("DELETE", f"{zone}/disks/data-a")
+        self.assertEqual(self.compute("GET", f"{zone}/operations/{op['name']}")[2]["status"], "DONE")
+        self.assertEqual(self.compute("GET", f"{zone}/disks/data-a")[0], 404)
+
     # ---------------------------------------------------------------- IAM
     def test_iam_list_disable_patch_delete(self):
         self.seed(serviceAccounts=[{"accountId": "robot-a", "displayName": "A"}, {"accountId": "robot-b"},

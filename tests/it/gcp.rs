@@ -475,10 +475,10 @@ fn a_non_empty_bucket_is_deleted_only_when_the_policy_says_so() {
 
 #[test]
 fn the_custom_roles_grant_exactly_the_permissions_of_the_calls() {
-    use driftsweep::inventory::gcp_live::{AUDITOR_PERMISSIONS, ENFORCER_PERMISSIONS};
+    use driftsweep::inventory::gcp_live::{auditor_permissions, enforcer_permissions};
     for (file, expected) in [
-        ("gcp/roles/auditor.yaml", AUDITOR_PERMISSIONS),
-        ("gcp/roles/enforcer.yaml", ENFORCER_PERMISSIONS),
+        ("gcp/roles/auditor.yaml", auditor_permissions()),
+        ("gcp/roles/enforcer.yaml", enforcer_permissions()),
     ] {
         let text = std::fs::read_to_string(crate::root().join(file)).unwrap();
         let doc = &driftsweep::yaml::parse_documents(&text).unwrap()[0].value;
@@ -489,8 +489,6 @@ fn the_custom_roles_grant_exactly_the_permissions_of_the_calls() {
             .map(|p| p.as_str().unwrap())
             .collect();
         listed.sort();
-        let mut expected = expected.to_vec();
-        expected.sort();
         assert_eq!(listed, expected, "{file}");
         assert!(
             doc["title"].is_string() && doc["stage"] == "GA",
@@ -637,4 +635,456 @@ fn a_gcp_resource_re_created_after_review_is_not_deleted() {
         "{o:?}"
     );
     assert!(p.gcp.exists(&rule), "the new rule stays");
+}
+
+/// A project with static addresses: more than a page of allowed regional ones, orphans
+/// regional and global, and the ones that only look unused.
+fn address_project() -> (FakeGcp, tempfile::TempDir, PathBuf) {
+    let gcp = FakeGcp::start();
+    let mut addresses: Vec<Value> = (0..501)
+        .map(|i| {
+            let region = if i % 2 == 0 {
+                "us-central1"
+            } else {
+                "europe-west1"
+            };
+            json!({"name": format!("aia-ip-{i:03}"), "region": region})
+        })
+        .collect();
+    addresses.extend([
+        json!({"name": "old-ip", "region": "us-central1"}),
+        json!({"name": "old-global-ip"}),
+        json!({"name": "old-attached", "region": "us-central1", "users": ["fr-web"]}),
+        json!({"name": "old-lb-ip", "users": ["global/forwardingRules/fr-lb"]}),
+        json!({"name": "google-managed-services-default", "addressType": "INTERNAL",
+               "purpose": "VPC_PEERING", "prefixLength": 16}),
+        json!({"name": "a0b1c2d3e4", "region": "us-central1",
+               "description": "{\"kubernetes.io/service-name\":\"aia-production/aia-api\"}"}),
+    ]);
+    gcp.seed(json!({
+        "project": PROJECT,
+        "addresses": addresses,
+        "firewalls": [{"name": "old-open-ssh"}]
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  firewall_rules: {{allowed: [\"aia-*\"]}}\n  addresses: {{allowed: [\"aia-*\"]}}\nsafety:\n  min_age_hours: 0\n  max_deletions: 20\n"
+        ),
+    );
+    (gcp, dir, policy)
+}
+
+fn run_with(gcp: &FakeGcp, args: &[&str]) -> Output {
+    let endpoint = format!("http://127.0.0.1:{}", gcp.service.port);
+    Command::new(env!("CARGO_BIN_EXE_driftsweep"))
+        .args(args)
+        .current_dir(crate::root())
+        .env_remove("DRIFTSWEEP_POLICY")
+        .env_remove("DRIFTSWEEP_BACKUP")
+        .env("DRIFTSWEEP_GCP_COMPUTE_ENDPOINT", &endpoint)
+        .env("DRIFTSWEEP_GCP_CREDENTIALS", "anonymous")
+        .output()
+        .unwrap()
+}
+
+fn read_report(path: &std::path::Path) -> Value {
+    std::fs::read_to_string(path)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn static_addresses_every_page_only_reserved_unused_ones_deleted_and_replayed_equal() {
+    let (gcp, dir, policy) = address_project();
+    let policy = policy.to_str().unwrap();
+    let live = dir.path().join("live.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--report",
+            live.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_report(&live);
+    let v = verdicts(&report);
+    assert_eq!(
+        v.keys().filter(|k| k.contains("/aia-ip-")).count(),
+        501,
+        "both pages of the aggregated list"
+    );
+    let action = |k: &str| v.get(k).map(|x| x.0.as_str()).unwrap_or("absent");
+    assert_eq!(action("Address us-central1/old-ip"), "delete");
+    assert_eq!(action("Address old-global-ip"), "delete");
+    for kept in [
+        "Address us-central1/old-attached",
+        "Address old-lb-ip",
+        "Address google-managed-services-default",
+        "Address us-central1/a0b1c2d3e4",
+        "Address us-central1/aia-ip-000",
+    ] {
+        assert_eq!(action(kept), "keep", "{kept}: {:?}", v.get(kept));
+    }
+    assert!(v["Address old-lb-ip"].1.contains(&"in-use".to_string()));
+    let lb = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "old-lb-ip")
+        .unwrap();
+    assert!(
+        lb["detail"]
+            .as_str()
+            .unwrap()
+            .contains("forwardingRules/fr-lb"),
+        "the referrer is named: {lb}"
+    );
+    let aggregated = gcp
+        .requests()
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("/aggregated/addresses")
+        })
+        .count();
+    assert_eq!(aggregated, 2, "two pages");
+
+    // A recorded snapshot replays to the same verdicts.
+    let snap = dir.path().join("snap");
+    let out = run_with(
+        &gcp,
+        &[
+            "snapshot",
+            "--policy",
+            policy,
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(snap.join("gcp/addresses.json").is_file());
+    let replay = dir.path().join("replay.json");
+    let now = report["evaluated_at"].as_str().unwrap().to_string();
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--now",
+            &now,
+            "--report",
+            replay.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(verdicts(&read_report(&replay)), v);
+
+    // Enforce: after the review a forwarding rule starts using old-ip (status and users
+    // change, the id does not): not deleted. old-global-ip goes through its operation.
+    let plan = dir.path().join("plan.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--report",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ip = format!("/compute/v1/projects/{PROJECT}/regions/us-central1/addresses/old-ip");
+    let (_, body) = Service::http_to(gcp.service.port, "GET", &ip, "");
+    let mut seeded: Value = serde_json::from_str(&body).unwrap();
+    seeded["users"] = json!(["fr-new"]);
+    seeded["status"] = json!("IN_USE");
+    seeded["region"] = json!("us-central1");
+    gcp.seed(json!({"project": PROJECT, "addresses": [seeded]}));
+    let outcome = dir.path().join("outcome.json");
+    let backup = dir.path().join("backups");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&read_report(&outcome));
+    assert_eq!(o["Address old-global-ip"].0, "deleted", "{o:?}");
+    assert!(o["Address old-global-ip"].2, "backed up first");
+    assert_eq!(o["Address us-central1/old-ip"].0, "skipped", "{o:?}");
+    assert!(gcp.exists(&ip), "the address now in use stays");
+    assert!(!gcp.exists(&format!(
+        "/compute/v1/projects/{PROJECT}/global/addresses/old-global-ip"
+    )));
+    assert!(gcp.exists(&format!(
+        "/compute/v1/projects/{PROJECT}/global/addresses/google-managed-services-default"
+    )));
+    assert!(gcp.requests().iter().any(
+        |r| r["method"] == "GET" && r["path"].as_str().unwrap().contains("/global/operations/")
+    ));
+}
+
+#[test]
+fn a_forbidden_or_partial_address_list_protects_only_addresses() {
+    for fault in ["forbidden", "unreachable"] {
+        let (gcp, dir, policy) = address_project();
+        if fault == "forbidden" {
+            gcp.fault(json!({"path": "/global/addresses$", "status": 403}));
+        } else {
+            gcp.control(
+                "POST",
+                "/_fake/config",
+                &json!({"aggregated_unreachables": ["regions/asia-east1"]}),
+            );
+        }
+        let path = dir.path().join("report.json");
+        let out = run_with(
+            &gcp,
+            &[
+                "run",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--report",
+                path.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{fault}: {}", stderr(&out));
+        let report = read_report(&path);
+        let v = verdicts(&report);
+        assert!(
+            !v.keys().any(|k| k.starts_with("Address ")),
+            "{fault}: no address judged from a partial list: {v:?}"
+        );
+        assert_eq!(v["FirewallRule old-open-ssh"].0, "delete", "{fault}");
+        assert!(
+            report["errors"].to_string().contains("static addresses"),
+            "{fault}: {}",
+            report["errors"]
+        );
+    }
+}
+
+#[test]
+fn an_unattached_disk_is_snapshotted_then_deleted_and_an_attached_one_never() {
+    let gcp = FakeGcp::start();
+    let mut disks: Vec<Value> = (0..501)
+        .map(|i| json!({"name": format!("aia-data-{i:03}"), "zone": "us-central1-a"}))
+        .collect();
+    disks.extend([
+        json!({"name": "old-data", "zone": "us-central1-a"}),
+        json!({"name": "old-boot", "zone": "europe-west1-b", "users": ["vm-1"]}),
+        json!({"name": "pvc-0f1e2d3c", "zone": "us-central1-a",
+               "description": "{\"kubernetes.io/created-for/pvc/name\":\"data-0\"}"}),
+    ]);
+    gcp.seed(json!({"project": PROJECT, "disks": disks}));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  disks: {{allowed: [\"aia-*\"]}}\nsafety:\n  min_age_hours: 0\n  max_deletions: 20\n"
+        ),
+    );
+    let policy = policy.to_str().unwrap();
+    let plan = dir.path().join("plan.json");
+    let now = now_plus(0);
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--report",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_report(&plan);
+    let v = verdicts(&report);
+    assert_eq!(
+        v.keys().filter(|k| k.contains("/aia-data-")).count(),
+        501,
+        "both pages"
+    );
+    assert_eq!(v["Disk us-central1-a/old-data"].0, "delete");
+    assert_eq!(v["Disk europe-west1-b/old-boot"].0, "keep");
+    assert!(
+        v["Disk europe-west1-b/old-boot"]
+            .1
+            .contains(&"in-use".to_string())
+    );
+    assert_eq!(v["Disk us-central1-a/pvc-0f1e2d3c"].0, "keep");
+
+    // Replay of the recorded snapshot: the same verdicts.
+    let snap = dir.path().join("snap");
+    let out = run_with(
+        &gcp,
+        &[
+            "snapshot",
+            "--policy",
+            policy,
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let replay = dir.path().join("replay.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--now",
+            &now,
+            "--report",
+            replay.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(verdicts(&read_report(&replay)), v);
+
+    let outcome = dir.path().join("outcome.json");
+    let backup = dir.path().join("backups");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&read_report(&outcome));
+    assert_eq!(o["Disk us-central1-a/old-data"].0, "deleted", "{o:?}");
+    assert!(o["Disk us-central1-a/old-data"].2, "its record backed up");
+    assert!(
+        o["Disk us-central1-a/old-data"]
+            .1
+            .contains("--source-snapshot"),
+        "{o:?}"
+    );
+    let zone = format!("/compute/v1/projects/{PROJECT}/zones");
+    assert!(!gcp.exists(&format!("{zone}/us-central1-a/disks/old-data")));
+    assert!(gcp.exists(&format!("{zone}/europe-west1-b/disks/old-boot")));
+    let requests = gcp.requests();
+    let snapshot_at = requests
+        .iter()
+        .position(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("/disks/old-data/createSnapshot")
+        })
+        .expect("a final snapshot was taken");
+    let delete_at = requests
+        .iter()
+        .position(|r| {
+            r["method"] == "DELETE" && r["path"].as_str().unwrap().ends_with("/disks/old-data")
+        })
+        .expect("then the delete");
+    assert!(snapshot_at < delete_at, "snapshot before delete");
+    let snapshots =
+        gcp.control("GET", "/_fake/state", &Value::Null)["projects"][PROJECT]["snapshots"].clone();
+    assert_eq!(snapshots.as_array().map(Vec::len), Some(1), "{snapshots}");
+}
+
+#[test]
+fn a_disk_whose_final_snapshot_fails_is_not_deleted() {
+    let gcp = FakeGcp::start();
+    gcp.seed(json!({"project": PROJECT, "disks": [{"name": "old-data", "zone": "us-central1-a"}]}));
+    gcp.fault(json!({"method": "POST", "path": "/createSnapshot$", "status": 403}));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  disks: {{allowed: [\"aia-*\"]}}\nsafety:\n  min_age_hours: 0\n"
+        ),
+    );
+    let policy = policy.to_str().unwrap();
+    let plan = dir.path().join("plan.json");
+    let now = now_plus(0);
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--report",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outcome = dir.path().join("outcome.json");
+    let backup = dir.path().join("backups");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let o = outcomes(&read_report(&outcome));
+    assert_eq!(o["Disk us-central1-a/old-data"].0, "failed", "{o:?}");
+    assert!(
+        o["Disk us-central1-a/old-data"]
+            .1
+            .contains("final snapshot"),
+        "{o:?}"
+    );
+    assert!(gcp.exists(&format!(
+        "/compute/v1/projects/{PROJECT}/zones/us-central1-a/disks/old-data"
+    )));
 }

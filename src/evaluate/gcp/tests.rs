@@ -250,3 +250,176 @@ fn without_a_project_service_agents_are_still_recognised() {
         "old@p.iam.gserviceaccount.com",
     );
 }
+
+const ADDRESSES: &str =
+    "version: 1\nname: t\ngcp:\n  project: p\n  addresses: {allowed: ['app-*']}\n";
+
+fn address(name: &str, status: Option<&str>) -> GcpResource {
+    GcpResource {
+        status: status.map(str::to_string),
+        ..res(GcpKind::Address, name)
+    }
+}
+
+#[test]
+fn only_a_reserved_address_with_no_users_outside_the_allowlist_is_deleted() {
+    let mut attached = address("us-central1/old-vm-ip", Some("IN_USE"));
+    attached.used_by = vec!["projects/p/zones/z/instances/vm".into()];
+    // Users listed while the status still says RESERVED (a rule being created): in use.
+    let mut racing = address("old-racing", Some("RESERVED"));
+    racing.used_by = vec!["projects/p/global/forwardingRules/fr".into()];
+    // Private service access: Cloud SQL's peering range lists no users.
+    let mut peering = address("old-google-managed-services", Some("RESERVED"));
+    peering.purpose = Some("VPC_PEERING".into());
+    let mut endpoint = address("us-central1/old-internal", Some("RESERVED"));
+    endpoint.purpose = Some("GCE_ENDPOINT".into());
+    let mut gke = address("a1b2c3d4", Some("RESERVED"));
+    gke.description = Some(r#"{"kubernetes.io/service-name":"app/web"}"#.into());
+    let f = run_policy(
+        ADDRESSES,
+        vec![
+            address("us-central1/old-ip", Some("RESERVED")),
+            address("app-lb", Some("RESERVED")),
+            attached,
+            racing,
+            address("old-reserving", Some("RESERVING")),
+            address("old-unknown", None),
+            peering,
+            endpoint,
+            gke,
+            address("k8s2-um-abc", Some("RESERVED")),
+            // Regional: the floor and the allowlist match the name, not `REGION/NAME`.
+            address("us-central1/k8s2-um-regional", Some("RESERVED")),
+            address("us-central1/app-regional", Some("RESERVED")),
+        ],
+    );
+    deleted(&f, GcpKind::Address, "us-central1/old-ip");
+    deleted(&f, GcpKind::Address, "us-central1/old-internal");
+    kept(&f, GcpKind::Address, "app-lb", Reason::InAllowlist);
+    kept(
+        &f,
+        GcpKind::Address,
+        "us-central1/app-regional",
+        Reason::InAllowlist,
+    );
+    kept(
+        &f,
+        GcpKind::Address,
+        "us-central1/k8s2-um-regional",
+        Reason::SystemManaged,
+    );
+    for name in [
+        "us-central1/old-vm-ip",
+        "old-racing",
+        "old-reserving",
+        "old-unknown",
+    ] {
+        kept(&f, GcpKind::Address, name, Reason::InUse);
+    }
+    for name in ["old-google-managed-services", "a1b2c3d4", "k8s2-um-abc"] {
+        kept(&f, GcpKind::Address, name, Reason::SystemManaged);
+    }
+    let detail = |name: &str| {
+        f.items
+            .iter()
+            .find(|x| x.name == name)
+            .and_then(|x| x.detail.clone())
+            .unwrap_or_default()
+    };
+    assert!(detail("us-central1/old-vm-ip").contains("instances/vm"));
+    assert!(detail("old-reserving").contains("RESERVING"));
+    assert!(detail("old-google-managed-services").contains("VPC_PEERING"));
+}
+
+#[test]
+fn an_address_list_that_failed_protects_only_addresses() {
+    let inv = Inventory {
+        gcp: vec![
+            address("us-central1/old-ip", Some("RESERVED")),
+            res(GcpKind::FirewallRule, "old-rule"),
+        ],
+        gaps: vec![Gap {
+            provider: Provider::Gcp,
+            what: "static addresses".into(),
+            error: "403".into(),
+            protects: Protects::Gcp(GcpKind::Address),
+            failed: true,
+        }],
+        ..Inventory::default()
+    };
+    let yaml = format!("{ADDRESSES}  firewall_rules: {{allowed: [app-*]}}\n");
+    let f = evaluate(&policy(&yaml), &Desired::default(), &inv);
+    kept(
+        &f,
+        GcpKind::Address,
+        "us-central1/old-ip",
+        Reason::ListingIncomplete,
+    );
+    deleted(&f, GcpKind::FirewallRule, "old-rule");
+}
+
+const DISKS: &str = "version: 1\nname: t\ngcp:\n  project: p\n  disks: {allowed: ['app-*']}\n";
+
+fn disk(name: &str) -> GcpResource {
+    GcpResource {
+        status: Some("READY".into()),
+        ..res(GcpKind::Disk, name)
+    }
+}
+
+#[test]
+fn only_a_ready_disk_unattached_for_the_minimum_age_outside_the_allowlist_is_deleted() {
+    let mut attached = disk("us-central1-a/old-boot");
+    attached.used_by = vec!["projects/p/zones/us-central1-a/instances/vm".into()];
+    // Created long ago, detached an hour ago (an instance being replaced): too young.
+    let mut detached = disk("us-central1-a/old-detached");
+    detached.detached = Some(now() - Duration::hours(1));
+    let mut restoring = disk("us-central1-a/old-restoring");
+    restoring.status = Some("RESTORING".into());
+    let mut pv = disk("us-central1-a/a1b2");
+    pv.description = Some(r#"{"kubernetes.io/created-for/pvc/name":"data-0"}"#.into());
+    let f = run_policy(
+        DISKS,
+        vec![
+            disk("us-central1-a/old-data"),
+            disk("us-central1-a/app-data"),
+            attached,
+            detached,
+            restoring,
+            pv,
+            disk("us-central1-a/pvc-0f1e2d3c"),
+        ],
+    );
+    deleted(&f, GcpKind::Disk, "us-central1-a/old-data");
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/app-data",
+        Reason::InAllowlist,
+    );
+    kept(&f, GcpKind::Disk, "us-central1-a/old-boot", Reason::InUse);
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/old-detached",
+        Reason::TooYoung,
+    );
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/old-restoring",
+        Reason::InUse,
+    );
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/a1b2",
+        Reason::SystemManaged,
+    );
+    kept(
+        &f,
+        GcpKind::Disk,
+        "us-central1-a/pvc-0f1e2d3c",
+        Reason::SystemManaged,
+    );
+}
