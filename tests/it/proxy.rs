@@ -439,7 +439,11 @@ async fn handle(state: Arc<State>, request: http::Request<Incoming>) -> http::Re
         })
         .flatten()
         .and_then(|answer| {
-            let items = answer.get("items")?.as_array()?.len();
+            // An empty metadata list says `"items": null`.
+            let items = match answer.get("items")? {
+                Value::Null => 0,
+                items => items.as_array()?.len(),
+            };
             let next = answer["metadata"]["continue"]
                 .as_str()
                 .is_some_and(|t| !t.is_empty());
