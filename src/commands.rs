@@ -1,7 +1,7 @@
 //! The commands: each turns resolved settings into output files and an exit status.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
@@ -187,6 +187,9 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         totals.delete + totals.drift + totals.keep,
         totals.delete,
     );
+    // Nothing reads the inventory after this; freeing tens of thousands of records takes
+    // tens of milliseconds, which the reports need not wait for.
+    std::thread::spawn(move || drop(inventory));
     if let Some(archive) = &settings.archive {
         // Never fails the run: an unreadable archive is a trend that says so.
         report.trend = Some(match runtime() {
@@ -279,31 +282,53 @@ fn absolute(path: &Path) -> String {
 
 /// Writes the report files asked for and prints the summary.
 fn write_outputs(settings: &settings::RunSettings, report: &Report) -> Result<(), CommandError> {
+    type Render = fn(&Report) -> String;
+    let rendered: [(&Option<PathBuf>, Render); 3] = [
+        (&settings.markdown, report::markdown),
+        (&settings.html, report::html),
+        (&settings.email_preview, report::email::preview_body),
+    ];
+    // The files are independent renderings of one report: at cluster scale each takes tens of
+    // milliseconds, so they are written side by side, each whole or not at all.
+    let (json, others) = std::thread::scope(|scope| {
+        let others: Vec<_> = rendered
+            .iter()
+            .filter_map(|(path, render)| path.as_deref().map(|p| (p, *render)))
+            .map(|(path, render)| (path, scope.spawn(move || write_file(path, &render(report)))))
+            .collect();
+        let json = settings.report.as_deref().map(|path| {
+            let written = if path.as_os_str() == "-" {
+                report
+                    .write_json(std::io::stdout().lock())
+                    .map_err(|source| CommandError::Write {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+            } else {
+                write_file_with(path, |file| report.write_json(file))
+            };
+            (path, written)
+        });
+        let others: Vec<_> = others
+            .into_iter()
+            .map(|(path, handle)| {
+                let written = handle.join().unwrap_or_else(|_| {
+                    Err(CommandError::Write {
+                        path: path.to_path_buf(),
+                        source: std::io::Error::other("the writer panicked"),
+                    })
+                });
+                (path, written)
+            })
+            .collect();
+        (json, others)
+    });
     let mut written = Vec::new();
-    if let Some(path) = &settings.report {
-        if path.as_os_str() == "-" {
-            report
-                .write_json(std::io::stdout().lock())
-                .map_err(|source| CommandError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
-        } else {
-            write_file_with(path, |file| report.write_json(file))?;
+    for (path, result) in json.into_iter().chain(others) {
+        result?;
+        if path.as_os_str() != "-" {
             written.push(path.display().to_string());
         }
-    }
-    if let Some(path) = &settings.markdown {
-        write_file(path, &report::markdown(report))?;
-        written.push(path.display().to_string());
-    }
-    if let Some(path) = &settings.html {
-        write_file(path, &report::html(report))?;
-        written.push(path.display().to_string());
-    }
-    if let Some(path) = &settings.email_preview {
-        write_file(path, &report::email::preview_body(report))?;
-        written.push(path.display().to_string());
     }
     let mut summary = report::terminal(report);
     if !written.is_empty() {
@@ -453,6 +478,14 @@ fn write_file(path: &Path, contents: &str) -> Result<(), CommandError> {
     write_file_with(path, |file| file.write_all(contents.as_bytes()))
 }
 
+/// The temporary file `path` is written as, beside it and named after all of it:
+/// `report.json` and `report.md`, written at once, must not share one.
+fn temporary(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".driftsweep-tmp");
+    PathBuf::from(tmp)
+}
+
 /// Writes a file whole or not at all: `write` fills a temporary file beside it, which then
 /// replaces it, so a reader never sees half a report.
 fn write_file_with(
@@ -466,7 +499,7 @@ fn write_file_with(
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
-    let tmp = path.with_extension("driftsweep-tmp");
+    let tmp = temporary(path);
     let written = std::fs::File::create(&tmp).and_then(|mut file| write(&mut file));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -1040,4 +1073,37 @@ pub fn restore(args: &crate::cli::RestoreArgs) -> Result<u8, CommandError> {
         }
     }
     Ok(if failed { EXIT_RUNTIME } else { EXIT_OK })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_written_at_once_never_share_a_temporary_file() {
+        let json = temporary(Path::new("out/report.json"));
+        let markdown = temporary(Path::new("out/report.md"));
+        assert_ne!(json, markdown);
+        assert_eq!(json, Path::new("out/report.json.driftsweep-tmp"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = ["report.json", "report.md", "report.html", "email.html"]
+            .iter()
+            .map(|name| dir.path().join(name))
+            .collect();
+        std::thread::scope(|scope| {
+            for (i, path) in paths.iter().enumerate() {
+                scope.spawn(move || write_file(path, &i.to_string().repeat(100_000)).unwrap());
+            }
+        });
+        for (i, path) in paths.iter().enumerate() {
+            assert_eq!(
+                std::fs::read_to_string(path).unwrap(),
+                i.to_string().repeat(100_000),
+                "{}",
+                path.display()
+            );
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
 }

@@ -70,9 +70,15 @@ impl Sources {
         } else {
             None
         };
-        let (auth, auth_error) = match GcpAuth::from_env().await {
-            Ok(auth) => (auth, None),
-            Err(e) => (GcpAuth::anonymous(), Some(e)),
+        // Only the project and the registry speak to Google: a cluster-only audit neither
+        // looks for credentials nor probes the metadata server.
+        let (auth, auth_error) = if policy.gcp.is_none() && policy.registry.is_none() {
+            (GcpAuth::anonymous(), None)
+        } else {
+            match GcpAuth::from_env().await {
+                Ok(auth) => (auth, None),
+                Err(e) => (GcpAuth::anonymous(), Some(e)),
+            }
         };
         let gcp = match (&policy.gcp, &auth_error) {
             (None, _) => None,
