@@ -634,7 +634,9 @@ def seed_snapshot(store: Store, project: str, obj: dict) -> dict:
         if existing:
             obj.setdefault("sourceDiskId", existing["id"])
     if obj.get("sourceDisk"):
-        obj.setdefault("sourceDiskId", store.compute_id())
+        # A disk that is gone (never seeded) keeps one id for all its snapshots, as it had.
+        digest = int(hashlib.sha256(obj["sourceDisk"].encode()).hexdigest(), 16)
+        obj.setdefault("sourceDiskId", str(10 ** 18 + digest % (8 * 10 ** 18)))
     if obj.get("sourceSnapshotSchedulePolicy"):
         obj["sourceSnapshotSchedulePolicy"] = schedule_ref(project, obj["sourceSnapshotSchedulePolicy"])
         obj.setdefault("sourceSnapshotSchedulePolicyId", store.compute_id())
