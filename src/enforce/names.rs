@@ -141,13 +141,14 @@ fn finding(f: &Finding) -> Check {
                 return Err((
                     "kind",
                     printable(&f.kind),
-                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`",
+                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`",
                 ));
             };
             let (ok, rule) = match kind {
-                GcpKind::FirewallRule | GcpKind::SslCertificate | GcpKind::Certificate => {
-                    (is_rfc1035(&f.name), RFC1035)
-                }
+                GcpKind::FirewallRule
+                | GcpKind::SslCertificate
+                | GcpKind::Certificate
+                | GcpKind::Snapshot => (is_rfc1035(&f.name), RFC1035),
                 GcpKind::Bucket => (is_bucket(&f.name), BUCKET),
                 GcpKind::IamServiceAccount => (is_account_email(&f.name), EMAIL),
                 GcpKind::Address => (is_address_name(&f.name), ADDRESS),

@@ -493,6 +493,8 @@ fn build(
                 .any(|p| name.starts_with(p)),
             // Not generated here: addresses have their own tests (status, users, purpose).
             GcpKind::Disk => ["gke-", "pvc-", "k8s-"].iter().any(|p| name.starts_with(p)),
+            // Not generated here: snapshots have their own tests (retention).
+            GcpKind::Snapshot => ["gke-", "snapshot-"].iter().any(|p| name.starts_with(p)),
             GcpKind::Address => ["gke-", "k8s-", "k8s1-", "k8s2-"]
                 .iter()
                 .any(|p| name.starts_with(p)),

@@ -49,7 +49,7 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
     // addresses they make.
     if matches!(
         kind,
-        GcpKind::FirewallRule | GcpKind::Address | GcpKind::Disk
+        GcpKind::FirewallRule | GcpKind::Address | GcpKind::Disk | GcpKind::Snapshot
     ) && r
         .description
         .as_deref()
@@ -71,6 +71,10 @@ pub(super) fn evaluate(
     out: &mut Vec<Finding>,
 ) {
     let delete_non_empty = policy.buckets.as_ref().is_some_and(|b| b.delete_non_empty);
+    let retention = policy
+        .snapshots
+        .as_ref()
+        .map(|s| snapshot::Retention::new(s, &inventory.gcp, clock));
     for r in &inventory.gcp {
         let kind = r.kind();
         let Some(allowed) = allowlist(policy, kind) else {
@@ -125,6 +129,11 @@ pub(super) fn evaluate(
                 r.status.as_deref().unwrap_or("unknown")
             ));
         }
+        if kind == GcpKind::Snapshot
+            && let Some(retention) = &retention
+        {
+            detail = retention.judge(r, &mut keep);
+        }
         // The IAM API reports no creation time; service accounts are disabled before they
         // are deleted instead.
         // A disk is unused only since it was last detached.
@@ -154,9 +163,15 @@ pub(super) fn evaluate(
             f.detail =
                 Some("contents not read; enforce deletes it only if it is empty".to_string());
         }
-        out.push(f.decide(keep, Reason::NotInAllowlist));
+        let delete_reason = match kind {
+            GcpKind::Snapshot => Reason::Expired,
+            _ => Reason::NotInAllowlist,
+        };
+        out.push(f.decide(keep, delete_reason));
     }
 }
+
+mod snapshot;
 
 #[cfg(test)]
 mod tests;

@@ -66,6 +66,7 @@ pub enum Reason {
     ManagedElsewhere,
     ReferencedFromRepository,
     PvDeletionDisabled,
+    FinalSnapshot,
     // Delete.
     NotInRepository,
     OtherVersion,
@@ -112,6 +113,9 @@ impl Reason {
             }
             Reason::ReferencedFromRepository => "the repository's objects still point at it",
             Reason::PvDeletionDisabled => "PV deletion is off (`delete_pvs: false`)",
+            Reason::FinalSnapshot => {
+                "the final snapshot of a disk driftsweep deleted (`delete_final_snapshots: false`)"
+            }
             Reason::NotInRepository => "not defined by the repository",
             Reason::OtherVersion => {
                 "a workload of the product on a version the repository does not deploy"

@@ -53,10 +53,11 @@ pub enum GcpKind {
     Certificate,
     Address,
     Disk,
+    Snapshot,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 7] = [
+    pub const ALL: [GcpKind; 8] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
@@ -64,6 +65,7 @@ impl GcpKind {
         GcpKind::Certificate,
         GcpKind::Address,
         GcpKind::Disk,
+        GcpKind::Snapshot,
     ];
 
     /// The kind a report spells `kind`.
@@ -80,6 +82,7 @@ impl GcpKind {
             GcpKind::Certificate => "Certificate",
             GcpKind::Address => "Address",
             GcpKind::Disk => "Disk",
+            GcpKind::Snapshot => "Snapshot",
         }
     }
 }
@@ -129,6 +132,14 @@ pub struct GcpResource {
     /// Disks: when it was last detached from an instance; it counts as unused only from then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detached: Option<chrono::DateTime<chrono::Utc>>,
+    /// Snapshots: the disk it was taken of (`sourceDiskId`, else `sourceDisk`); retention
+    /// counts the newest snapshots per source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Snapshots: what expires it instead of driftsweep (the snapshot schedule of a disk that
+    /// still exists), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
 }
 
 impl GcpResource {
@@ -151,6 +162,8 @@ impl GcpResource {
             status: None,
             purpose: None,
             detached: None,
+            source: None,
+            managed_by: None,
         }
     }
 

@@ -333,6 +333,15 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
             }
         }
     }
+    // Snapshots are kept by retention too: their allowlist may be empty.
+    if let Some(list) = v
+        .pointer("/gcp/snapshots/allowed")
+        .and_then(Value::as_array)
+    {
+        for (i, _) in list.iter().enumerate() {
+            patterns.push(format!("/gcp/snapshots/allowed/{i}"));
+        }
+    }
     for pointer in patterns {
         if let Some(text) = v.pointer(&pointer).and_then(Value::as_str)
             && let Err(e) = Glob::new(text)

@@ -577,6 +577,37 @@ pub struct GcpPolicy {
     /// Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disks: Option<Allowlist>,
+    /// Compute disk snapshots: retention per source disk, like image versions. A snapshot is
+    /// deleted only when it is `READY`, older than `max_age_days`, not among the
+    /// `keep_recent` newest of its disk, and not in `allowed`. A snapshot a snapshot schedule
+    /// made is kept while its disk exists (the schedule's retention expires it), and the final
+    /// snapshots driftsweep takes before it deletes a disk are kept unless
+    /// `delete_final_snapshots` says otherwise. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<SnapshotPolicy>,
+}
+
+/// Retention of Compute disk snapshots, per source disk.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotPolicy {
+    /// Name patterns of snapshots kept whatever their age (may be empty: retention decides
+    /// the rest). Example: `["aia-release-*"]`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub allowed: Vec<Glob>,
+    /// The newest snapshots kept per source disk (grouped by the disk's id, `sourceDiskId`,
+    /// so a disk deleted and made again under its name is another disk), whatever their age.
+    #[serde(default = "default_keep_recent")]
+    pub keep_recent: u32,
+    /// Snapshots younger than this are kept. Older ones go unless kept otherwise.
+    #[serde(default = "default_max_age_days")]
+    pub max_age_days: u32,
+    /// Also apply retention to the final snapshots driftsweep took before deleting a disk
+    /// (label `driftsweep-final-snapshot-of`). They are the only copy of that disk's data, so
+    /// by default they are kept until a person deletes them.
+    #[serde(default)]
+    pub delete_final_snapshots: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -35,7 +35,12 @@ Compute Engine v1 (kind/selfLink/id-as-string/creationTimestamp with offset, www
   POST   /compute/v1/projects/{p}/zones/{z}/disks/{d}/createSnapshot   {"name", ...} -> zonal operation; the
                                                                   snapshot appears in global/snapshots when DONE
   GET    /compute/v1/projects/{p}/zones/{z}/operations/{op}        get (a poll);  POST .../wait
-  Disks are seeded with "zone" (default us-central1-a); "users" (instance names) attach them.
+  Disks are seeded with "zone" (default us-central1-a); "users" (instance names) attach them;
+  "resourcePolicies" (snapshot schedule names, in the disk's region) are expanded to links.
+  GET    /compute/v1/projects/{p}/global/snapshots[/{s}]          list (paged) / get;  DELETE -> global operation
+  Snapshots are seeded with "sourceDisk" ("zone/name"; the seeded disk's id becomes sourceDiskId),
+  "sourceSnapshotSchedulePolicy" ("name" or "region/name"; sets autoCreated), "status" (default READY),
+  "labels" and "creationTimestamp".
   Addresses are seeded with "region" (regional) or without (global); users (short forwarding rule names
   are expanded) make them IN_USE, else RESERVED. Deleting one with users answers 400
   resourceInUseByAnotherResource.
@@ -86,6 +91,19 @@ Certificate Manager v1 (l = any location, usually "global"):
   operation ends with error code 9 (FAILED_PRECONDITION); config cm_in_use="request" answers the DELETE
   itself with 400 FAILED_PRECONDITION instead. Listing entries of map "-" answers 404 (the API does not
   document a wildcard) unless config cm_entries_wildcard=true.
+
+Cloud Logging v2 (ConfigServiceV2; enums as numbers with enum-encoding=int):
+  GET    /v2/projects/{p}/sinks                                    list: pageSize (default 100, max 1000),
+                                                                  pageToken -> nextPageToken, "sinks"
+  GET    /v2/projects/{p}/sinks/{s}                                get;  DELETE -> {} (_Default, _Required: 400)
+  GET    /v2/projects/{p}/locations/{l|-}/buckets                  list ("-": every location), paged, "buckets"
+  GET    /v2/projects/{p}/locations/{l}/buckets/{b}                get
+  DELETE /v2/projects/{p}/locations/{l}/buckets/{b}                -> {}; soft: lifecycleState DELETE_REQUESTED
+                                                                  (400 FAILED_PRECONDITION when locked, built in or
+                                                                  already deleted);  POST .../{b}:undelete
+  Sinks are seeded with "name", "destination" (a bucket id, "LOCATION/BUCKET", or a full destination),
+  "filter", "disabled", "createTime"; buckets with "name", "location" (default global), "locked",
+  "lifecycleState", "createTime" (_Required is locked).
 
 Control API (not Google; never written to the request log):
   POST   /_fake/seed       {"project": "p", "location": "global", "projectNumber": "123...",
@@ -144,7 +162,9 @@ COMPUTE_HOST = "https://www.googleapis.com/compute/v1/"
 COMPUTE = "compute.googleapis.com"
 IAM = "iam.googleapis.com"
 CM = "certificatemanager.googleapis.com"
+LOGGING = "logging.googleapis.com"
 SERVICE_TITLES = {
+    LOGGING: "Cloud Logging API",
     COMPUTE: "Compute Engine API",
     IAM: "Identity and Access Management (IAM) API",
     CM: "Certificate Manager API",
@@ -380,6 +400,8 @@ class Store:
                 "serviceAccounts": {},
                 "deletedServiceAccounts": {},
                 "locations": {},
+                "logSinks": {},
+                "logBuckets": {},
             }
             self.projects[pid] = p
         return p
@@ -547,6 +569,8 @@ def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
         obj.setdefault("networkTier", "PREMIUM")
         obj.setdefault("labelFingerprint", store.fingerprint())
         return obj
+    if coll == "snapshots":
+        return seed_snapshot(store, project, obj)
     if coll == "firewalls":
         obj["network"] = compute_ref(project, "networks", obj.get("network", "default"))
         obj.setdefault("priority", 1000)
@@ -590,6 +614,43 @@ def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
     return obj
 
 
+def schedule_ref(project: str, value: str) -> str:
+    """A snapshot schedule (resource policy): "name" or "region/name" -> its full link."""
+    if value.startswith("http"):
+        return value
+    region, _, name = value.rpartition("/")
+    return f"{COMPUTE_HOST}projects/{project}/regions/{region or 'us-central1'}/resourcePolicies/{name}"
+
+
+def seed_snapshot(store: Store, project: str, obj: dict) -> dict:
+    """A snapshot: "sourceDisk" as "zone/name" (or a link) takes the seeded disk's id as sourceDiskId
+    when that disk exists; "sourceSnapshotSchedulePolicy" as "name" or "region/name" marks it autoCreated."""
+    disk = obj.get("sourceDisk")
+    if disk and not disk.startswith("http"):
+        zone, _, name = disk.rpartition("/")
+        zone = zone or "us-central1-a"
+        obj["sourceDisk"] = f"{COMPUTE_HOST}projects/{project}/zones/{zone}/disks/{name}"
+        existing = zonal_store(store, project, zone, "disks").get(name)
+        if existing:
+            obj.setdefault("sourceDiskId", existing["id"])
+    if obj.get("sourceDisk"):
+        # A disk that is gone (never seeded) keeps one id for all its snapshots, as it had.
+        digest = int(hashlib.sha256(obj["sourceDisk"].encode()).hexdigest(), 16)
+        obj.setdefault("sourceDiskId", str(10 ** 18 + digest % (8 * 10 ** 18)))
+    if obj.get("sourceSnapshotSchedulePolicy"):
+        obj["sourceSnapshotSchedulePolicy"] = schedule_ref(project, obj["sourceSnapshotSchedulePolicy"])
+        obj.setdefault("sourceSnapshotSchedulePolicyId", store.compute_id())
+        obj.setdefault("autoCreated", True)
+    obj.setdefault("status", "READY")
+    obj.setdefault("diskSizeGb", "10")
+    obj.setdefault("storageBytes", "1073741824")
+    obj.setdefault("storageBytesStatus", "UP_TO_DATE")
+    obj.setdefault("storageLocations", ["us"])
+    obj.setdefault("snapshotType", "STANDARD")
+    obj.setdefault("labelFingerprint", store.fingerprint())
+    return obj
+
+
 def seed_disk(store: Store, project: str, spec: dict) -> tuple[str, dict]:
     obj = copy.deepcopy(spec)
     if not obj.get("name"):
@@ -607,6 +668,10 @@ def seed_disk(store: Store, project: str, spec: dict) -> tuple[str, dict]:
     obj["users"] = [u if u.startswith("http") else f"{obj['zone']}/instances/{u}" for u in obj.get("users", [])]
     if not obj["users"]:
         del obj["users"]
+    if obj.get("resourcePolicies"):
+        region = zone.rsplit("-", 1)[0]
+        obj["resourcePolicies"] = [schedule_ref(project, r if "/" in r else f"{region}/{r}")
+                                   for r in obj["resourcePolicies"]]
     obj.setdefault("labelFingerprint", store.fingerprint())
     return zone, obj
 
@@ -1485,6 +1550,144 @@ def cm_op_list(ctx, project, loc):
     return 200, body
 
 
+# --------------------------------------------------------------------------------------------- Cloud Logging
+LOG_LIFECYCLE = {"LIFECYCLE_STATE_UNSPECIFIED": 0, "ACTIVE": 1, "DELETE_REQUESTED": 2, "UPDATING": 3,
+                 "CREATING": 4, "FAILED": 5}
+LOG_FLOOR = ("_Default", "_Required")
+
+
+def seed_log_sink(store: Store, project: str, spec: dict) -> dict:
+    obj = copy.deepcopy(spec)
+    if not obj.get("name"):
+        raise ApiError(400, f"seed: logSinks item without a name: {spec}")
+    obj["name"] = last_segment(obj["name"])
+    dest = obj.get("destination")
+    if not dest:
+        dest = f"{LOGGING}/projects/{project}/locations/global/buckets/{obj['name']}"
+    elif "/" not in dest:  # a bucket id, in this project's global location
+        dest = f"{LOGGING}/projects/{project}/locations/global/buckets/{dest}"
+    elif dest.startswith("global/") or dest.count("/") == 1:  # LOCATION/BUCKET
+        loc, bucket = dest.split("/", 1)
+        dest = f"{LOGGING}/projects/{project}/locations/{loc}/buckets/{bucket}"
+    obj["destination"] = dest
+    now = rfc3339_z()
+    obj.setdefault("createTime", now)
+    obj.setdefault("updateTime", obj["createTime"])
+    obj.setdefault("writerIdentity", f"serviceAccount:service-{project_number(project)}@gcp-sa-logging.iam.gserviceaccount.com")
+    if not obj.get("disabled"):
+        obj.pop("disabled", None)
+    return obj
+
+
+def seed_log_bucket(store: Store, project: str, spec: dict) -> tuple[tuple, dict]:
+    obj = copy.deepcopy(spec)
+    if not obj.get("name"):
+        raise ApiError(400, f"seed: logBuckets item without a name: {spec}")
+    loc = obj.pop("location", None) or "global"
+    if "/locations/" in obj["name"]:
+        loc = obj["name"].split("/locations/")[1].split("/")[0]
+    short = last_segment(obj["name"])
+    obj["name"] = f"projects/{project}/locations/{loc}/buckets/{short}"
+    now = rfc3339_z()
+    obj.setdefault("createTime", now)
+    obj.setdefault("updateTime", obj["createTime"])
+    obj.setdefault("retentionDays", 400 if short == "_Required" else 30)
+    obj.setdefault("lifecycleState", "ACTIVE")
+    if short == "_Required":
+        obj.setdefault("locked", True)
+    if not obj.get("locked"):
+        obj.pop("locked", None)
+    return (loc, short), obj
+
+
+def log_render_bucket(obj: dict, enum_int: bool) -> dict:
+    out = copy.deepcopy(obj)
+    state = out.get("lifecycleState")
+    number = LOG_LIFECYCLE.get(state, state) if isinstance(state, str) else state
+    if number == 0:
+        out.pop("lifecycleState", None)
+    elif enum_int:
+        out["lifecycleState"] = number
+    return out
+
+
+def log_page(ctx, items, field, scope, default=100, maximum=1000):
+    items = sorted(items, key=lambda i: i["name"])
+    token = ctx.params.get("pageToken")
+    bad = ApiError(400, "page token is not valid", grpc="INVALID_ARGUMENT")
+    page, nxt = paginate_names(items, cm_page_size(ctx.params, default, maximum), token, scope, bad, None)
+    body = {}
+    if page:
+        body[field] = page
+    if nxt:
+        body["nextPageToken"] = nxt
+    return body
+
+
+def log_sinks_list(ctx, project):
+    items = [copy.deepcopy(s) for s in ctx.store.project(project)["logSinks"].values()]
+    return 200, log_page(ctx, items, "sinks", f"logging/{project}/sinks")
+
+
+def log_sink_lookup(ctx, project, name):
+    obj = ctx.store.project(project)["logSinks"].get(name)
+    if obj is None:
+        raise ApiError(404, f"Sink {name} does not exist", grpc="NOT_FOUND")
+    return obj
+
+
+def log_sink_get(ctx, project, name):
+    return 200, copy.deepcopy(log_sink_lookup(ctx, project, name))
+
+
+def log_sink_delete(ctx, project, name):
+    log_sink_lookup(ctx, project, name)
+    if name in LOG_FLOOR:
+        raise ApiError(400, f"Sink {name} cannot be deleted", grpc="FAILED_PRECONDITION")
+    del ctx.store.project(project)["logSinks"][name]
+    return 200, {}
+
+
+def log_buckets_list(ctx, project, loc):
+    buckets = ctx.store.project(project)["logBuckets"]
+    items = [log_render_bucket(b, ctx.enum_int) for (l, _), b in buckets.items() if loc == "-" or l == loc]
+    return 200, log_page(ctx, items, "buckets", f"logging/{project}/{loc}/buckets")
+
+
+def log_bucket_lookup(ctx, project, loc, name):
+    obj = ctx.store.project(project)["logBuckets"].get((loc, name))
+    if obj is None:
+        raise ApiError(404, f"Bucket projects/{project}/locations/{loc}/buckets/{name} does not exist",
+                       grpc="NOT_FOUND")
+    return obj
+
+
+def log_bucket_get(ctx, project, loc, name):
+    return 200, log_render_bucket(log_bucket_lookup(ctx, project, loc, name), ctx.enum_int)
+
+
+def log_bucket_delete(ctx, project, loc, name):
+    """Soft delete: DELETE_REQUESTED (undeletable for 7 days). Locked and built-in buckets are refused."""
+    obj = log_bucket_lookup(ctx, project, loc, name)
+    if name in LOG_FLOOR:
+        raise ApiError(400, f"Bucket {name} cannot be deleted", grpc="FAILED_PRECONDITION")
+    if obj.get("locked"):
+        raise ApiError(400, f"Bucket {obj['name']} is locked and cannot be deleted", grpc="FAILED_PRECONDITION")
+    if obj.get("lifecycleState") == "DELETE_REQUESTED":
+        raise ApiError(400, f"Bucket {obj['name']} is already deleted", grpc="FAILED_PRECONDITION")
+    obj["lifecycleState"] = "DELETE_REQUESTED"
+    obj["updateTime"] = rfc3339_z()
+    return 200, {}
+
+
+def log_bucket_undelete(ctx, project, loc, name):
+    obj = log_bucket_lookup(ctx, project, loc, name)
+    if obj.get("lifecycleState") != "DELETE_REQUESTED":
+        raise ApiError(400, f"Bucket {obj['name']} is not deleted", grpc="FAILED_PRECONDITION")
+    obj["lifecycleState"] = "ACTIVE"
+    return 200, {}
+
+
 # --------------------------------------------------------------------------------------------- routing
 SEG = r"([^/]+)"
 COMPUTE_COLL = r"(firewalls|sslCertificates|targetHttpsProxies|targetSslProxies|addresses|snapshots)"
@@ -1531,6 +1734,13 @@ ROUTES = [
     ("GET", rf"{CMP}/operations/([^/:]+)", cm_op_get),
     ("DELETE", rf"{CMP}/operations/([^/:]+)", cm_op_delete),
     ("POST", rf"{CMP}/operations/([^/:]+):cancel", cm_op_cancel),
+    ("GET", rf"/v2/projects/{SEG}/sinks", log_sinks_list),
+    ("GET", rf"/v2/projects/{SEG}/sinks/{SEG}", log_sink_get),
+    ("DELETE", rf"/v2/projects/{SEG}/sinks/{SEG}", log_sink_delete),
+    ("GET", rf"/v2/projects/{SEG}/locations/{SEG}/buckets", log_buckets_list),
+    ("GET", rf"/v2/projects/{SEG}/locations/{SEG}/buckets/([^/:]+)", log_bucket_get),
+    ("DELETE", rf"/v2/projects/{SEG}/locations/{SEG}/buckets/([^/:]+)", log_bucket_delete),
+    ("POST", rf"/v2/projects/{SEG}/locations/{SEG}/buckets/([^/:]+):undelete", log_bucket_undelete),
 ]
 ROUTES = [(m, re.compile(p + "$"), h) for m, p, h in ROUTES]
 
@@ -1546,6 +1756,9 @@ def classify(path: str):
     m = re.match(r"/v1/projects/([^/]+)/locations", path)
     if m:
         return "cm", CM, m.group(1)
+    m = re.match(r"/v2/projects/([^/]+)", path)
+    if m:
+        return "logging", LOGGING, m.group(1)
     return "other", "googleapis.com", None
 
 
@@ -1571,7 +1784,8 @@ class Ctx:
 
 # --------------------------------------------------------------------------------------------- control
 SEED_KEYS = {"project", "location", "projectNumber", "firewalls", "sslCertificates", "targetHttpsProxies",
-             "targetSslProxies", "addresses", "snapshots", "disks", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries"}
+             "targetSslProxies", "addresses", "snapshots", "disks", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries",
+             "logSinks", "logBuckets"}
 
 
 def seed(store: Store, spec: dict) -> int:
@@ -1598,6 +1812,14 @@ def seed(store: Store, spec: dict) -> int:
     for item in spec.get("serviceAccounts") or []:
         obj = seed_service_account(store, project, item)
         p["serviceAccounts"][obj["email"]] = obj
+        n += 1
+    for item in spec.get("logSinks") or []:
+        obj = seed_log_sink(store, project, item)
+        p["logSinks"][obj["name"]] = obj
+        n += 1
+    for item in spec.get("logBuckets") or []:
+        key, obj = seed_log_bucket(store, project, item)
+        p["logBuckets"][key] = obj
         n += 1
     state = store.location(project, loc)
     for coll in ("certificates", "certificateMaps"):
@@ -1627,6 +1849,8 @@ def dump_state(store: Store) -> dict:
                         for z, colls in sorted(p["zones"].items())}
         out["serviceAccounts"] = [p["serviceAccounts"][k] for k in sorted(p["serviceAccounts"])]
         out["deletedServiceAccounts"] = list(p["deletedServiceAccounts"].values())
+        out["logSinks"] = [p["logSinks"][k] for k in sorted(p["logSinks"])]
+        out["logBuckets"] = [p["logBuckets"][k] for k in sorted(p["logBuckets"])]
         out["locations"] = {}
         for loc, st in sorted(p["locations"].items()):
             out["locations"][loc] = {

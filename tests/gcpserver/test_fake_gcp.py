@@ -272,6 +272,66 @@ class FakeGcpTest(unittest.TestCase):
         self.assertEqual(self.compute("GET", f"{zone}/operations/{op['name']}")[2]["status"], "DONE")
         self.assertEqual(self.compute("GET", f"{zone}/disks/data-a")[0], 404)
 
+    def test_snapshots_paged_with_their_disk_and_schedule_and_deleted_through_global_operations(self):
+        self.seed(disks=[{"name": "data", "zone": "us-central1-a", "resourcePolicies": ["daily"]}])
+        snaps = [{"name": f"snap-{i:03}", "sourceDisk": "us-central1-a/data"} for i in range(3)]
+        snaps.append({"name": "auto-1", "sourceDisk": "us-central1-a/data", "sourceSnapshotSchedulePolicy": "daily",
+                      "creationTimestamp": "2025-01-01T00:00:00.000-08:00", "labels": {"k": "v"}})
+        self.seed(snapshots=snaps)
+        coll = f"/compute/v1/projects/{P}/global/snapshots"
+        _, _, page = self.compute("GET", coll, query={"maxResults": "2"})
+        self.assertEqual(page["kind"], "compute#snapshotList")
+        self.assertEqual([s["name"] for s in page["items"]], ["auto-1", "snap-000"])
+        _, _, rest = self.compute("GET", coll, query={"maxResults": "2", "pageToken": page["nextPageToken"]})
+        self.assertEqual([s["name"] for s in rest["items"]], ["snap-001", "snap-002"])
+        self.assertNotIn("nextPageToken", rest)
+        auto = page["items"][0]
+        _, _, listed = self.compute("GET", f"/compute/v1/projects/{P}/aggregated/disks")
+        data = listed["items"]["zones/us-central1-a"]["disks"][0]
+        self.assertEqual(auto["sourceDiskId"], data["id"])
+        self.assertTrue(auto["autoCreated"])
+        self.assertEqual(auto["status"], "READY")
+        self.assertEqual(auto["creationTimestamp"], "2025-01-01T00:00:00.000-08:00")
+        self.assertEqual(auto["sourceSnapshotSchedulePolicy"], data["resourcePolicies"][0])
+        self.assertTrue(data["resourcePolicies"][0].endswith("/regions/us-central1/resourcePolicies/daily"))
+        self.ok("POST", "/_fake/config", {"operation_polls": 1})
+        _, _, op = self.compute("DELETE", f"{coll}/snap-000")
+        self.assertEqual(op["targetLink"], f"https://www.googleapis.com/compute/v1/projects/{P}/global/snapshots/snap-000")
+        self.assertEqual(self.compute("GET", f"{coll}/snap-000")[0], 200, "gone only when the operation is DONE")
+        self.assertEqual(self.compute("GET", f"{OPS}/{op['name']}")[2]["status"], "DONE")
+        self.assertEqual(self.compute("GET", f"{coll}/snap-000")[0], 404)
+
+    # ---------------------------------------------------------------- Cloud Logging
+    def test_log_sinks_and_buckets_paged_and_deleted(self):
+        sinks = [{"name": f"sink-{i:03}", "destination": "audit"} for i in range(3)]
+        sinks += [{"name": "_Default", "destination": "_Default"}, {"name": "_Required", "destination": "_Required"}]
+        self.seed(logSinks=sinks, logBuckets=[{"name": "_Default"}, {"name": "_Required"}, {"name": "audit"},
+                                              {"name": "eu-logs", "location": "europe-west1", "locked": True}])
+        lp = f"/v2/projects/{P}"
+        _, _, page = self.one("GET", f"{lp}/sinks", query={"pageSize": "3"})
+        self.assertEqual([s["name"] for s in page["sinks"]], ["_Default", "_Required", "sink-000"])
+        _, _, rest = self.one("GET", f"{lp}/sinks", query={"pageSize": "3", "pageToken": page["nextPageToken"]})
+        self.assertEqual([s["name"] for s in rest["sinks"]], ["sink-001", "sink-002"])
+        self.assertNotIn("nextPageToken", rest)
+        self.assertEqual(rest["sinks"][0]["destination"],
+                         f"logging.googleapis.com/projects/{P}/locations/global/buckets/audit")
+        _, _, buckets = self.one("GET", f"{lp}/locations/-/buckets")
+        names = [b["name"] for b in buckets["buckets"]]
+        self.assertIn(f"projects/{P}/locations/europe-west1/buckets/eu-logs", names)
+        self.assertEqual(len(names), 4)
+        self.assertEqual({b["lifecycleState"] for b in buckets["buckets"]}, {1}, "enum-encoding=int")
+        self.assertEqual(self.one("DELETE", f"{lp}/sinks/_Default")[0], 400)
+        self.assertEqual(self.one("DELETE", f"{lp}/sinks/sink-000")[0], 200)
+        self.assertEqual(self.one("GET", f"{lp}/sinks/sink-000")[0], 404)
+        self.assertEqual(self.one("DELETE", f"{lp}/locations/europe-west1/buckets/eu-logs")[0], 400, "locked")
+        self.assertEqual(self.one("DELETE", f"{lp}/locations/global/buckets/audit")[0], 200)
+        _, _, audit = self.one("GET", f"{lp}/locations/global/buckets/audit")
+        self.assertEqual(audit["lifecycleState"], 2, "soft-deleted: DELETE_REQUESTED")
+        self.assertEqual(self.one("POST", f"{lp}/locations/global/buckets/audit:undelete")[0], 200)
+        self.ok("POST", "/_fake/faults", {"path": "^/v2/", "status": 403})
+        status, _, err = self.one("GET", f"{lp}/sinks")
+        self.assertEqual((status, err["error"]["status"]), (403, "PERMISSION_DENIED"))
+
     # ---------------------------------------------------------------- IAM
     def test_iam_list_disable_patch_delete(self):
         self.seed(serviceAccounts=[{"accountId": "robot-a", "displayName": "A"}, {"accountId": "robot-b"},

@@ -1088,3 +1088,269 @@ fn a_disk_whose_final_snapshot_fails_is_not_deleted() {
         "/compute/v1/projects/{PROJECT}/zones/us-central1-a/disks/old-data"
     )));
 }
+
+/// `days` ago, as Compute writes a creation time.
+fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339()
+}
+
+/// A project of snapshots: more than a page of allowed ones, three disks' worth of history,
+/// and the ones that only look expired (a live schedule's, a final one, one being made, the
+/// CSI driver's).
+fn snapshot_project() -> (FakeGcp, tempfile::TempDir, PathBuf) {
+    let gcp = FakeGcp::start();
+    gcp.seed(json!({"project": PROJECT, "disks": [
+        {"name": "data", "zone": "us-central1-a", "resourcePolicies": ["daily"]}
+    ]}));
+    let mut snapshots: Vec<Value> = (0..501)
+        .map(|i| json!({"name": format!("aia-keep-{i:03}"), "creationTimestamp": days_ago(400)}))
+        .collect();
+    let of = |name: &str, disk: &str, days: i64| {
+        json!({"name": name, "sourceDisk": format!("us-central1-a/{disk}"),
+               "creationTimestamp": days_ago(days)})
+    };
+    snapshots.extend([
+        of("data-1", "data", 200),
+        of("data-2", "data", 150),
+        of("data-3", "data", 120),
+        of("data-4", "data", 100),
+        of("data-5", "data", 40),
+        // The schedule of a disk that exists: the schedule's to expire.
+        json!({"name": "auto-data-1", "sourceDisk": "us-central1-a/data",
+               "sourceSnapshotSchedulePolicy": "daily", "creationTimestamp": days_ago(300)}),
+        // A schedule whose disk and schedule are both gone: retention applies.
+        json!({"name": "auto-gone-1", "sourceDisk": "us-central1-a/gone",
+               "sourceSnapshotSchedulePolicy": "weekly", "creationTimestamp": days_ago(300)}),
+        json!({"name": "auto-gone-2", "sourceDisk": "us-central1-a/gone",
+               "sourceSnapshotSchedulePolicy": "weekly", "creationTimestamp": days_ago(310)}),
+        json!({"name": "auto-gone-3", "sourceDisk": "us-central1-a/gone",
+               "sourceSnapshotSchedulePolicy": "weekly", "creationTimestamp": days_ago(320)}),
+        of("old-a", "old", 50),
+        of("old-b", "old", 45),
+        json!({"name": "ds-final-old-20250101000000", "sourceDisk": "us-central1-a/old",
+               "labels": {"driftsweep-final-snapshot-of": "old"}, "creationTimestamp": days_ago(400)}),
+        json!({"name": "creating-1", "sourceDisk": "us-central1-a/data", "status": "CREATING",
+               "creationTimestamp": days_ago(400)}),
+        of("snapshot-0f1e2d3c-aaaa", "data", 400),
+    ]);
+    gcp.seed(json!({"project": PROJECT, "snapshots": snapshots, "firewalls": [{"name": "old-open-ssh"}]}));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  firewall_rules: {{allowed: [\"aia-*\"]}}\n  snapshots: {{allowed: [\"aia-*\"], keep_recent: 2, max_age_days: 30}}\nsafety:\n  min_age_hours: 0\n  max_deletions: 20\n"
+        ),
+    );
+    (gcp, dir, policy)
+}
+
+#[test]
+fn snapshots_every_page_retention_per_disk_replayed_equal_and_deleted_through_operations() {
+    let (gcp, dir, policy) = snapshot_project();
+    let policy = policy.to_str().unwrap();
+    let now = now_plus(0);
+    let plan = dir.path().join("plan.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--report",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_report(&plan);
+    let v = verdicts(&report);
+    assert_eq!(
+        v.keys()
+            .filter(|k| k.starts_with("Snapshot aia-keep-"))
+            .count(),
+        501,
+        "both pages"
+    );
+    let lists = gcp
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/global/snapshots"))
+        .count();
+    assert_eq!(lists, 2, "two pages");
+    let verdict = |name: &str| {
+        v.get(&format!("Snapshot {name}"))
+            .unwrap_or_else(|| panic!("no verdict for {name}"))
+            .clone()
+    };
+    for expired in ["data-1", "data-2", "data-3", "auto-gone-3"] {
+        assert_eq!(
+            verdict(expired),
+            ("delete".to_string(), vec!["expired".to_string()]),
+            "{expired}"
+        );
+    }
+    for (kept, reason) in [
+        ("data-4", "recent-version"),
+        ("data-5", "recent-version"),
+        ("auto-gone-1", "recent-version"),
+        ("auto-data-1", "managed-elsewhere"),
+        ("old-a", "recent-version"),
+        ("ds-final-old-20250101000000", "final-snapshot"),
+        ("creating-1", "in-use"),
+        ("snapshot-0f1e2d3c-aaaa", "system-managed"),
+        ("aia-keep-000", "in-allowlist"),
+    ] {
+        let (action, reasons) = verdict(kept);
+        assert_eq!(action, "keep", "{kept}: {reasons:?}");
+        assert!(reasons.contains(&reason.to_string()), "{kept}: {reasons:?}");
+    }
+    let auto = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "auto-data-1")
+        .unwrap();
+    assert!(
+        auto["detail"]
+            .as_str()
+            .unwrap()
+            .contains("schedule `daily`"),
+        "{auto}"
+    );
+
+    // A recorded snapshot replays to the same verdicts.
+    let snap = dir.path().join("snap");
+    let out = run_with(
+        &gcp,
+        &[
+            "snapshot",
+            "--policy",
+            policy,
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        snap.join("gcp/snapshots.json").is_file() && snap.join("gcp/snapshotDisks.json").is_file()
+    );
+    let replay = dir.path().join("replay.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--now",
+            &now,
+            "--report",
+            replay.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(verdicts(&read_report(&replay)), v);
+    // Without the disks beside it, a replay refuses rather than guess.
+    std::fs::remove_file(snap.join("gcp/snapshotDisks.json")).unwrap();
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--now",
+            &now,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("snapshotDisks.json"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Enforce: after the review data-2 is deleted and taken again under its name (another
+    // id): not deleted. data-1 goes through its global operation.
+    let coll = format!("/compute/v1/projects/{PROJECT}/global/snapshots");
+    gcp.seed(json!({"project": PROJECT, "snapshots": [{"name": "data-2",
+        "sourceDisk": "us-central1-a/data", "creationTimestamp": days_ago(150)}]}));
+    let outcome = dir.path().join("outcome.json");
+    let backup = dir.path().join("backups");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&read_report(&outcome));
+    assert_eq!(o["Snapshot data-1"].0, "deleted", "{o:?}");
+    assert!(o["Snapshot data-1"].2, "its record backed up first");
+    assert_eq!(o["Snapshot data-2"].0, "skipped", "{o:?}");
+    assert!(
+        o["Snapshot data-2"].1.contains("id differs")
+            || o["Snapshot data-2"].1.contains("re-created"),
+        "{o:?}"
+    );
+    assert!(!gcp.exists(&format!("{coll}/data-1")));
+    for kept in [
+        "data-2",
+        "auto-data-1",
+        "ds-final-old-20250101000000",
+        "creating-1",
+        "data-4",
+    ] {
+        assert!(gcp.exists(&format!("{coll}/{kept}")), "{kept}");
+    }
+    assert!(gcp.requests().iter().any(
+        |r| r["method"] == "GET" && r["path"].as_str().unwrap().contains("/global/operations/")
+    ));
+}
+
+#[test]
+fn a_forbidden_snapshot_or_disk_list_protects_only_snapshots() {
+    for path in ["/global/snapshots$", "/aggregated/disks$"] {
+        let (gcp, dir, policy) = snapshot_project();
+        gcp.fault(json!({"path": path, "status": 403}));
+        let report = dir.path().join("report.json");
+        let out = run_with(
+            &gcp,
+            &[
+                "run",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{path}: {}", stderr(&out));
+        let report = read_report(&report);
+        let v = verdicts(&report);
+        assert!(
+            !v.keys().any(|k| k.starts_with("Snapshot ")),
+            "{path}: no snapshot judged without both lists"
+        );
+        assert_eq!(v["FirewallRule old-open-ssh"].0, "delete", "{path}");
+        let errors = report["errors"].to_string();
+        assert!(
+            errors.contains("snapshots") && errors.contains("forbidden"),
+            "{path}: {errors}"
+        );
+    }
+}

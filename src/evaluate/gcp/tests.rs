@@ -423,3 +423,163 @@ fn only_a_ready_disk_unattached_for_the_minimum_age_outside_the_allowlist_is_del
         Reason::SystemManaged,
     );
 }
+
+const SNAPSHOTS: &str = "version: 1\nname: t\ngcp:\n  project: p\n  snapshots: {allowed: ['app-release-*'], keep_recent: 2, max_age_days: 30}\n";
+
+fn snap(name: &str, disk: &str, days: i64) -> GcpResource {
+    GcpResource {
+        status: Some("READY".into()),
+        source: Some(disk.into()),
+        created: Some(now() - Duration::days(days)),
+        ..GcpResource::of(GcpKind::Snapshot, name)
+    }
+}
+
+fn expired(f: &Findings, name: &str) {
+    assert_eq!(
+        verdict(f, "Snapshot", None, name),
+        (Action::Delete, vec![Reason::Expired]),
+        "{name}"
+    );
+}
+
+#[test]
+fn snapshots_keep_the_newest_per_disk_and_the_young_and_delete_the_rest() {
+    let f = run_policy(
+        SNAPSHOTS,
+        vec![
+            snap("data-1", "11", 100),
+            snap("data-2", "11", 90),
+            snap("data-3", "11", 80),
+            snap("data-4", "11", 70),
+            // Another disk: counted apart, so its only snapshot is among its newest.
+            snap("logs-1", "12", 400),
+            // Young, but not among the two newest of its disk.
+            snap("busy-1", "13", 3),
+            snap("busy-2", "13", 2),
+            snap("busy-3", "13", 1),
+            snap("app-release-1", "11", 500),
+        ],
+    );
+    expired(&f, "data-1");
+    expired(&f, "data-2");
+    kept(&f, GcpKind::Snapshot, "data-3", Reason::RecentVersion);
+    kept(&f, GcpKind::Snapshot, "data-4", Reason::RecentVersion);
+    kept(&f, GcpKind::Snapshot, "logs-1", Reason::RecentVersion);
+    kept(&f, GcpKind::Snapshot, "busy-1", Reason::WithinMaxAge);
+    kept(&f, GcpKind::Snapshot, "app-release-1", Reason::InAllowlist);
+    let data = f.items.iter().find(|i| i.name == "data-1").unwrap();
+    assert_eq!(
+        data.detail.as_deref(),
+        Some("100 days old, 3 newer snapshots of its disk")
+    );
+}
+
+#[test]
+fn a_snapshot_a_schedule_expires_or_that_is_not_ready_or_final_or_googles_is_kept() {
+    let mut scheduled = snap("auto-1", "11", 400);
+    scheduled.managed_by = Some("made by snapshot schedule `daily` of its disk".into());
+    let mut creating = snap("creating-1", "11", 401);
+    creating.status = Some("CREATING".into());
+    let mut unknown = snap("unknown-1", "11", 402);
+    unknown.status = None;
+    let mut last = snap("ds-final-data-20260101000000", "14", 403);
+    last.labels
+        .insert("driftsweep-final-snapshot-of".into(), "data".into());
+    let mut opted = snap("kept-1", "11", 404);
+    opted.labels.insert("driftsweep-keep".into(), "true".into());
+    let mut csi = snap("a1b2c3", "11", 405);
+    csi.description = Some(r#"{"kubernetes.io/created-for/pv/name":"pv-1"}"#.into());
+    let all = vec![
+        snap("new-1", "11", 40),
+        snap("new-2", "11", 41),
+        scheduled,
+        creating,
+        unknown,
+        last.clone(),
+        opted,
+        csi,
+        snap("snapshot-0f1e2d3c-4b5a", "11", 406),
+        snap("old-1", "11", 407),
+    ];
+    let f = run_policy(SNAPSHOTS, all.clone());
+    kept(&f, GcpKind::Snapshot, "auto-1", Reason::ManagedElsewhere);
+    kept(&f, GcpKind::Snapshot, "creating-1", Reason::InUse);
+    kept(&f, GcpKind::Snapshot, "unknown-1", Reason::InUse);
+    kept(
+        &f,
+        GcpKind::Snapshot,
+        "ds-final-data-20260101000000",
+        Reason::FinalSnapshot,
+    );
+    kept(&f, GcpKind::Snapshot, "kept-1", Reason::OptOut);
+    kept(&f, GcpKind::Snapshot, "a1b2c3", Reason::SystemManaged);
+    kept(
+        &f,
+        GcpKind::Snapshot,
+        "snapshot-0f1e2d3c-4b5a",
+        Reason::SystemManaged,
+    );
+    expired(&f, "old-1");
+
+    // Final snapshots go by retention only when the policy says so.
+    let yaml = SNAPSHOTS.replace(
+        "max_age_days: 30",
+        "max_age_days: 30, delete_final_snapshots: true",
+    );
+    let f = run_policy(&yaml, all.clone());
+    kept(
+        &f,
+        GcpKind::Snapshot,
+        "ds-final-data-20260101000000",
+        Reason::RecentVersion,
+    );
+    let mut with_older = all;
+    for (year, days) in [(2025, 800), (2024, 900)] {
+        let mut older = last.clone();
+        older.name = format!("ds-final-data-{year}0101000000");
+        older.created = Some(now() - Duration::days(days));
+        with_older.push(older);
+    }
+    let f = run_policy(&yaml, with_older.clone());
+    expired(&f, "ds-final-data-20240101000000");
+    let f = run_policy(SNAPSHOTS, with_older.clone());
+    kept(
+        &f,
+        GcpKind::Snapshot,
+        "ds-final-data-20240101000000",
+        Reason::FinalSnapshot,
+    );
+
+    // A failed list of snapshots or disks: nothing is proved expired.
+    let inv = Inventory {
+        gcp: with_older,
+        gaps: vec![Gap {
+            provider: Provider::Gcp,
+            what: "disks (the sources of snapshots)".into(),
+            error: "403".into(),
+            protects: Protects::Gcp(GcpKind::Snapshot),
+            failed: true,
+        }],
+        ..Inventory::default()
+    };
+    let f = evaluate(&policy(SNAPSHOTS), &Desired::default(), &inv);
+    kept(&f, GcpKind::Snapshot, "old-1", Reason::ListingIncomplete);
+}
+
+#[test]
+fn snapshots_tied_with_the_last_kept_one_are_all_kept() {
+    let f = run_policy(
+        SNAPSHOTS,
+        vec![
+            snap("a", "11", 100),
+            snap("b", "11", 100),
+            snap("c", "11", 100),
+            snap("d", "11", 200),
+        ],
+    );
+    for n in ["a", "b", "c"] {
+        kept(&f, GcpKind::Snapshot, n, Reason::RecentVersion);
+    }
+    expired(&f, "d");
+}
