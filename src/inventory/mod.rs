@@ -53,10 +53,12 @@ pub enum GcpKind {
     Certificate,
     Address,
     Disk,
+    ForwardingRule,
+    TargetProxy,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 7] = [
+    pub const ALL: [GcpKind; 9] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
@@ -64,6 +66,8 @@ impl GcpKind {
         GcpKind::Certificate,
         GcpKind::Address,
         GcpKind::Disk,
+        GcpKind::ForwardingRule,
+        GcpKind::TargetProxy,
     ];
 
     /// The kind a report spells `kind`.
@@ -80,6 +84,8 @@ impl GcpKind {
             GcpKind::Certificate => "Certificate",
             GcpKind::Address => "Address",
             GcpKind::Disk => "Disk",
+            GcpKind::ForwardingRule => "ForwardingRule",
+            GcpKind::TargetProxy => "TargetProxy",
         }
     }
 }
@@ -129,6 +135,22 @@ pub struct GcpResource {
     /// Disks: when it was last detached from an instance; it counts as unused only from then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detached: Option<chrono::DateTime<chrono::Utc>>,
+    /// Load balancer parts: the report names of the parts one level down the chain this one
+    /// names (a forwarding rule: its target proxy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    /// Load balancer parts: the parts one level up the chain that name this one. Each keeps
+    /// it unless that part is itself deleted, and then it is deleted after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<Referrer>,
+}
+
+/// A load balancer part that names another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referrer {
+    pub kind: GcpKind,
+    /// As the report names it.
+    pub name: String,
 }
 
 impl GcpResource {
@@ -151,6 +173,8 @@ impl GcpResource {
             status: None,
             purpose: None,
             detached: None,
+            references: Vec::new(),
+            referrers: Vec::new(),
         }
     }
 
