@@ -1237,7 +1237,8 @@ fn forwarding_rules_every_page_internal_and_gke_ones_kept_replayed_equal_and_enf
     let (_, body) = Service::http_to(gcp.service.port, "GET", &fr, "");
     let mut changed: Value = serde_json::from_str(&body).unwrap();
     changed["target"] = json!("new-proxy");
-    changed["fingerprint"] = json!("changed-since-review=");
+    // Fingerprints are base64 (the client decodes them as bytes).
+    changed["fingerprint"] = json!("Y2hhbmdlZA==");
     gcp.seed(json!({"project": PROJECT, "forwardingRules": [changed]}));
     let outcome = dir.path().join("outcome.json");
     let backup = dir.path().join("backups");
