@@ -51,6 +51,10 @@ fn stage(f: &Finding) -> (Provider, u8) {
             _ => 5,
         },
         Provider::Registry if f.identity.parent.is_some() => 1,
+        // Load balancers top-down: forwarding rules, then target proxies, ...
+        Provider::Gcp => {
+            crate::inventory::GcpKind::parse(&f.kind).map_or(0, crate::inventory::gcp::chain_rank)
+        }
         _ => 0,
     };
     (f.provider, stage)

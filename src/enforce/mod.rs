@@ -373,7 +373,9 @@ pub async fn execute(selection: &mut Selection, inventory: &Inventory, exec: &Ex
         let i = selection.deletions[position];
         let finding = selection.findings.items[i].clone();
         bar.set_message(display(&finding));
-        let outcome = if (exec.still_leased)() {
+        let outcome = if let Some(why) = referrer_remains(&selection.findings, &finding) {
+            skipped(why)
+        } else if (exec.still_leased)() {
             // However a server behaves, one deletion cannot hold up the others for ever.
             match tokio::time::timeout(deadline, delete_one(&finding, exec)).await {
                 Ok(outcome) => outcome,
@@ -425,6 +427,29 @@ pub async fn execute(selection: &mut Selection, inventory: &Inventory, exec: &Ex
         };
         selection.findings.items[i].outcome = Some(outcome);
     }
+}
+
+/// Why a load balancer part must not be deleted yet: a part that names it, deleted this run
+/// before it (plan order), was not deleted. The API would refuse the delete anyway; this
+/// says why instead of trying.
+fn referrer_remains(findings: &Findings, f: &Finding) -> Option<String> {
+    for referrer in &f.identity.after {
+        let outcome = findings
+            .items
+            .iter()
+            .find(|r| r.provider == f.provider && &format!("{} {}", r.kind, r.name) == referrer)
+            .and_then(|r| r.outcome.as_ref());
+        match outcome.map(|o| o.status) {
+            Some(OutcomeStatus::Deleted | OutcomeStatus::AlreadyGone) => {}
+            status => {
+                return Some(format!(
+                    "not deleted: {referrer}, which names it, was not deleted ({})",
+                    status.map_or("not attempted", |s| s.as_str())
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// The skip of a planned object whose kind or repository this run does not audit.

@@ -141,7 +141,7 @@ fn finding(f: &Finding) -> Check {
                 return Err((
                     "kind",
                     printable(&f.kind),
-                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`",
+                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`, `ForwardingRule`, `TargetProxy`",
                 ));
             };
             let (ok, rule) = match kind {
@@ -152,6 +152,15 @@ fn finding(f: &Finding) -> Check {
                 GcpKind::Bucket => (is_bucket(&f.name), BUCKET),
                 GcpKind::IamServiceAccount => (is_account_email(&f.name), EMAIL),
                 GcpKind::Address => (is_address_name(&f.name), ADDRESS),
+                GcpKind::TargetProxy => (
+                    crate::inventory::gcp::target_proxy::split(&f.name).is_ok()
+                        && f.name.split('/').all(is_rfc1035),
+                    "a target proxy name: `TYPE/NAME` or `REGION/TYPE/NAME`, TYPE one of `http`, `https`, `ssl`, `tcp`",
+                ),
+                GcpKind::ForwardingRule => (
+                    is_address_name(&f.name),
+                    "a forwarding rule name: `REGION/NAME` or `NAME`, of GCP names",
+                ),
                 GcpKind::Disk => (
                     f.name.split_once('/').is_some() && is_address_name(&f.name),
                     "a disk name: `ZONE/NAME` of two GCP names",
@@ -168,6 +177,15 @@ fn finding(f: &Finding) -> Check {
                     GcpKind::Disk => (
                         is_resource_name(full, address_short(&f.name)) && full.contains("/disks/"),
                         "`projects/PROJECT/zones/ZONE/disks/NAME` of this name",
+                    ),
+                    GcpKind::TargetProxy => (
+                        is_resource_name(full, address_short(&f.name)) && full.contains("/target"),
+                        "`projects/PROJECT/global/targetHttpsProxies/NAME` (or another proxy collection, or regional) of this name",
+                    ),
+                    GcpKind::ForwardingRule => (
+                        is_resource_name(full, address_short(&f.name))
+                            && full.contains("/forwardingRules/"),
+                        "`projects/PROJECT/regions/REGION/forwardingRules/NAME` or `projects/PROJECT/global/forwardingRules/NAME` of this name",
                     ),
                     GcpKind::Address => (
                         is_resource_name(full, address_short(&f.name))

@@ -498,6 +498,12 @@ fn build(
             GcpKind::Address => ["gke-", "k8s-", "k8s1-", "k8s2-"]
                 .iter()
                 .any(|p| name.starts_with(p)),
+            // Not generated here: forwarding rules and proxies have their own tests.
+            GcpKind::ForwardingRule | GcpKind::TargetProxy => {
+                ["gke-", "k8s-", "k8s1-", "k8s2-", "gkegw", "sca-auto-"]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+            }
         };
         let is_floor = google_name
             || g.goog_label

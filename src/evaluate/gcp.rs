@@ -1,6 +1,8 @@
 //! GCP verdicts: allowlists, with a floor for what Google and GKE create.
 
-use super::{Clock, Finding, Identity, Reason};
+use std::collections::HashMap;
+
+use super::{Action, Clock, Finding, Identity, Reason};
 use crate::inventory::{GcpKind, GcpResource, Inventory, Protects, Provider};
 use crate::policy::{GcpPolicy, Glob, any_match};
 
@@ -49,7 +51,12 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
     // addresses they make.
     if matches!(
         kind,
-        GcpKind::FirewallRule | GcpKind::Address | GcpKind::Disk | GcpKind::Snapshot
+        GcpKind::FirewallRule
+            | GcpKind::Address
+            | GcpKind::Disk
+            | GcpKind::Snapshot
+            | GcpKind::ForwardingRule
+            | GcpKind::TargetProxy
     ) && r
         .description
         .as_deref()
@@ -75,11 +82,27 @@ pub(super) fn evaluate(
         .snapshots
         .as_ref()
         .map(|s| snapshot::Retention::new(s, &inventory.gcp, clock));
-    for r in &inventory.gcp {
+    // A load balancer part is judged after the parts that name it (stable: the other kinds
+    // keep their order).
+    let mut order: Vec<&GcpResource> = inventory.gcp.iter().collect();
+    order.sort_by_key(|r| crate::inventory::gcp::chain_rank(r.kind()));
+    let mut decided: HashMap<(GcpKind, &str), Action> = HashMap::new();
+    for r in order {
         let kind = r.kind();
         let Some(allowed) = allowlist(policy, kind) else {
             continue;
         };
+        // A part that names this one keeps it unless that part is deleted too; a part not
+        // judged here (its kind not audited) keeps it.
+        let mut used_by = r.used_by.clone();
+        let mut after = Vec::new();
+        for referrer in &r.referrers {
+            let name = format!("{} {}", referrer.kind.as_str(), referrer.name);
+            match decided.get(&(referrer.kind, referrer.name.as_str())) {
+                Some(Action::Delete) => after.push(name),
+                _ => used_by.push(name),
+            }
+        }
         let mut keep = Vec::new();
         if any_match(allowed, &r.name) || any_match(allowed, short_name(&r.name)) {
             keep.push(Reason::InAllowlist);
@@ -90,7 +113,7 @@ pub(super) fn evaluate(
         if super::opts_out(r.labels.get(GCP_OPT_OUT_LABEL)) {
             keep.push(Reason::OptOut);
         }
-        if !r.used_by.is_empty() {
+        if !used_by.is_empty() {
             keep.push(Reason::InUse);
         }
         if inventory.has_gap(&Protects::Gcp(kind)) {
@@ -134,6 +157,13 @@ pub(super) fn evaluate(
         {
             detail = retention.judge(r, &mut keep);
         }
+        if kind == GcpKind::ForwardingRule
+            && let Some(why) =
+                crate::inventory::gcp::forwarding_rule::unlisted_referrers(r.purpose.as_deref())
+        {
+            keep.push(Reason::InUse);
+            detail = Some(why);
+        }
         // The IAM API reports no creation time; service accounts are disabled before they
         // are deleted instead.
         // A disk is unused only since it was last detached.
@@ -155,8 +185,8 @@ pub(super) fn evaluate(
             resource_name: r.resource_name.clone(),
             ..Identity::default()
         };
-        if !r.used_by.is_empty() {
-            f.detail = Some(format!("used by {}", r.used_by.join(", ")));
+        if !used_by.is_empty() {
+            f.detail = Some(format!("used by {}", used_by.join(", ")));
         } else if detail.is_some() {
             f.detail = detail;
         } else if kind == GcpKind::Bucket && r.empty.is_none() {
@@ -167,7 +197,12 @@ pub(super) fn evaluate(
             GcpKind::Snapshot => Reason::Expired,
             _ => Reason::NotInAllowlist,
         };
-        out.push(f.decide(keep, delete_reason));
+        let mut f = f.decide(keep, delete_reason);
+        if f.action == Action::Delete {
+            f.identity.after = after;
+        }
+        decided.insert((kind, r.name.as_str()), f.action);
+        out.push(f);
     }
 }
 

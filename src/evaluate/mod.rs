@@ -167,6 +167,10 @@ pub struct Identity {
     pub etag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_name: Option<String>,
+    /// Load balancer parts: the parts this run also deletes that name this one (`KIND
+    /// NAME`). Enforce deletes it only after every one of them is gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
 
 /// One container whose image differs from the repository's.

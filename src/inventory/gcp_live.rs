@@ -436,6 +436,87 @@ macro_rules! compute_list {
 
 pub(crate) use compute_list;
 
+/// Every item of one Compute aggregated list whose scope starts with `$scope` (`"regions/"`,
+/// `"zones/"`), as REST JSON; `$field` is the scoped list's field (`addresses`, `disks`).
+macro_rules! aggregated_list {
+    ($client:expr, $project:expr, $what:expr, $scope:expr, $field:ident) => {
+        $crate::inventory::gcp_live::list_aggregated(
+            |token| {
+                let c = $client.clone();
+                let p = $project.clone();
+                async move {
+                    let page = c
+                        .aggregated_list()
+                        .set_project(p)
+                        .set_max_results(500u32)
+                        .set_page_token(token)
+                        .send()
+                        .await?;
+                    Ok($crate::inventory::gcp_live::AggregatedPage {
+                        scopes: page
+                            .items
+                            .into_iter()
+                            .map(|(scope, list)| {
+                                (scope, $crate::inventory::gcp_live::to_json(list.$field))
+                            })
+                            .collect(),
+                        unreachables: page.unreachables,
+                        next: page.next_page_token,
+                    })
+                }
+            },
+            $what,
+            $scope,
+        )
+        .await
+    };
+}
+
+pub(crate) use aggregated_list;
+
+/// One page of an aggregated list: its items by scope (`regions/R`, `zones/Z`).
+pub(crate) struct AggregatedPage {
+    pub scopes: Vec<(String, Vec<Value>)>,
+    pub unreachables: Vec<String>,
+    pub next: Option<String>,
+}
+
+/// Every page of an aggregated list, the items of the scopes starting with `scope`, in scope
+/// order. A scope the API could not reach (`unreachables`) fails the list: its items are
+/// unknown.
+pub(crate) async fn list_aggregated<F, Fut>(
+    mut page: F,
+    what: &str,
+    scope: &str,
+) -> Result<Vec<Value>, String>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<AggregatedPage, google_cloud_gax::error::Error>>,
+{
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let got = with_retries(what, || page(token.clone())).await?;
+        if !got.unreachables.is_empty() {
+            return Err(format!(
+                "{what}: unreachable: {}",
+                got.unreachables.join(", ")
+            ));
+        }
+        let mut scopes = got.scopes;
+        scopes.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, list) in scopes {
+            if name.starts_with(scope) {
+                items.extend(list);
+            }
+        }
+        match got.next.filter(|t| !t.is_empty()) {
+            Some(next) => token = next,
+            None => return Ok(items),
+        }
+    }
+}
+
 /// Reads every GCP kind the policy audits, the kinds concurrently (each follows its own
 /// pages; a list two kinds need is read once). A kind's failed list is a gap for that kind
 /// only; the caller's run deadline still bounds the whole read.

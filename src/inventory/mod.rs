@@ -54,10 +54,12 @@ pub enum GcpKind {
     Address,
     Disk,
     Snapshot,
+    ForwardingRule,
+    TargetProxy,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 8] = [
+    pub const ALL: [GcpKind; 10] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
@@ -66,6 +68,8 @@ impl GcpKind {
         GcpKind::Address,
         GcpKind::Disk,
         GcpKind::Snapshot,
+        GcpKind::ForwardingRule,
+        GcpKind::TargetProxy,
     ];
 
     /// The kind a report spells `kind`.
@@ -83,6 +87,8 @@ impl GcpKind {
             GcpKind::Address => "Address",
             GcpKind::Disk => "Disk",
             GcpKind::Snapshot => "Snapshot",
+            GcpKind::ForwardingRule => "ForwardingRule",
+            GcpKind::TargetProxy => "TargetProxy",
         }
     }
 }
@@ -140,6 +146,22 @@ pub struct GcpResource {
     /// still exists), in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<String>,
+    /// Load balancer parts: the report names of the parts one level down the chain this one
+    /// names (a forwarding rule: its target proxy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    /// Load balancer parts: the parts one level up the chain that name this one. Each keeps
+    /// it unless that part is itself deleted, and then it is deleted after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<Referrer>,
+}
+
+/// A load balancer part that names another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referrer {
+    pub kind: GcpKind,
+    /// As the report names it.
+    pub name: String,
 }
 
 impl GcpResource {
@@ -164,6 +186,8 @@ impl GcpResource {
             detached: None,
             source: None,
             managed_by: None,
+            references: Vec::new(),
+            referrers: Vec::new(),
         }
     }
 

@@ -316,6 +316,8 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
         "ssl_certificates",
         "addresses",
         "disks",
+        "forwarding_rules",
+        "target_proxies",
     ] {
         let base = format!("/gcp/{section}/allowed");
         if let Some(list) = v.pointer(&base).and_then(Value::as_array) {

@@ -585,6 +585,20 @@ pub struct GcpPolicy {
     /// `delete_final_snapshots` says otherwise. Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<SnapshotPolicy>,
+    /// Forwarding rules, regional (reported as `REGION/NAME`; the allowlist matches the
+    /// name) and global: the top of a load balancer. An internal one (`loadBalancingScheme`
+    /// `INTERNAL*`) is always kept, since a route or a service attachment may name it, and
+    /// GKE's (`k8s-*`, `k8s1-*`, `k8s2-*`, `gkegw*`, a `kubernetes.io/` description) are kept.
+    /// Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding_rules: Option<Allowlist>,
+    /// Target proxies (HTTP, HTTPS, SSL, TCP), global (reported as `TYPE/NAME`, e.g.
+    /// `https/web`) and regional (`REGION/TYPE/NAME`); the allowlist matches the name. A proxy
+    /// a kept forwarding rule names is kept (`in-use`); one only orphan forwarding rules name
+    /// is deleted after them. Without the forwarding rules, none is deleted. GKE's (`k8s*-`,
+    /// `gkegw*`, a `kubernetes.io/` description) are kept. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_proxies: Option<Allowlist>,
 }
 
 /// Retention of Compute disk snapshots, per source disk.

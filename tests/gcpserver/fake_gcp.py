@@ -22,12 +22,14 @@ Compute Engine v1 (kind/selfLink/id-as-string/creationTimestamp with offset, www
   GET    /compute/v1/projects/{p}/global/{coll}/{name}             get
   DELETE /compute/v1/projects/{p}/global/{coll}/{name}             -> compute#operation (PENDING)
          coll = firewalls | sslCertificates | targetHttpsProxies | targetSslProxies | addresses (global)
+                | forwardingRules (global)
   GET    /compute/v1/projects/{p}/aggregated/addresses             addresses.aggregatedList: items {"regions/R":
                                                                   {"addresses": [...]}, "global": ...}, paged
                                                                   over the regional ones; config
                                                                   aggregated_unreachables fills `unreachables`
-  GET    /compute/v1/projects/{p}/regions/{r}/addresses[/{name}]   list / get
-  DELETE /compute/v1/projects/{p}/regions/{r}/addresses/{name}     -> compute#operation (regional)
+  GET    /compute/v1/projects/{p}/regions/{r}/{rcoll}[/{name}]     list / get
+  DELETE /compute/v1/projects/{p}/regions/{r}/{rcoll}/{name}       -> compute#operation (regional)
+         rcoll = addresses | forwardingRules; both also through aggregated/{rcoll}
   GET    /compute/v1/projects/{p}/regions/{r}/operations/{op}      get (a poll);  POST .../wait
   GET    /compute/v1/projects/{p}/aggregated/disks                 disks.aggregatedList ({"zones/Z": {"disks": [...]}})
   GET    /compute/v1/projects/{p}/zones/{z}/disks/{d}              get;  DELETE -> zonal operation (400
@@ -43,7 +45,12 @@ Compute Engine v1 (kind/selfLink/id-as-string/creationTimestamp with offset, www
   "labels" and "creationTimestamp".
   Addresses are seeded with "region" (regional) or without (global); users (short forwarding rule names
   are expanded) make them IN_USE, else RESERVED. Deleting one with users answers 400
-  resourceInUseByAnotherResource.
+  resourceInUseByAnotherResource. Forwarding rules likewise take "region" or not; a short "target" is
+  expanded to a targetHttpsProxy of their scope ("global/targetTcpProxies/x", "regions/R/targetHttpProxies/x"
+  name others); loadBalancingScheme defaults to EXTERNAL_MANAGED, and each has a fingerprint.
+  Target proxies: global targetHttpProxies | targetHttpsProxies | targetSslProxies | targetTcpProxies,
+  regional (seeded with "region") targetHttpProxies | targetHttpsProxies | targetTcpProxies, also through
+  aggregated/{coll}. Deleting a proxy a forwarding rule targets answers 400 resourceInUseByAnotherResource.
   GET    /compute/v1/projects/{p}/global/operations[/{op}]         list / get (each get is one "poll")
   POST   /compute/v1/projects/{p}/global/operations/{op}/wait      finishes the operation at once
   DELETE /compute/v1/projects/{p}/global/operations/{op}           -> 204
@@ -184,12 +191,16 @@ COMPUTE_COLLECTIONS = {
     "targetHttpsProxies": ("compute#targetHttpsProxy", "compute#targetHttpsProxyList", "target_https_proxy"),
     "targetSslProxies": ("compute#targetSslProxy", "compute#targetSslProxyList", "target_ssl_proxy"),
     "addresses": ("compute#address", "compute#addressList", "address"),
+    "forwardingRules": ("compute#forwardingRule", "compute#forwardingRuleList", "forwarding_rule"),
+    "targetHttpProxies": ("compute#targetHttpProxy", "compute#targetHttpProxyList", "target_http_proxy"),
+    "targetTcpProxies": ("compute#targetTcpProxy", "compute#targetTcpProxyList", "target_tcp_proxy"),
     "snapshots": ("compute#snapshot", "compute#snapshotList", "snapshot"),
 }
 # Zonal collections: stored per zone, listed through `aggregated/`.
 ZONAL_COLLECTIONS = {"disks": ("compute#disk", "compute#diskList", "disk")}
 # Regional collections: stored per region, listed per region and through `aggregated/`.
-REGIONAL_COLLECTIONS = {"addresses"}
+REGIONAL_COLLECTIONS = {"addresses", "forwardingRules", "targetHttpProxies", "targetHttpsProxies", "targetTcpProxies"}
+PROXY_COLLECTIONS = ("targetHttpProxies", "targetHttpsProxies", "targetSslProxies", "targetTcpProxies")
 GRPC_STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
     409: "ABORTED", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
@@ -535,6 +546,16 @@ def compute_ref(project: str, coll: str, value: str) -> str:
     return compute_link(project, coll, value)
 
 
+def scoped_ref(project: str, region: str | None, coll: str, value: str) -> str:
+    """A reference from a resource of `region` (None: global): a short name is one of `coll` in the
+    same scope; `regions/R/...` and `global/...` are expanded; links are kept."""
+    if value.startswith("regions/"):
+        return f"{COMPUTE_HOST}projects/{project}/{value}"
+    if "/" not in value and region:
+        return f"{COMPUTE_HOST}projects/{project}/regions/{region}/{coll}/{value}"
+    return compute_ref(project, coll, value)
+
+
 def cm_map_ref(project: str, value: str) -> str:
     if value.startswith("//"):
         return value
@@ -571,6 +592,22 @@ def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
         return obj
     if coll == "snapshots":
         return seed_snapshot(store, project, obj)
+    if coll == "forwardingRules":
+        region = obj.pop("region", None)
+        if region:
+            region = last_segment(region)
+            obj["region"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}"
+            obj["selfLink"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}/forwardingRules/{obj['name']}"
+        if obj.get("target"):
+            obj["target"] = scoped_ref(project, region, "targetHttpsProxies", obj["target"])
+        obj.setdefault("loadBalancingScheme", "EXTERNAL_MANAGED")
+        obj.setdefault("IPProtocol", "TCP")
+        obj.setdefault("IPAddress", "198.51.100.%d" % (int(obj["id"]) % 250 + 1))
+        obj.setdefault("portRange", "443-443")
+        obj.setdefault("networkTier", "PREMIUM")
+        obj.setdefault("fingerprint", store.fingerprint())
+        obj.setdefault("labelFingerprint", store.fingerprint())
+        return obj
     if coll == "firewalls":
         obj["network"] = compute_ref(project, "networks", obj.get("network", "default"))
         obj.setdefault("priority", 1000)
@@ -598,18 +635,24 @@ def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
             obj.setdefault("expireTime", compute_ts(datetime.now(timezone.utc) + timedelta(days=365)))
         obj.pop("privateKey", None)
     else:
+        region = last_segment(obj.pop("region")) if obj.get("region") else None
+        if region:
+            obj["region"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}"
+            obj["selfLink"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}/{coll}/{obj['name']}"
         if "sslCertificates" in obj:
             obj["sslCertificates"] = [compute_ref(project, "sslCertificates", c) for c in obj["sslCertificates"]]
         if obj.get("certificateMap"):
             obj["certificateMap"] = cm_map_ref(project, obj["certificateMap"])
         if obj.get("sslPolicy"):
             obj["sslPolicy"] = compute_ref(project, "sslPolicies", obj["sslPolicy"])
-        if coll == "targetHttpsProxies":
-            obj["urlMap"] = compute_ref(project, "urlMaps", obj.get("urlMap", f"{obj['name']}-url-map"))
-            obj.setdefault("quicOverride", "NONE")
+        if coll in ("targetHttpsProxies", "targetHttpProxies"):
+            obj["urlMap"] = scoped_ref(project, region, "urlMaps", obj.get("urlMap", f"{obj['name']}-url-map"))
+            if coll == "targetHttpsProxies":
+                obj.setdefault("quicOverride", "NONE")
             obj.setdefault("fingerprint", store.fingerprint())
         else:
-            obj["service"] = compute_ref(project, "backendServices", obj.get("service", f"{obj['name']}-backend"))
+            obj["service"] = scoped_ref(project, region, "backendServices",
+                                        obj.get("service", f"{obj['name']}-backend"))
             obj.setdefault("proxyHeader", "NONE")
     return obj
 
@@ -767,6 +810,15 @@ def ssl_cert_users(store: Store, project: str, cert_name: str) -> list[str]:
     return sorted(users)
 
 
+def proxy_users(store: Store, project: str, link: str) -> list[str]:
+    """The forwarding rules (global and regional) whose target is the proxy at `link`."""
+    p = store.project(project)
+    rules = list(p["compute"]["forwardingRules"].values())
+    for colls in p["regions"].values():
+        rules.extend(colls.get("forwardingRules", {}).values())
+    return sorted(r["selfLink"] for r in rules if r.get("target") == link)
+
+
 def compute_in_use_message(project: str, coll: str, name: str, user: str) -> str:
     singular = COMPUTE_COLLECTIONS[coll][2]
     return f"The {singular} resource 'projects/{project}/global/{coll}/{name}' is already being used by '{user}'"
@@ -885,6 +937,11 @@ def compute_delete(ctx, project, coll, name, region=None):
     if pending_compute_delete(store, project, coll, name, region):
         raise ApiError(400, f"The resource 'projects/{project}/global/{coll}/{name}' is not ready",
                        reason="resourceNotReady")
+    if coll in PROXY_COLLECTIONS:
+        users = proxy_users(store, project, obj["selfLink"])
+        if users:
+            raise ApiError(400, compute_in_use_message(project, coll, name, users[0]),
+                           reason="resourceInUseByAnotherResource")
     if coll == "sslCertificates" and store.config["compute_in_use"] == "request":
         users = ssl_cert_users(store, project, name)
         if users:
@@ -950,31 +1007,34 @@ def finish_compute_op(store: Store, rec: dict):
     del objects[name]
 
 
-def region_compute_get(ctx, project, region, name):
-    obj = regional_store(ctx.store, project, region, "addresses").get(name)
+def region_not_found(project, region, coll, name) -> ApiError:
+    return ApiError(404, f"The resource 'projects/{project}/regions/{region}/{coll}/{name}' was not found",
+                    reason="notFound")
+
+
+def region_compute_get(ctx, project, region, coll, name):
+    obj = regional_store(ctx.store, project, region, coll).get(name)
     if obj is None:
-        raise ApiError(404, f"The resource 'projects/{project}/regions/{region}/addresses/{name}' was not found",
-                       reason="notFound")
+        raise region_not_found(project, region, coll, name)
     return 200, copy.deepcopy(obj)
 
 
-def region_compute_delete(ctx, project, region, name):
-    if name not in regional_store(ctx.store, project, region, "addresses"):
-        raise ApiError(404, f"The resource 'projects/{project}/regions/{region}/addresses/{name}' was not found",
-                       reason="notFound")
-    return compute_delete(ctx, project, "addresses", name, region)
+def region_compute_delete(ctx, project, region, coll, name):
+    if name not in regional_store(ctx.store, project, region, coll):
+        raise region_not_found(project, region, coll, name)
+    return compute_delete(ctx, project, coll, name, region)
 
 
-def region_compute_list(ctx, project, region):
-    items = sorted(regional_store(ctx.store, project, region, "addresses").values(), key=lambda i: i["name"])
+def region_compute_list(ctx, project, region, coll):
+    items = sorted(regional_store(ctx.store, project, region, coll).values(), key=lambda i: i["name"])
     size = compute_max_results(ctx.params)
     token = ctx.params.get("pageToken")
     bad = ApiError(400, f"Invalid value for field 'pageToken': '{token}'. Invalid page token.", reason="invalid")
-    page, nxt = paginate_names(items, size, token, f"compute/{project}/{region}/addresses", bad, None)
-    body = {"kind": "compute#addressList", "id": f"projects/{project}/regions/{region}/addresses"}
+    page, nxt = paginate_names(items, size, token, f"compute/{project}/{region}/{coll}", bad, None)
+    body = {"kind": COMPUTE_COLLECTIONS[coll][1], "id": f"projects/{project}/regions/{region}/{coll}"}
     if page:
         body["items"] = copy.deepcopy(page)
-    body["selfLink"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}/addresses"
+    body["selfLink"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}/{coll}"
     if nxt:
         body["nextPageToken"] = nxt
     return 200, body
@@ -1690,7 +1750,9 @@ def log_bucket_undelete(ctx, project, loc, name):
 
 # --------------------------------------------------------------------------------------------- routing
 SEG = r"([^/]+)"
-COMPUTE_COLL = r"(firewalls|sslCertificates|targetHttpsProxies|targetSslProxies|addresses|snapshots)"
+COMPUTE_COLL = (r"(firewalls|sslCertificates|targetHttpsProxies|targetSslProxies|addresses|snapshots|forwardingRules"
+                r"|targetHttpProxies|targetTcpProxies)")
+REGION_COLL = r"(addresses|forwardingRules|targetHttpProxies|targetHttpsProxies|targetTcpProxies)"
 SA = r"([^/:]+)"
 CMP = rf"/v1/projects/{SEG}/locations/{SEG}"
 ROUTES = [
@@ -1699,9 +1761,9 @@ ROUTES = [
     ("POST", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}/wait", compute_op_wait),
     ("DELETE", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}", compute_op_delete),
     ("GET", rf"/compute/v1/projects/{SEG}/aggregated/{SEG}", aggregated_list),
-    ("GET", rf"/compute/v1/projects/{SEG}/regions/{SEG}/addresses", region_compute_list),
-    ("GET", rf"/compute/v1/projects/{SEG}/regions/{SEG}/addresses/{SEG}", region_compute_get),
-    ("DELETE", rf"/compute/v1/projects/{SEG}/regions/{SEG}/addresses/{SEG}", region_compute_delete),
+    ("GET", rf"/compute/v1/projects/{SEG}/regions/{SEG}/{REGION_COLL}", region_compute_list),
+    ("GET", rf"/compute/v1/projects/{SEG}/regions/{SEG}/{REGION_COLL}/{SEG}", region_compute_get),
+    ("DELETE", rf"/compute/v1/projects/{SEG}/regions/{SEG}/{REGION_COLL}/{SEG}", region_compute_delete),
     ("GET", rf"/compute/v1/projects/{SEG}/zones/{SEG}/disks/{SEG}", zone_disk_get),
     ("DELETE", rf"/compute/v1/projects/{SEG}/zones/{SEG}/disks/{SEG}", zone_disk_delete),
     ("POST", rf"/compute/v1/projects/{SEG}/zones/{SEG}/disks/{SEG}/createSnapshot", zone_disk_create_snapshot),
@@ -1784,8 +1846,7 @@ class Ctx:
 
 # --------------------------------------------------------------------------------------------- control
 SEED_KEYS = {"project", "location", "projectNumber", "firewalls", "sslCertificates", "targetHttpsProxies",
-             "targetSslProxies", "addresses", "snapshots", "disks", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries",
-             "logSinks", "logBuckets"}
+             "targetSslProxies", "addresses", "forwardingRules", "targetHttpProxies", "targetTcpProxies", "snapshots", "disks", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries", "logSinks", "logBuckets"}
 
 
 def seed(store: Store, spec: dict) -> int:

@@ -250,6 +250,60 @@ class FakeGcpTest(unittest.TestCase):
         self.ok("POST", "/_fake/config", {"aggregated_unreachables": ["regions/asia-east1"]})
         self.assertEqual(self.compute("GET", agg)[2]["unreachables"], ["regions/asia-east1"])
 
+    def test_forwarding_rules_regional_and_global_aggregated_paged_and_deleted_through_operations(self):
+        self.seed(forwardingRules=[{"name": "fr-a", "region": "us-central1", "target": "proxy-a"},
+                                   {"name": "fr-b", "region": "us-central1"}, {"name": "fr-web", "target": "web"}])
+        agg = f"/compute/v1/projects/{P}/aggregated/forwardingRules"
+        _, _, first = self.compute("GET", agg, query={"maxResults": "1"})
+        self.assertEqual(first["kind"], "compute#forwardingRuleAggregatedList")
+        self.assertEqual([r["name"] for r in first["items"]["global"]["forwardingRules"]], ["fr-web"])
+        a = first["items"]["regions/us-central1"]["forwardingRules"][0]
+        self.assertEqual(a["target"], f"https://www.googleapis.com/compute/v1/projects/{P}/regions/us-central1/targetHttpsProxies/proxy-a")
+        self.assertEqual(a["loadBalancingScheme"], "EXTERNAL_MANAGED")
+        self.assertIn("fingerprint", a)
+        _, _, second = self.compute("GET", agg, query={"maxResults": "1", "pageToken": first["nextPageToken"]})
+        self.assertEqual([r["name"] for r in second["items"]["regions/us-central1"]["forwardingRules"]], ["fr-b"])
+        self.assertNotIn("nextPageToken", second)
+        glob = f"/compute/v1/projects/{P}/global/forwardingRules"
+        _, _, listed = self.compute("GET", glob)
+        self.assertEqual(listed["items"][0]["target"], f"https://www.googleapis.com/compute/v1/projects/{P}/global/targetHttpsProxies/web")
+        reg = f"/compute/v1/projects/{P}/regions/us-central1/forwardingRules"
+        self.assertEqual([r["name"] for r in self.compute("GET", reg)[2]["items"]], ["fr-a", "fr-b"])
+        self.ok("POST", "/_fake/config", {"operation_polls": 1})
+        _, _, op = self.compute("DELETE", f"{reg}/fr-a")
+        self.assertIn("/regions/us-central1/operations/", op["selfLink"])
+        self.assertEqual(self.compute("GET", f"/compute/v1/projects/{P}/regions/us-central1/operations/{op['name']}")[2]["status"], "DONE")
+        self.assertEqual(self.compute("GET", f"{reg}/fr-a")[0], 404)
+        _, _, op = self.compute("DELETE", f"{glob}/fr-web")
+        self.assertEqual(self.compute("GET", f"{OPS}/{op['name']}")[2]["status"], "DONE")
+        self.assertEqual(self.compute("GET", f"{glob}/fr-web")[0], 404)
+
+    def test_target_proxies_global_and_regional_refused_while_a_forwarding_rule_targets_them(self):
+        self.seed(targetHttpProxies=[{"name": "web-http"}, {"name": "reg-http", "region": "us-central1"}],
+                  targetTcpProxies=[{"name": "tcp-a"}],
+                  forwardingRules=[{"name": "fr-1", "target": "global/targetHttpProxies/web-http"},
+                                   {"name": "fr-2", "region": "us-central1",
+                                    "target": "regions/us-central1/targetHttpProxies/reg-http"}])
+        base = f"/compute/v1/projects/{P}"
+        _, _, listed = self.compute("GET", f"{base}/global/targetHttpProxies")
+        self.assertEqual([x["name"] for x in listed["items"]], ["web-http"])
+        self.assertIn("fingerprint", listed["items"][0])
+        _, _, agg = self.compute("GET", f"{base}/aggregated/targetHttpProxies")
+        self.assertEqual([x["name"] for x in agg["items"]["regions/us-central1"]["targetHttpProxies"]], ["reg-http"])
+        self.assertEqual([x["name"] for x in agg["items"]["global"]["targetHttpProxies"]], ["web-http"])
+        reg = f"{base}/regions/us-central1/targetHttpProxies/reg-http"
+        status, _, err = self.compute("DELETE", reg)
+        self.assertEqual((status, err["error"]["errors"][0]["reason"]), (400, "resourceInUseByAnotherResource"))
+        status, _, _ = self.compute("DELETE", f"{base}/global/targetHttpProxies/web-http")
+        self.assertEqual(status, 400)
+        self.ok("POST", "/_fake/config", {"operation_polls": 0})
+        self.compute("DELETE", f"{base}/regions/us-central1/forwardingRules/fr-2")
+        _, _, op = self.compute("DELETE", reg)
+        self.assertEqual(op["status"], "DONE")
+        self.assertEqual(self.compute("GET", reg)[0], 404)
+        _, _, op = self.compute("DELETE", f"{base}/global/targetTcpProxies/tcp-a")
+        self.assertEqual(self.compute("GET", f"{base}/global/targetTcpProxies/tcp-a")[0], 404)
+
     def test_disks_aggregated_snapshot_then_delete_through_zone_operations(self):
         self.seed(disks=[{"name": "data-a", "zone": "us-central1-a"}, {"name": "boot", "zone": "europe-west1-b",
                                                                         "users": ["vm-1"]}])

@@ -1354,3 +1354,556 @@ fn a_forbidden_snapshot_or_disk_list_protects_only_snapshots() {
         );
     }
 }
+
+/// A project with forwarding rules: more than a page of allowed regional ones, orphans
+/// regional and global, and the ones that are kept however they look.
+fn forwarding_rule_project() -> (FakeGcp, tempfile::TempDir, PathBuf) {
+    let gcp = FakeGcp::start();
+    let mut rules: Vec<Value> = (0..501)
+        .map(|i| {
+            let region = if i % 2 == 0 {
+                "us-central1"
+            } else {
+                "europe-west1"
+            };
+            json!({"name": format!("aia-fr-{i:03}"), "region": region, "target": "aia-proxy"})
+        })
+        .collect();
+    rules.extend([
+        json!({"name": "old-fr", "region": "us-central1", "target": "old-proxy"}),
+        json!({"name": "old-fr-2", "region": "europe-west1", "target": "old-proxy-2"}),
+        json!({"name": "old-global-fr", "target": "old-web"}),
+        json!({"name": "aia-web", "target": "aia-web"}),
+        json!({"name": "old-ilb", "region": "us-central1", "loadBalancingScheme": "INTERNAL",
+               "backendService": "projects/p/regions/us-central1/backendServices/old-be"}),
+        json!({"name": "k8s2-fr-abcd-web", "target": "k8s2-ts-abcd-web"}),
+        json!({"name": "a0b1c2d3e4", "region": "us-central1",
+               "description": "{\"kubernetes.io/service-name\":\"aia-production/aia-api\"}"}),
+    ]);
+    gcp.seed(json!({
+        "project": PROJECT,
+        "forwardingRules": rules,
+        "firewalls": [{"name": "old-open-ssh"}]
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  firewall_rules: {{allowed: [\"aia-*\"]}}\n  forwarding_rules: {{allowed: [\"aia-*\"]}}\nsafety:\n  min_age_hours: 0\n  max_deletions: 20\n"
+        ),
+    );
+    (gcp, dir, policy)
+}
+
+#[test]
+fn forwarding_rules_every_page_internal_and_gke_ones_kept_replayed_equal_and_enforced() {
+    let (gcp, dir, policy) = forwarding_rule_project();
+    let policy = policy.to_str().unwrap();
+    let live = dir.path().join("live.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--report",
+            live.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_report(&live);
+    let v = verdicts(&report);
+    assert_eq!(
+        v.keys().filter(|k| k.contains("/aia-fr-")).count(),
+        501,
+        "both pages of the aggregated list"
+    );
+    let action = |k: &str| v.get(k).map(|x| x.0.as_str()).unwrap_or("absent");
+    for orphan in [
+        "ForwardingRule us-central1/old-fr",
+        "ForwardingRule europe-west1/old-fr-2",
+        "ForwardingRule old-global-fr",
+    ] {
+        assert_eq!(action(orphan), "delete", "{orphan}");
+    }
+    for (kept, reason) in [
+        ("ForwardingRule aia-web", "in-allowlist"),
+        ("ForwardingRule us-central1/aia-fr-000", "in-allowlist"),
+        ("ForwardingRule us-central1/old-ilb", "in-use"),
+        ("ForwardingRule k8s2-fr-abcd-web", "system-managed"),
+        ("ForwardingRule us-central1/a0b1c2d3e4", "system-managed"),
+    ] {
+        assert_eq!(action(kept), "keep", "{kept}: {:?}", v.get(kept));
+        assert!(
+            v[kept].1.contains(&reason.to_string()),
+            "{kept}: {:?}",
+            v[kept]
+        );
+    }
+    let pages = |suffix: &str| {
+        gcp.requests()
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap().ends_with(suffix))
+            .count()
+    };
+    assert_eq!(pages("/aggregated/forwardingRules"), 2, "two pages");
+    assert_eq!(pages("/global/forwardingRules"), 1);
+
+    // A recorded snapshot replays to the same verdicts.
+    let snap = dir.path().join("snap");
+    let out = run_with(
+        &gcp,
+        &[
+            "snapshot",
+            "--policy",
+            policy,
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(snap.join("gcp/forwardingRules.json").is_file());
+    let replay = dir.path().join("replay.json");
+    let now = report["evaluated_at"].as_str().unwrap().to_string();
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--now",
+            &now,
+            "--report",
+            replay.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(verdicts(&read_report(&replay)), v);
+
+    // Enforce: after the review old-fr is pointed at another proxy (its fingerprint changes,
+    // its id does not): not deleted. The other two go through their operations.
+    let plan = dir.path().join("plan.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--report",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fr = format!("/compute/v1/projects/{PROJECT}/regions/us-central1/forwardingRules/old-fr");
+    let (_, body) = Service::http_to(gcp.service.port, "GET", &fr, "");
+    let mut changed: Value = serde_json::from_str(&body).unwrap();
+    changed["target"] = json!("new-proxy");
+    // Fingerprints are base64 (the client decodes them as bytes).
+    changed["fingerprint"] = json!("Y2hhbmdlZA==");
+    gcp.seed(json!({"project": PROJECT, "forwardingRules": [changed]}));
+    let outcome = dir.path().join("outcome.json");
+    let backup = dir.path().join("backups");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let o = outcomes(&read_report(&outcome));
+    for gone in [
+        "ForwardingRule old-global-fr",
+        "ForwardingRule europe-west1/old-fr-2",
+    ] {
+        assert_eq!(o[gone].0, "deleted", "{gone}: {o:?}");
+        assert!(o[gone].2, "{gone}: backed up first");
+    }
+    assert_eq!(o["ForwardingRule us-central1/old-fr"].0, "skipped", "{o:?}");
+    assert!(gcp.exists(&fr), "the rule changed since review stays");
+    assert!(!gcp.exists(&format!(
+        "/compute/v1/projects/{PROJECT}/global/forwardingRules/old-global-fr"
+    )));
+    assert!(!gcp.exists(&format!(
+        "/compute/v1/projects/{PROJECT}/regions/europe-west1/forwardingRules/old-fr-2"
+    )));
+    assert!(gcp.exists(&format!(
+        "/compute/v1/projects/{PROJECT}/regions/us-central1/forwardingRules/old-ilb"
+    )));
+    let polled = |scope: &str| {
+        gcp.requests()
+            .iter()
+            .any(|r| r["method"] == "GET" && r["path"].as_str().unwrap().contains(scope))
+    };
+    assert!(polled("/global/operations/") && polled("/regions/europe-west1/operations/"));
+}
+
+#[test]
+fn a_forbidden_or_partial_forwarding_rule_list_protects_only_forwarding_rules() {
+    for fault in ["forbidden", "unreachable"] {
+        let (gcp, dir, policy) = forwarding_rule_project();
+        if fault == "forbidden" {
+            gcp.fault(json!({"path": "/global/forwardingRules$", "status": 403}));
+        } else {
+            gcp.control(
+                "POST",
+                "/_fake/config",
+                &json!({"aggregated_unreachables": ["regions/asia-east1"]}),
+            );
+        }
+        let path = dir.path().join("report.json");
+        let out = run_with(
+            &gcp,
+            &[
+                "run",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--report",
+                path.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{fault}: {}", stderr(&out));
+        let report = read_report(&path);
+        let v = verdicts(&report);
+        assert!(
+            !v.keys().any(|k| k.starts_with("ForwardingRule ")),
+            "{fault}: no forwarding rule judged from a partial list: {v:?}"
+        );
+        assert_eq!(v["FirewallRule old-open-ssh"].0, "delete", "{fault}");
+        assert!(
+            report["errors"].to_string().contains("forwarding rules"),
+            "{fault}: {}",
+            report["errors"]
+        );
+    }
+}
+
+/// A project with the top of a load balancer chain: forwarding rules and the target proxies
+/// they name (every type, global and regional), kept and orphan.
+fn proxy_project() -> (FakeGcp, tempfile::TempDir, PathBuf) {
+    let gcp = FakeGcp::start();
+    let mut http: Vec<Value> = (0..501)
+        .map(|i| json!({"name": format!("aia-http-{i:03}")}))
+        .collect();
+    http.extend([
+        json!({"name": "old-http", "region": "us-central1"}),
+        json!({"name": "old-after-fail"}),
+    ]);
+    gcp.seed(json!({
+        "project": PROJECT,
+        "forwardingRules": [
+            {"name": "aia-web", "target": "global/targetHttpsProxies/web-https"},
+            {"name": "old-fr", "region": "us-central1",
+             "target": "regions/us-central1/targetHttpProxies/old-http"},
+            {"name": "old-global-fr", "target": "global/targetTcpProxies/old-tcp"},
+            {"name": "old-fails", "target": "global/targetHttpProxies/old-after-fail"},
+            {"name": "old-ilb", "region": "us-central1", "loadBalancingScheme": "INTERNAL_MANAGED",
+             "target": "regions/us-central1/targetHttpsProxies/ilb-proxy"}
+        ],
+        "targetHttpProxies": http,
+        "targetHttpsProxies": [{"name": "web-https"}, {"name": "ilb-proxy", "region": "us-central1"}],
+        "targetSslProxies": [{"name": "old-ssl"}],
+        "targetTcpProxies": [{"name": "old-tcp"}, {"name": "k8s2-tp-abcd-web"}],
+        "firewalls": [{"name": "old-open-ssh"}]
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "version: 1\nname: gcp\ngcp:\n  project: {PROJECT}\n  firewall_rules: {{allowed: [\"aia-*\"]}}\n  forwarding_rules: {{allowed: [\"aia-*\"]}}\n  target_proxies: {{allowed: [\"aia-*\"]}}\nsafety:\n  min_age_hours: 0\n  max_deletions: 20\n"
+        ),
+    );
+    (gcp, dir, policy)
+}
+
+#[test]
+fn target_proxies_are_kept_by_kept_rules_and_deleted_after_orphan_rules_through_operations() {
+    let (gcp, dir, policy) = proxy_project();
+    let policy = policy.to_str().unwrap();
+    let live = dir.path().join("live.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--report",
+            live.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_report(&live);
+    let v = verdicts(&report);
+    assert_eq!(
+        v.keys().filter(|k| k.contains("http/aia-http-")).count(),
+        501,
+        "both pages of the HTTP proxy list"
+    );
+    let action = |k: &str| v.get(k).map(|x| x.0.as_str()).unwrap_or("absent");
+    for orphan in [
+        "ForwardingRule us-central1/old-fr",
+        "ForwardingRule old-global-fr",
+        "ForwardingRule old-fails",
+        "TargetProxy us-central1/http/old-http",
+        "TargetProxy tcp/old-tcp",
+        "TargetProxy http/old-after-fail",
+        "TargetProxy ssl/old-ssl",
+    ] {
+        assert_eq!(action(orphan), "delete", "{orphan}: {:?}", v.get(orphan));
+    }
+    for (kept, reason) in [
+        ("TargetProxy https/web-https", "in-use"),
+        ("TargetProxy us-central1/https/ilb-proxy", "in-use"),
+        ("TargetProxy tcp/k8s2-tp-abcd-web", "system-managed"),
+        ("TargetProxy http/aia-http-000", "in-allowlist"),
+        ("ForwardingRule us-central1/old-ilb", "in-use"),
+    ] {
+        assert_eq!(action(kept), "keep", "{kept}: {:?}", v.get(kept));
+        assert!(
+            v[kept].1.contains(&reason.to_string()),
+            "{kept}: {:?}",
+            v[kept]
+        );
+    }
+    let find = |name: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        find("https/web-https")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ForwardingRule aia-web"),
+        "the kept referrer is named"
+    );
+    let orphan = find("us-central1/http/old-http");
+    assert_eq!(
+        orphan["identity"]["after"],
+        json!(["ForwardingRule us-central1/old-fr"])
+    );
+    assert!(
+        orphan["plan_order"].as_u64() > find("us-central1/old-fr")["plan_order"].as_u64(),
+        "top-down: the rule before its proxy"
+    );
+
+    // A recorded snapshot replays to the same verdicts; without the forwarding rules it keeps
+    // every proxy.
+    let snap = dir.path().join("snap");
+    let out = run_with(
+        &gcp,
+        &[
+            "snapshot",
+            "--policy",
+            policy,
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for file in [
+        "targetHttpProxies.json",
+        "targetHttpsProxies.json",
+        "targetSslProxies.json",
+        "targetTcpProxies.json",
+        "regionTargetHttpProxies.json",
+        "regionTargetHttpsProxies.json",
+        "regionTargetTcpProxies.json",
+        "forwardingRules.json",
+    ] {
+        assert!(snap.join("gcp").join(file).is_file(), "{file}");
+    }
+    let replay = dir.path().join("replay.json");
+    let now = report["evaluated_at"].as_str().unwrap().to_string();
+    let replay_run = |path: &std::path::Path| {
+        run_with(
+            &gcp,
+            &[
+                "run",
+                "--policy",
+                policy,
+                "--snapshot",
+                snap.to_str().unwrap(),
+                "--now",
+                &now,
+                "--report",
+                path.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = replay_run(&replay);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(verdicts(&read_report(&replay)), v);
+    std::fs::remove_file(snap.join("gcp/forwardingRules.json")).unwrap();
+    let out = replay_run(&replay);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let without = verdicts(&read_report(&replay));
+    assert!(
+        without
+            .iter()
+            .filter(|(k, _)| k.starts_with("TargetProxy "))
+            .all(|(_, (a, _))| a == "keep"),
+        "no proxy is unused without the forwarding rules: {without:?}"
+    );
+
+    // Enforce: the rules go first, then their proxies; old-fails' delete is refused, so its
+    // proxy is not tried.
+    let plan = dir.path().join("plan.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--report",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    gcp.fault(
+        json!({"method": "DELETE", "path": "/global/forwardingRules/old-fails$", "status": 403}),
+    );
+    let outcome = dir.path().join("outcome.json");
+    let backup = dir.path().join("backups");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            &now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one delete failed: {}",
+        stderr(&out)
+    );
+    let o = outcomes(&read_report(&outcome));
+    for gone in [
+        "ForwardingRule us-central1/old-fr",
+        "ForwardingRule old-global-fr",
+        "TargetProxy us-central1/http/old-http",
+        "TargetProxy tcp/old-tcp",
+        "TargetProxy ssl/old-ssl",
+    ] {
+        assert_eq!(o[gone].0, "deleted", "{gone}: {o:?}");
+        assert!(o[gone].2, "{gone}: backed up first");
+    }
+    assert_eq!(o["ForwardingRule old-fails"].0, "failed", "{o:?}");
+    let (status, reason, _) = &o["TargetProxy http/old-after-fail"];
+    assert_eq!(status, "skipped");
+    assert!(
+        reason.contains("ForwardingRule old-fails") && reason.contains("was not deleted"),
+        "{reason}"
+    );
+    let base = format!("/compute/v1/projects/{PROJECT}");
+    assert!(gcp.exists(&format!("{base}/global/targetHttpProxies/old-after-fail")));
+    assert!(gcp.exists(&format!("{base}/global/targetHttpsProxies/web-https")));
+    assert!(gcp.exists(&format!(
+        "{base}/regions/us-central1/targetHttpsProxies/ilb-proxy"
+    )));
+    assert!(!gcp.exists(&format!(
+        "{base}/regions/us-central1/targetHttpProxies/old-http"
+    )));
+    let deletes: Vec<String> = gcp
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "DELETE")
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    let at = |suffix: &str| deletes.iter().position(|p| p.ends_with(suffix)).unwrap();
+    assert!(
+        at("/forwardingRules/old-fr") < at("/targetHttpProxies/old-http"),
+        "{deletes:?}"
+    );
+    assert!(
+        !deletes.iter().any(|p| p.ends_with("/old-after-fail")),
+        "not tried: {deletes:?}"
+    );
+}
+
+#[test]
+fn a_forbidden_proxy_or_rule_list_protects_only_the_kinds_it_could_prove_unused() {
+    // 403 on one proxy list: every proxy kept, the rules still judged.
+    let (gcp, dir, policy) = proxy_project();
+    gcp.fault(json!({"path": "/global/targetTcpProxies$", "status": 403}));
+    let path = dir.path().join("report.json");
+    let args = [
+        "run",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--report",
+        path.to_str().unwrap(),
+    ];
+    let out = run_with(&gcp, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = read_report(&path);
+    let v = verdicts(&report);
+    assert!(
+        v.iter()
+            .filter(|(k, _)| k.starts_with("TargetProxy "))
+            .all(|(_, (a, _))| a == "keep"),
+        "{v:?}"
+    );
+    assert_eq!(v["TargetProxy ssl/old-ssl"].1, ["listing-incomplete"]);
+    assert_eq!(v["ForwardingRule us-central1/old-fr"].0, "delete");
+    assert_eq!(v["FirewallRule old-open-ssh"].0, "delete");
+    assert!(report["errors"].to_string().contains("target proxies"));
+
+    // 403 on the forwarding rules: no rule judged, and no proxy is unused.
+    let (gcp, dir, policy) = proxy_project();
+    gcp.fault(json!({"path": "/global/forwardingRules$", "status": 403}));
+    let path = dir.path().join("report.json");
+    let out = run_with(
+        &gcp,
+        &[
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--report",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v = verdicts(&read_report(&path));
+    assert!(!v.keys().any(|k| k.starts_with("ForwardingRule ")), "{v:?}");
+    assert!(
+        v.iter()
+            .filter(|(k, _)| k.starts_with("TargetProxy "))
+            .all(|(_, (a, _))| a == "keep"),
+        "{v:?}"
+    );
+    assert_eq!(v["FirewallRule old-open-ssh"].0, "delete");
+}

@@ -583,3 +583,162 @@ fn snapshots_tied_with_the_last_kept_one_are_all_kept() {
     }
     expired(&f, "d");
 }
+
+const FORWARDING_RULES: &str =
+    "version: 1\nname: t\ngcp:\n  project: p\n  forwarding_rules: {allowed: ['app-*']}\n";
+
+fn forwarding_rule(name: &str, scheme: Option<&str>) -> GcpResource {
+    GcpResource {
+        purpose: scheme.map(str::to_string),
+        ..res(GcpKind::ForwardingRule, name)
+    }
+}
+
+#[test]
+fn only_an_external_forwarding_rule_outside_the_allowlist_and_the_floor_is_deleted() {
+    let mut ingress = forwarding_rule("a0b1c2", Some("EXTERNAL"));
+    ingress.description = Some(r#"{"kubernetes.io/ingress-name":"app/web"}"#.into());
+    let f = run_policy(
+        FORWARDING_RULES,
+        vec![
+            forwarding_rule("old-web", Some("EXTERNAL_MANAGED")),
+            forwarding_rule("us-central1/old-regional", Some("EXTERNAL")),
+            forwarding_rule("app-web", Some("EXTERNAL_MANAGED")),
+            forwarding_rule("us-central1/app-regional", Some("EXTERNAL")),
+            // A route's next hop or a service attachment may name these: neither is listed.
+            forwarding_rule("us-central1/old-ilb", Some("INTERNAL")),
+            forwarding_rule("us-central1/old-l7-ilb", Some("INTERNAL_MANAGED")),
+            forwarding_rule("old-unknown-scheme", None),
+            forwarding_rule("k8s2-fr-abc", Some("EXTERNAL")),
+            forwarding_rule("us-central1/k8s2-fs-regional", Some("EXTERNAL")),
+            forwarding_rule("gkegw1-abc-web", Some("EXTERNAL_MANAGED")),
+            ingress,
+        ],
+    );
+    deleted(&f, GcpKind::ForwardingRule, "old-web");
+    deleted(&f, GcpKind::ForwardingRule, "us-central1/old-regional");
+    kept(&f, GcpKind::ForwardingRule, "app-web", Reason::InAllowlist);
+    kept(
+        &f,
+        GcpKind::ForwardingRule,
+        "us-central1/app-regional",
+        Reason::InAllowlist,
+    );
+    for name in [
+        "us-central1/old-ilb",
+        "us-central1/old-l7-ilb",
+        "old-unknown-scheme",
+    ] {
+        kept(&f, GcpKind::ForwardingRule, name, Reason::InUse);
+    }
+    for name in [
+        "k8s2-fr-abc",
+        "us-central1/k8s2-fs-regional",
+        "gkegw1-abc-web",
+        "a0b1c2",
+    ] {
+        kept(&f, GcpKind::ForwardingRule, name, Reason::SystemManaged);
+    }
+    let ilb = f
+        .items
+        .iter()
+        .find(|x| x.name == "us-central1/old-ilb")
+        .and_then(|x| x.detail.clone())
+        .unwrap_or_default();
+    assert!(ilb.contains("route"), "{ilb}");
+}
+
+const CHAIN: &str = "version: 1\nname: t\ngcp:\n  project: p\n  forwarding_rules: {allowed: ['app-*']}\n  target_proxies: {allowed: ['app-*']}\n";
+
+fn proxy(name: &str, referrers: &[&str]) -> GcpResource {
+    GcpResource {
+        referrers: referrers
+            .iter()
+            .map(|r| crate::inventory::Referrer {
+                kind: GcpKind::ForwardingRule,
+                name: r.to_string(),
+            })
+            .collect(),
+        ..res(GcpKind::TargetProxy, name)
+    }
+}
+
+#[test]
+fn a_proxy_is_kept_by_a_kept_forwarding_rule_and_deleted_after_an_orphan_one() {
+    // The proxies come first in the inventory: the verdicts must not depend on that order.
+    let f = run_policy(
+        CHAIN,
+        vec![
+            proxy("https/web", &["app-web"]),
+            proxy("us-central1/https/old", &["us-central1/old-fr"]),
+            proxy("http/shared", &["old-global", "us-central1/old-ilb"]),
+            proxy("tcp/lonely", &[]),
+            proxy("https/app-kept", &["old-global"]),
+            proxy("http/unjudged", &["not-listed"]),
+            GcpResource {
+                description: Some(r#"{"kubernetes.io/ingress-name":"app/web"}"#.into()),
+                ..proxy("https/a0b1c2", &[])
+            },
+            forwarding_rule("app-web", Some("EXTERNAL_MANAGED")),
+            forwarding_rule("us-central1/old-fr", Some("EXTERNAL_MANAGED")),
+            forwarding_rule("old-global", Some("EXTERNAL_MANAGED")),
+            forwarding_rule("us-central1/old-ilb", Some("INTERNAL_MANAGED")),
+        ],
+    );
+    kept(&f, GcpKind::TargetProxy, "https/web", Reason::InUse);
+    // One kept referrer (the internal rule) is enough.
+    kept(&f, GcpKind::TargetProxy, "http/shared", Reason::InUse);
+    kept(
+        &f,
+        GcpKind::TargetProxy,
+        "https/app-kept",
+        Reason::InAllowlist,
+    );
+    // A referrer nothing judged (its rule is not in the inventory) keeps it.
+    kept(&f, GcpKind::TargetProxy, "http/unjudged", Reason::InUse);
+    kept(
+        &f,
+        GcpKind::TargetProxy,
+        "https/a0b1c2",
+        Reason::SystemManaged,
+    );
+    deleted(&f, GcpKind::TargetProxy, "us-central1/https/old");
+    deleted(&f, GcpKind::TargetProxy, "tcp/lonely");
+    let finding = |name: &str| f.items.iter().find(|x| x.name == name).unwrap();
+    assert!(
+        finding("https/web")
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ForwardingRule app-web"),
+        "the referrer is named"
+    );
+    assert_eq!(
+        finding("us-central1/https/old").identity.after,
+        ["ForwardingRule us-central1/old-fr"]
+    );
+    assert!(finding("tcp/lonely").identity.after.is_empty());
+    assert!(finding("https/app-kept").identity.after.is_empty());
+}
+
+#[test]
+fn a_forwarding_rule_list_that_failed_keeps_every_proxy() {
+    let inv = Inventory {
+        gcp: vec![proxy("tcp/lonely", &[])],
+        gaps: vec![Gap {
+            provider: Provider::Gcp,
+            what: "forwarding rules".into(),
+            error: "403".into(),
+            protects: Protects::Gcp(GcpKind::TargetProxy),
+            failed: true,
+        }],
+        ..Inventory::default()
+    };
+    let f = evaluate(&policy(CHAIN), &Desired::default(), &inv);
+    kept(
+        &f,
+        GcpKind::TargetProxy,
+        "tcp/lonely",
+        Reason::ListingIncomplete,
+    );
+}

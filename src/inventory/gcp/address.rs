@@ -17,8 +17,7 @@ use crate::inventory::gcp_common::{
     labels, required, scoped_items, short_name, strings, text, time,
 };
 use crate::inventory::gcp_live::{
-    COMPUTE, GcpClients, GcpDelete, client, compute_deleted, compute_list, get, to_json,
-    with_retries,
+    COMPUTE, GcpClients, GcpDelete, aggregated_list, client, compute_deleted, compute_list, get,
 };
 use crate::inventory::{GcpKind, GcpResource};
 
@@ -75,40 +74,17 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
     })
 }
 
-/// Every regional address, through the aggregated list (every page). A region the API could
-/// not reach (`unreachables`) fails the list: its addresses are unknown.
+/// Every regional address, through the aggregated list (every page; an unreachable region
+/// fails it). Global addresses are listed on their own.
 async fn regional(clients: &GcpClients) -> Result<Vec<Value>, String> {
     let c = client!(clients, Addresses, COMPUTE)?;
-    let mut items = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = with_retries("addresses.aggregatedList", || {
-            c.aggregated_list()
-                .set_project(clients.project.clone())
-                .set_max_results(500u32)
-                .set_page_token(token.clone())
-                .send()
-        })
-        .await?;
-        if !page.unreachables.is_empty() {
-            return Err(format!(
-                "addresses.aggregatedList: unreachable: {}",
-                page.unreachables.join(", ")
-            ));
-        }
-        let mut scopes: Vec<_> = page.items.into_iter().collect();
-        scopes.sort_by(|a, b| a.0.cmp(&b.0));
-        for (scope, list) in scopes {
-            // Global addresses are listed on their own.
-            if scope.starts_with("regions/") {
-                items.extend(to_json(list.addresses));
-            }
-        }
-        match page.next_page_token.filter(|t| !t.is_empty()) {
-            Some(next) => token = next,
-            None => return Ok(items),
-        }
-    }
+    aggregated_list!(
+        c,
+        clients.project,
+        "addresses.aggregatedList",
+        "regions/",
+        addresses
+    )
 }
 
 fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {

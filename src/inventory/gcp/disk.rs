@@ -18,7 +18,7 @@ use crate::inventory::gcp_common::{
     labels, required, scoped_items, short_name, strings, text, time,
 };
 use crate::inventory::gcp_live::{
-    COMPUTE, GcpClients, GcpDelete, client, compute_deleted, get, to_json, with_retries,
+    COMPUTE, GcpClients, GcpDelete, aggregated_list, client, compute_deleted, get,
 };
 use crate::inventory::{GcpKind, GcpResource};
 
@@ -63,39 +63,10 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
     })
 }
 
-/// Every zonal disk, through the aggregated list (every page). A zone the API could not
-/// reach (`unreachables`) fails the list.
+/// Every zonal disk, through the aggregated list (every page; an unreachable zone fails it).
 async fn zonal(clients: &GcpClients) -> Result<Vec<Value>, String> {
     let c = client!(clients, Disks, COMPUTE)?;
-    let mut items = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = with_retries("disks.aggregatedList", || {
-            c.aggregated_list()
-                .set_project(clients.project.clone())
-                .set_max_results(500u32)
-                .set_page_token(token.clone())
-                .send()
-        })
-        .await?;
-        if !page.unreachables.is_empty() {
-            return Err(format!(
-                "disks.aggregatedList: unreachable: {}",
-                page.unreachables.join(", ")
-            ));
-        }
-        let mut scopes: Vec<_> = page.items.into_iter().collect();
-        scopes.sort_by(|a, b| a.0.cmp(&b.0));
-        for (scope, list) in scopes {
-            if scope.starts_with("zones/") {
-                items.extend(to_json(list.disks));
-            }
-        }
-        match page.next_page_token.filter(|t| !t.is_empty()) {
-            Some(next) => token = next,
-            None => return Ok(items),
-        }
-    }
+    aggregated_list!(c, clients.project, "disks.aggregatedList", "zones/", disks)
 }
 
 fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {

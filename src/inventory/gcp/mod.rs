@@ -12,9 +12,11 @@ pub mod bucket;
 pub mod certificate;
 pub mod disk;
 pub mod firewall;
+pub mod forwarding_rule;
 pub mod service_account;
 pub mod snapshot;
 pub mod ssl_certificate;
+pub mod target_proxy;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -155,7 +157,19 @@ pub static KINDS: &[&Kind] = &[
     &address::KIND,
     &disk::KIND,
     &snapshot::KIND,
+    &forwarding_rule::KIND,
+    &target_proxy::KIND,
 ];
+
+/// A kind's place in a load balancer's chain, top-down: what sends traffic is deleted before
+/// what it sends it to (the API refuses the other order), and a part is judged only after the
+/// parts that name it. Kinds outside the chain are 0.
+pub fn chain_rank(kind: GcpKind) -> u8 {
+    match kind {
+        GcpKind::TargetProxy => 1,
+        _ => 0,
+    }
+}
 
 /// The entry of `kind`.
 pub fn kind(kind: GcpKind) -> Option<&'static Kind> {
