@@ -960,6 +960,45 @@ def write_gcp():
              sizeGb="200", description="Jenkins home, before the move to Cloud Build"),
     ]
     write_json("gcp/disks.json", {"kind": "compute#diskList", "items": disks})
+    # The snapshots' sources, beside them (`snapshot` records the disks again for them).
+    write_json("gcp/snapshotDisks.json", {"kind": "compute#diskList", "items": disks})
+
+    def snapshot(name, disk, zone, created, **extra):
+        r = {"kind": "compute#snapshot", "id": num_id(19, "snap", name), "name": name, "status": "READY",
+             "creationTimestamp": gce_time(created, 120),
+             "sourceDisk": f"{compute}/zones/{zone}/disks/{disk}", "sourceDiskId": num_id(19, "disk", disk),
+             "selfLink": f"{compute}/global/snapshots/{name}", "storageBytes": "1073741824",
+             "labelFingerprint": "42WmSpB8rSM="}
+        r.update(extra)
+        return r
+
+    # Hand-made snapshots of a disk deleted in the summer: the three newest are kept, the oldest
+    # is past retention.
+    snapshots = [snapshot(f"old-analytics-2026{d}", "old-analytics", "us-central1-a", f"2026-{d[:2]}-{d[2:]}T09:00:00Z")
+                 for d in ["0701", "0715", "0801", "0815"]]
+    write_json("gcp/snapshots.json", {"kind": "compute#snapshotList", "items": snapshots})
+
+    # The load balancers' top: the Ingress-era rule and proxy of aia-web (allowlisted, the proxy
+    # in use by the rule), and a promotion's rule and proxy left behind. No HTTPS proxy list is
+    # recorded here, so the certificates are judged as before.
+    def forwarding_rule(name, proxy, created, ip, n):
+        return {"kind": "compute#forwardingRule", "id": num_id(19, "fr", name), "creationTimestamp": gce_time(created, 90),
+                "name": name, "IPAddress": ip, "IPProtocol": "TCP", "portRange": "80-80",
+                "target": f"{compute}/global/targetHttpProxies/{proxy}", "loadBalancingScheme": "EXTERNAL_MANAGED",
+                "networkTier": "PREMIUM", "fingerprint": ["a3ExclAwdlY2eVk=", "b2xkcHJvbW8="][n],
+                "selfLink": f"{compute}/global/forwardingRules/{name}"}
+
+    def http_proxy(name, url_map, created, n):
+        return {"kind": "compute#targetHttpProxy", "id": num_id(19, "thp", name), "creationTimestamp": gce_time(created, 95),
+                "name": name, "urlMap": f"{compute}/global/urlMaps/{url_map}",
+                "fingerprint": ["d2ViaHR0cA==", "cHJvbW9odHRw"][n], "selfLink": f"{compute}/global/targetHttpProxies/{name}"}
+
+    write_json("gcp/forwardingRules.json", {"kind": "compute#forwardingRuleList", "items": [
+        forwarding_rule("aia-web-fr", "aia-web-http", "2026-03-02T17:00:00Z", "203.0.113.10", 0),
+        forwarding_rule("old-promo-fr", "old-promo-http", "2025-10-01T16:00:00Z", "203.0.113.11", 1)]})
+    write_json("gcp/targetHttpProxies.json", {"kind": "compute#targetHttpProxyList", "items": [
+        http_proxy("aia-web-http", "aia-web", "2026-03-02T17:00:00Z", 0),
+        http_proxy("old-promo-http", "old-promo", "2025-10-01T16:00:00Z", 1)]})
 
 
 # ---------------------------------------------------------------- expected verdicts (hand-decided)
@@ -1161,6 +1200,17 @@ def write_expect():
     gcp("Disk", "us-central1-a/old-jenkins-data", "delete",
         "READY, attached to nothing since 2026-02-14, not in the allowlist (enforce snapshots it first)",
         ["not-in-allowlist"])
+    for d in ["0715", "0801", "0815"]:
+        gcp("Snapshot", f"old-analytics-2026{d}", "keep", "one of the 3 newest snapshots of its disk",
+            ["recent-version"])
+    gcp("Snapshot", "old-analytics-20260701", "delete",
+        "older than 30 days and 3 newer snapshots of its disk are kept", ["expired"])
+    gcp("ForwardingRule", "aia-web-fr", "keep", "in the allowlist")
+    gcp("TargetProxy", "http/aia-web-http", "keep", "in the allowlist, and used by ForwardingRule aia-web-fr",
+        ["in-use"])
+    gcp("ForwardingRule", "old-promo-fr", "delete", "not in the allowlist", ["not-in-allowlist"])
+    gcp("TargetProxy", "http/old-promo-http", "delete",
+        "not in the allowlist; used only by ForwardingRule old-promo-fr, deleted before it", ["not-in-allowlist"])
 
     n_del = sum(1 for e in out if e["action"] == "delete")
     doc = {"recorded_at": RECORDED_AT, "now": RECORDED_AT,
