@@ -632,7 +632,11 @@ async fn delete_gcp(
         Ok(l) => l,
         Err(e) => return failed(format!("not deleted: {e}"), None),
     };
-    match clients.delete(kind, &f.name, &current, policy, now).await {
+    let etag = f.identity.etag.as_deref();
+    match clients
+        .delete(kind, &f.name, &current, etag, policy, now)
+        .await
+    {
         Ok(GcpDelete::Deleted(note)) => Outcome {
             status: OutcomeStatus::Deleted,
             reason: note,

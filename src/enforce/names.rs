@@ -141,7 +141,7 @@ fn finding(f: &Finding) -> Check {
                 return Err((
                     "kind",
                     printable(&f.kind),
-                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`, `ForwardingRule`, `TargetProxy`",
+                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`, `ForwardingRule`, `TargetProxy`, `LogSink`, `LogBucket`",
                 ));
             };
             let (ok, rule) = match kind {
@@ -165,6 +165,13 @@ fn finding(f: &Finding) -> Check {
                     f.name.split_once('/').is_some() && is_address_name(&f.name),
                     "a disk name: `ZONE/NAME` of two GCP names",
                 ),
+                GcpKind::LogSink => (is_log_id(&f.name), LOG_ID),
+                GcpKind::LogBucket => (
+                    f.name
+                        .split_once('/')
+                        .is_some_and(|(l, b)| is_dns_label(l) && is_log_id(b)),
+                    "a log bucket name: `LOCATION/BUCKET`, LOCATION a location (`global`, `us-central1`), BUCKET letters, digits, `_`, `-` and `.`, at most 100",
+                ),
             };
             require(ok, "name", &f.name, rule)?;
             if let Some(full) = &id.resource_name {
@@ -186,6 +193,12 @@ fn finding(f: &Finding) -> Check {
                         is_resource_name(full, address_short(&f.name))
                             && full.contains("/forwardingRules/"),
                         "`projects/PROJECT/regions/REGION/forwardingRules/NAME` or `projects/PROJECT/global/forwardingRules/NAME` of this name",
+                    ),
+                    GcpKind::LogBucket => (
+                        is_resource_name(full, address_short(&f.name))
+                            && full.contains("/locations/")
+                            && full.contains("/buckets/"),
+                        "`projects/PROJECT/locations/LOCATION/buckets/BUCKET` of this name",
                     ),
                     GcpKind::Address => (
                         is_resource_name(full, address_short(&f.name))
@@ -337,6 +350,19 @@ fn is_address_name(s: &str) -> bool {
     }
 }
 
+const LOG_ID: &str =
+    "a Cloud Logging id: a letter or digit, then letters, digits, `_`, `-` and `.`, at most 100";
+
+/// A sink's or a log bucket's id (`_Default` starts with `_`, but the floor keeps it).
+fn is_log_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 100
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+}
+
 fn address_short(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)
 }
@@ -434,6 +460,8 @@ mod tests {
         ));
         assert!(!is_account_email("../x@p.iam.gserviceaccount.com"));
         assert!(is_bucket("aia-prod.appspot.com") && !is_bucket("../b") && !is_bucket("a/b"));
+        assert!(is_log_id("Old_sink.v2") && !is_log_id("..") && !is_log_id("a/b"));
+        assert!(!is_log_id(".x") && !is_log_id(&"a".repeat(101)));
         assert!(
             is_path_component("a@sha256:00")
                 && !is_path_component("..")

@@ -499,6 +499,10 @@ fn build(
                 .iter()
                 .any(|p| name.starts_with(p)),
             // Not generated here: forwarding rules and proxies have their own tests.
+            // Not generated here: log sinks and buckets have their own tests.
+            GcpKind::LogSink | GcpKind::LogBucket => {
+                matches!(name.rsplit('/').next(), Some("_Default" | "_Required"))
+            }
             GcpKind::ForwardingRule | GcpKind::TargetProxy => {
                 ["gke-", "k8s-", "k8s1-", "k8s2-", "gkegw", "sca-auto-"]
                     .iter()

@@ -164,6 +164,11 @@ pub(super) fn evaluate(
             keep.push(Reason::InUse);
             detail = Some(why);
         }
+        if kind == GcpKind::LogBucket
+            && let Some(why) = log_bucket::judge(r, &mut keep)
+        {
+            detail = Some(why);
+        }
         // The IAM API reports no creation time; service accounts are disabled before they
         // are deleted instead.
         // A disk is unused only since it was last detached.
@@ -206,6 +211,7 @@ pub(super) fn evaluate(
     }
 }
 
+mod log_bucket;
 mod snapshot;
 
 #[cfg(test)]

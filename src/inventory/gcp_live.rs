@@ -660,6 +660,7 @@ impl GcpClients {
         kind: GcpKind,
         name: &str,
         current: &Value,
+        etag: Option<&str>,
         policy: &GcpPolicy,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<GcpDelete, String> {
@@ -668,6 +669,7 @@ impl GcpClients {
         let d = super::gcp::Deletion {
             name,
             current,
+            etag,
             policy,
             now,
         };

@@ -56,10 +56,12 @@ pub enum GcpKind {
     Snapshot,
     ForwardingRule,
     TargetProxy,
+    LogSink,
+    LogBucket,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 10] = [
+    pub const ALL: [GcpKind; 12] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
@@ -70,6 +72,8 @@ impl GcpKind {
         GcpKind::Snapshot,
         GcpKind::ForwardingRule,
         GcpKind::TargetProxy,
+        GcpKind::LogSink,
+        GcpKind::LogBucket,
     ];
 
     /// The kind a report spells `kind`.
@@ -89,6 +93,8 @@ impl GcpKind {
             GcpKind::Snapshot => "Snapshot",
             GcpKind::ForwardingRule => "ForwardingRule",
             GcpKind::TargetProxy => "TargetProxy",
+            GcpKind::LogSink => "LogSink",
+            GcpKind::LogBucket => "LogBucket",
         }
     }
 }

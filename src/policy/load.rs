@@ -318,6 +318,8 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
         "disks",
         "forwarding_rules",
         "target_proxies",
+        "log_sinks",
+        "log_buckets",
     ] {
         let base = format!("/gcp/{section}/allowed");
         if let Some(list) = v.pointer(&base).and_then(Value::as_array) {

@@ -599,6 +599,20 @@ pub struct GcpPolicy {
     /// `gkegw*`, a `kubernetes.io/` description) are kept. Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_proxies: Option<Allowlist>,
+    /// Cloud Logging sinks of the project (matched by sink id). A sink outside the allowlist
+    /// routes logs somewhere the repository does not know and is deleted; `_Default` and
+    /// `_Required` are always kept. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_sinks: Option<Allowlist>,
+    /// Cloud Logging buckets of every location (reported as `LOCATION/BUCKET`, e.g.
+    /// `global/audit`; the allowlist matches either). `_Default` and `_Required`, locked
+    /// buckets and buckets already `DELETE_REQUESTED` are kept; a bucket a kept sink writes to
+    /// is kept (`in-use`), one only orphan sinks write to is deleted after them. Without the
+    /// sinks, none is deleted. Sinks of other projects, folders or the organization are not
+    /// seen: allow the buckets they write to. A delete is soft (restorable for 7 days).
+    /// Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_buckets: Option<Allowlist>,
 }
 
 /// Retention of Compute disk snapshots, per source disk.

@@ -742,3 +742,171 @@ fn a_forwarding_rule_list_that_failed_keeps_every_proxy() {
         Reason::ListingIncomplete,
     );
 }
+
+const LOGGING: &str = "version: 1\nname: t\ngcp:\n  project: p\n  log_sinks: {allowed: ['app-*']}\n  log_buckets: {allowed: ['app-*']}\n";
+
+fn sink(name: &str) -> GcpResource {
+    res(GcpKind::LogSink, name)
+}
+
+fn log_bucket(name: &str, sinks: &[&str]) -> GcpResource {
+    GcpResource {
+        status: Some("ACTIVE".into()),
+        referrers: sinks
+            .iter()
+            .map(|s| crate::inventory::Referrer {
+                kind: GcpKind::LogSink,
+                name: s.to_string(),
+            })
+            .collect(),
+        ..res(GcpKind::LogBucket, name)
+    }
+}
+
+#[test]
+fn a_log_sink_outside_the_allowlist_is_deleted_and_the_projects_own_are_kept() {
+    let f = run_policy(
+        LOGGING,
+        vec![
+            sink("_Default"),
+            sink("_Required"),
+            sink("app-audit"),
+            sink("old-export"),
+        ],
+    );
+    kept(&f, GcpKind::LogSink, "_Default", Reason::SystemManaged);
+    kept(&f, GcpKind::LogSink, "_Required", Reason::SystemManaged);
+    kept(&f, GcpKind::LogSink, "app-audit", Reason::InAllowlist);
+    deleted(&f, GcpKind::LogSink, "old-export");
+}
+
+#[test]
+fn a_log_sink_list_that_failed_keeps_every_sink() {
+    let inv = Inventory {
+        gcp: vec![sink("old-export")],
+        gaps: vec![Gap {
+            provider: Provider::Gcp,
+            what: "log sinks".into(),
+            error: "403".into(),
+            protects: Protects::Gcp(GcpKind::LogSink),
+            failed: true,
+        }],
+        ..Inventory::default()
+    };
+    let f = evaluate(&policy(LOGGING), &Desired::default(), &inv);
+    kept(
+        &f,
+        GcpKind::LogSink,
+        "old-export",
+        Reason::ListingIncomplete,
+    );
+}
+
+#[test]
+fn a_log_bucket_is_kept_by_its_floor_lock_state_and_kept_sinks_and_deleted_after_orphan_ones() {
+    let mut locked = log_bucket("global/old-locked", &[]);
+    locked.retention_locked = true;
+    let mut pending = log_bucket("global/old-pending", &[]);
+    pending.status = Some("DELETE_REQUESTED".into());
+    let mut creating = log_bucket("us-central1/old-creating", &[]);
+    creating.status = Some("CREATING".into());
+    let mut unknown = log_bucket("global/old-unknown", &[]);
+    unknown.status = None;
+    let mut unrecorded = log_bucket("global/old-unrecorded", &[]);
+    unrecorded.used_by = vec!["log sinks (not recorded: logSinks.json)".into()];
+    // The buckets come first in the inventory: the verdicts must not depend on that order.
+    let f = run_policy(
+        LOGGING,
+        vec![
+            log_bucket("global/_Default", &[]),
+            log_bucket("global/_Required", &[]),
+            log_bucket("global/app-logs", &[]),
+            log_bucket("europe-west1/app-eu", &[]),
+            locked,
+            pending,
+            creating,
+            unknown,
+            unrecorded,
+            log_bucket("global/old-kept-writer", &["app-audit"]),
+            log_bucket("global/old-shared", &["old-export", "_Default"]),
+            log_bucket("global/old-unjudged", &["not-listed"]),
+            log_bucket("global/old-orphan", &["old-export"]),
+            log_bucket("europe-west1/old-lonely", &[]),
+            sink("_Default"),
+            sink("app-audit"),
+            sink("old-export"),
+        ],
+    );
+    let k = GcpKind::LogBucket;
+    kept(&f, k, "global/_Default", Reason::SystemManaged);
+    kept(&f, k, "global/_Required", Reason::SystemManaged);
+    kept(&f, k, "global/app-logs", Reason::InAllowlist);
+    kept(&f, k, "europe-west1/app-eu", Reason::InAllowlist);
+    kept(&f, k, "global/old-locked", Reason::RetentionLocked);
+    kept(&f, k, "global/old-pending", Reason::Terminating);
+    kept(&f, k, "us-central1/old-creating", Reason::InUse);
+    kept(&f, k, "global/old-unknown", Reason::InUse);
+    kept(&f, k, "global/old-unrecorded", Reason::InUse);
+    kept(&f, k, "global/old-kept-writer", Reason::InUse);
+    // One kept writer (the floor's sink) is enough.
+    kept(&f, k, "global/old-shared", Reason::InUse);
+    // A writer nothing judged (its sink is not in the inventory) keeps it.
+    kept(&f, k, "global/old-unjudged", Reason::InUse);
+    deleted(&f, k, "global/old-orphan");
+    deleted(&f, k, "europe-west1/old-lonely");
+    let finding = |name: &str| f.items.iter().find(|x| x.name == name).unwrap();
+    assert!(
+        finding("global/old-kept-writer")
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("LogSink app-audit"),
+        "the writer is named"
+    );
+    assert!(
+        finding("global/old-locked")
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("locked"),
+    );
+    assert_eq!(
+        finding("global/old-orphan").identity.after,
+        ["LogSink old-export"]
+    );
+    assert!(finding("europe-west1/old-lonely").identity.after.is_empty());
+}
+
+#[test]
+fn a_log_bucket_is_never_unused_while_its_sinks_are_unaudited_or_unread() {
+    // The sinks are not audited: the one writing to the bucket is judged by nobody.
+    let buckets_only =
+        "version: 1\nname: t\ngcp:\n  project: p\n  log_buckets: {allowed: ['app-*']}\n";
+    let f = run_policy(
+        buckets_only,
+        vec![
+            log_bucket("global/old-orphan", &["old-export"]),
+            sink("old-export"),
+        ],
+    );
+    kept(&f, GcpKind::LogBucket, "global/old-orphan", Reason::InUse);
+    // The sinks (read with the buckets) failed: every bucket kept.
+    let inv = Inventory {
+        gcp: vec![log_bucket("europe-west1/old-lonely", &[])],
+        gaps: vec![Gap {
+            provider: Provider::Gcp,
+            what: "log sinks (what writes to log buckets)".into(),
+            error: "403".into(),
+            protects: Protects::Gcp(GcpKind::LogBucket),
+            failed: true,
+        }],
+        ..Inventory::default()
+    };
+    let f = evaluate(&policy(LOGGING), &Desired::default(), &inv);
+    kept(
+        &f,
+        GcpKind::LogBucket,
+        "europe-west1/old-lonely",
+        Reason::ListingIncomplete,
+    );
+}

@@ -13,6 +13,8 @@ pub mod certificate;
 pub mod disk;
 pub mod firewall;
 pub mod forwarding_rule;
+pub mod log_bucket;
+pub mod log_sink;
 pub mod service_account;
 pub mod snapshot;
 pub mod ssl_certificate;
@@ -98,6 +100,8 @@ pub struct Target<'a> {
 pub struct Deletion<'a> {
     pub name: &'a str,
     pub current: &'a Value,
+    /// The etag of the record the plan was made from (`None`: it had none).
+    pub etag: Option<&'a str>,
     pub policy: &'a GcpPolicy,
     pub now: chrono::DateTime<chrono::Utc>,
 }
@@ -159,6 +163,8 @@ pub static KINDS: &[&Kind] = &[
     &snapshot::KIND,
     &forwarding_rule::KIND,
     &target_proxy::KIND,
+    &log_sink::KIND,
+    &log_bucket::KIND,
 ];
 
 /// A kind's place in a load balancer's chain, top-down: what sends traffic is deleted before
@@ -167,6 +173,8 @@ pub static KINDS: &[&Kind] = &[
 pub fn chain_rank(kind: GcpKind) -> u8 {
     match kind {
         GcpKind::TargetProxy => 1,
+        // A log bucket is named by the sinks that write to it.
+        GcpKind::LogBucket => 1,
         _ => 0,
     }
 }
