@@ -10,6 +10,7 @@ mod deploy;
 mod enforce;
 mod faults;
 mod gcp;
+mod gcp_logging;
 mod kubelet;
 mod kubernetes;
 mod lint;
