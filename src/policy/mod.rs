@@ -606,7 +606,8 @@ pub struct GcpPolicy {
     pub log_sinks: Option<Allowlist>,
     /// Cloud Logging buckets of every location (reported as `LOCATION/BUCKET`, e.g.
     /// `global/audit`; the allowlist matches either). `_Default` and `_Required`, locked
-    /// buckets and buckets already `DELETE_REQUESTED` are kept; a bucket a kept sink writes to
+    /// buckets, buckets upgraded to Log Analytics and buckets already `DELETE_REQUESTED` are
+    /// kept; a bucket a kept sink writes to
     /// is kept (`in-use`), one only orphan sinks write to is deleted after them. Without the
     /// sinks, none is deleted. Sinks of other projects, folders or the organization are not
     /// seen: allow the buckets they write to. A delete is soft (restorable for 7 days).

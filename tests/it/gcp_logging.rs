@@ -62,6 +62,7 @@ fn logging_project() -> (FakeGcp, tempfile::TempDir, PathBuf) {
         json!({"name": "old-pending", "lifecycleState": "DELETE_REQUESTED"}),
         json!({"name": "old-lonely", "location": "europe-west1"}),
         json!({"name": "old-late-writer", "location": "europe-west1"}),
+        json!({"name": "old-analytics", "analyticsEnabled": true}),
     ]);
     gcp.seed(json!({
         "project": PROJECT,
@@ -146,6 +147,7 @@ fn log_sinks_and_buckets_every_page_in_use_chain_replayed_equal_and_enforced() {
         ("LogBucket global/old-kept-writer", "in-use"),
         ("LogBucket europe-west1/old-locked", "retention-locked"),
         ("LogBucket global/old-pending", "terminating"),
+        ("LogBucket global/old-analytics", "in-use"),
     ] {
         assert_eq!(action(kept), "keep", "{kept}: {:?}", v.get(kept));
         assert!(
@@ -169,6 +171,13 @@ fn log_sinks_and_buckets_every_page_in_use_chain_replayed_equal_and_enforced() {
             .unwrap()
             .contains("LogSink aia-kept"),
         "the kept writer is named"
+    );
+    assert!(
+        find("global/old-analytics")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Log Analytics"),
+        "what may read it is named"
     );
     let orphan = find("global/old-orphan");
     assert_eq!(orphan["identity"]["after"], json!(["LogSink old-export"]));

@@ -128,7 +128,8 @@ fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {
         // Nothing proves a bucket unused without the sinks that could write to it.
         None => {
             for b in &mut buckets {
-                b.used_by = vec![format!("log sinks (not recorded: {})", log_sink::FILE)];
+                b.used_by
+                    .push(format!("log sinks (not recorded: {})", log_sink::FILE));
             }
         }
     }
@@ -215,10 +216,19 @@ pub fn parse_buckets(body: &Value) -> Result<Vec<GcpResource>, String> {
                         .unwrap_or_else(|| "LIFECYCLE_STATE_UNSPECIFIED".to_string()),
                 ),
                 retention_locked: matches!(o.get("locked"), Some(Value::Bool(true))),
+                used_by: analytics(o).into_iter().collect(),
                 ..GcpResource::of(GcpKind::LogBucket, &name)
             })
         })
         .collect()
+}
+
+/// What may read a bucket upgraded to Log Analytics: its linked BigQuery datasets, and the
+/// queries and dashboards over them, none of which is listed.
+fn analytics(o: &serde_json::Map<String, Value>) -> Option<String> {
+    matches!(o.get("analyticsEnabled"), Some(Value::Bool(true))).then(|| {
+        "Log Analytics (analyticsEnabled: linked BigQuery datasets and saved queries may read it, and are not listed)".to_string()
+    })
 }
 
 /// `LOCATION/BUCKET` → (location, bucket).
@@ -262,6 +272,9 @@ pub fn still_deletable(current: &Value, reviewed_update: Option<&str>) -> Result
     }
     if matches!(current.get("locked"), Some(Value::Bool(true))) {
         return Err("locked since the audit".to_string());
+    }
+    if let Some(reader) = current.as_object().and_then(analytics) {
+        return Err(format!("read since the audit by {reader}"));
     }
     let now = match current.as_object() {
         Some(o) => instant(o, "bucket", "updateTime")?,
@@ -330,7 +343,8 @@ mod tests {
              "createTime": "2026-01-01T00:00:00Z", "updateTime": "2026-01-02T00:00:00.500000Z"},
             {"name": "projects/p/locations/europe-west1/buckets/old",
              "lifecycleState": "DELETE_REQUESTED", "locked": true},
-            {"name": "projects/p/locations/us/buckets/by-number"}]});
+            {"name": "projects/p/locations/us/buckets/by-number"},
+            {"name": "projects/p/locations/global/buckets/analytics", "analyticsEnabled": true}]});
         let sinks = json!([
             {"name": "orphan", "destination":
                 "logging.googleapis.com/projects/p/locations/global/buckets/audit"},
@@ -340,7 +354,9 @@ mod tests {
         let mut files = BTreeMap::from([(FILE.to_string(), buckets)]);
         let parsed = parse(&files).unwrap().unwrap();
         assert!(
-            parsed.iter().all(|b| b.used_by[0].contains(log_sink::FILE)),
+            parsed
+                .iter()
+                .all(|b| b.used_by.iter().any(|u| u.contains(log_sink::FILE))),
             "no sinks recorded: every bucket in use"
         );
         files.insert(log_sink::FILE.to_string(), sinks);
@@ -360,6 +376,9 @@ mod tests {
             parsed[2].status.as_deref(),
             Some("LIFECYCLE_STATE_UNSPECIFIED")
         );
+        // Log Analytics readers are not listed: in use.
+        assert!(parsed[3].used_by[0].contains("analyticsEnabled"));
+        assert!(parsed[3].referrers.is_empty());
         assert!(
             parse_buckets(&json!({"buckets": [{"name": "audit"}]}))
                 .unwrap_err()
@@ -388,6 +407,14 @@ mod tests {
                 t
             )
             .is_err()
+        );
+        assert!(
+            still_deletable(
+                &json!({"lifecycleState": 1, "analyticsEnabled": true, "updateTime": t}),
+                t
+            )
+            .is_err(),
+            "upgraded to Log Analytics since the audit"
         );
         assert!(
             still_deletable(
