@@ -1626,7 +1626,7 @@ def seed_log_sink(store: Store, project: str, spec: dict) -> dict:
         dest = f"{LOGGING}/projects/{project}/locations/global/buckets/{obj['name']}"
     elif "/" not in dest:  # a bucket id, in this project's global location
         dest = f"{LOGGING}/projects/{project}/locations/global/buckets/{dest}"
-    elif dest.startswith("global/") or dest.count("/") == 1:  # LOCATION/BUCKET
+    elif ".googleapis.com/" not in dest and dest.count("/") == 1:  # LOCATION/BUCKET (not a host/path)
         loc, bucket = dest.split("/", 1)
         dest = f"{LOGGING}/projects/{project}/locations/{loc}/buckets/{bucket}"
     obj["destination"] = dest

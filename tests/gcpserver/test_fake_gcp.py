@@ -382,6 +382,28 @@ class FakeGcpTest(unittest.TestCase):
         _, _, audit = self.one("GET", f"{lp}/locations/global/buckets/audit")
         self.assertEqual(audit["lifecycleState"], 2, "soft-deleted: DELETE_REQUESTED")
         self.assertEqual(self.one("POST", f"{lp}/locations/global/buckets/audit:undelete")[0], 200)
+        # What driftsweep relies on: the "-" list pages across locations, fields it does not
+        # know pass through, a soft delete moves updateTime, a re-seeded sink keeps its identity.
+        self.seed(logBuckets=[{"name": "lake", "location": "us", "analyticsEnabled": True,
+                               "updateTime": "2026-01-01T00:00:00Z"}])
+        _, _, first = self.one("GET", f"{lp}/locations/-/buckets", query={"pageSize": "2"})
+        seen = [b["name"] for b in first["buckets"]]
+        token = first.get("nextPageToken")
+        while token:
+            _, _, more = self.one("GET", f"{lp}/locations/-/buckets", query={"pageSize": "2", "pageToken": token})
+            seen += [b["name"] for b in more["buckets"]]
+            token = more.get("nextPageToken")
+        self.assertEqual(len(seen), 5, seen)
+        self.assertIn(f"projects/{P}/locations/us/buckets/lake", seen)
+        _, _, lake = self.one("GET", f"{lp}/locations/us/buckets/lake")
+        self.assertIs(lake["analyticsEnabled"], True)
+        self.assertEqual(self.one("DELETE", f"{lp}/locations/us/buckets/lake")[0], 200)
+        self.assertNotEqual(self.one("GET", f"{lp}/locations/us/buckets/lake")[2]["updateTime"], lake["updateTime"])
+        _, _, before = self.one("GET", f"{lp}/sinks/sink-001")
+        self.seed(logSinks=[dict(before, destination="storage.googleapis.com/elsewhere")])
+        _, _, after = self.one("GET", f"{lp}/sinks/sink-001")
+        self.assertEqual((after["createTime"], after["writerIdentity"]), (before["createTime"], before["writerIdentity"]))
+        self.assertEqual(after["destination"], "storage.googleapis.com/elsewhere")
         self.ok("POST", "/_fake/faults", {"path": "^/v2/", "status": 403})
         status, _, err = self.one("GET", f"{lp}/sinks")
         self.assertEqual((status, err["error"]["status"]), (403, "PERMISSION_DENIED"))
