@@ -493,6 +493,8 @@ fn build(
                 .any(|p| name.starts_with(p)),
             // Not generated here: addresses have their own tests (status, users, purpose).
             GcpKind::Disk => ["gke-", "pvc-", "k8s-"].iter().any(|p| name.starts_with(p)),
+            // Not generated here: instances have their own tests.
+            GcpKind::SqlInstance => false,
             GcpKind::Address => ["gke-", "k8s-", "k8s1-", "k8s2-"]
                 .iter()
                 .any(|p| name.starts_with(p)),

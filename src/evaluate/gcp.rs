@@ -125,6 +125,11 @@ pub(super) fn evaluate(
                 r.status.as_deref().unwrap_or("unknown")
             ));
         }
+        if kind == GcpKind::SqlInstance
+            && let Some(why) = sql::keeps(policy, inventory, r, &mut keep)
+        {
+            detail = Some(why);
+        }
         // The IAM API reports no creation time; service accounts are disabled before they
         // are deleted instead.
         // A disk is unused only since it was last detached.
@@ -158,5 +163,6 @@ pub(super) fn evaluate(
     }
 }
 
+mod sql;
 #[cfg(test)]
 mod tests;

@@ -66,6 +66,9 @@ pub enum Reason {
     ManagedElsewhere,
     ReferencedFromRepository,
     PvDeletionDisabled,
+    DatabaseDeletionDisabled,
+    DeletionProtected,
+    ReadReplica,
     // Delete.
     NotInRepository,
     OtherVersion,
@@ -112,6 +115,13 @@ impl Reason {
             }
             Reason::ReferencedFromRepository => "the repository's objects still point at it",
             Reason::PvDeletionDisabled => "PV deletion is off (`delete_pvs: false`)",
+            Reason::DatabaseDeletionDisabled => {
+                "Cloud SQL instance deletion is off (`delete_databases: false`)"
+            }
+            Reason::DeletionProtected => "deletion protection is on",
+            Reason::ReadReplica => {
+                "a read replica (Cloud SQL backs none up): deleted by hand, with its primary"
+            }
             Reason::NotInRepository => "not defined by the repository",
             Reason::OtherVersion => {
                 "a workload of the product on a version the repository does not deploy"

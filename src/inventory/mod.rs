@@ -53,10 +53,11 @@ pub enum GcpKind {
     Certificate,
     Address,
     Disk,
+    SqlInstance,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 7] = [
+    pub const ALL: [GcpKind; 8] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
@@ -64,6 +65,7 @@ impl GcpKind {
         GcpKind::Certificate,
         GcpKind::Address,
         GcpKind::Disk,
+        GcpKind::SqlInstance,
     ];
 
     /// The kind a report spells `kind`.
@@ -80,6 +82,7 @@ impl GcpKind {
             GcpKind::Certificate => "Certificate",
             GcpKind::Address => "Address",
             GcpKind::Disk => "Disk",
+            GcpKind::SqlInstance => "SqlInstance",
         }
     }
 }
@@ -129,6 +132,26 @@ pub struct GcpResource {
     /// Disks: when it was last detached from an instance; it counts as unused only from then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detached: Option<chrono::DateTime<chrono::Utc>>,
+    /// Cloud SQL instances: what keeps one that nothing else shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<Box<SqlFacts>>,
+}
+
+/// What a Cloud SQL instance's verdict reads beyond the common fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlFacts {
+    /// The project of the instance (`PROJECT` of `PROJECT:REGION:INSTANCE`).
+    pub project: String,
+    /// `PROJECT:REGION:INSTANCE`, what the Cloud SQL Auth Proxy and connectors are given.
+    pub connection_name: Option<String>,
+    /// Its IP addresses and DNS name, what a client connecting directly is given.
+    pub addresses: Vec<String>,
+    /// `settings.deletionProtectionEnabled`.
+    pub deletion_protection: bool,
+    /// `instanceType`: `CLOUD_SQL_INSTANCE`, `READ_REPLICA_INSTANCE`, ...
+    pub instance_type: Option<String>,
+    /// A read replica's primary (`masterInstanceName`).
+    pub primary: Option<String>,
 }
 
 impl GcpResource {
@@ -151,6 +174,7 @@ impl GcpResource {
             status: None,
             purpose: None,
             detached: None,
+            sql: None,
         }
     }
 

@@ -316,6 +316,7 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
         "ssl_certificates",
         "addresses",
         "disks",
+        "sql_instances",
     ] {
         let base = format!("/gcp/{section}/allowed");
         if let Some(list) = v.pointer(&base).and_then(Value::as_array) {
@@ -332,6 +333,16 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
                 patterns.push(format!("{base}/{i}"));
             }
         }
+    }
+    if let Some(days) = v
+        .pointer("/gcp/sql_instances/final_backup_days")
+        .and_then(Value::as_u64)
+        && !(1..=365).contains(&days)
+    {
+        push(
+            "/gcp/sql_instances/final_backup_days",
+            format!("{days} is outside 1 to 365, the days Cloud SQL keeps a final backup"),
+        );
     }
     for pointer in patterns {
         if let Some(text) = v.pointer(&pointer).and_then(Value::as_str)

@@ -13,6 +13,7 @@ pub mod certificate;
 pub mod disk;
 pub mod firewall;
 pub mod service_account;
+pub mod sql_instance;
 pub mod ssl_certificate;
 
 use std::collections::BTreeMap;
@@ -153,6 +154,7 @@ pub static KINDS: &[&Kind] = &[
     &bucket::KIND,
     &address::KIND,
     &disk::KIND,
+    &sql_instance::KIND,
 ];
 
 /// The entry of `kind`.
