@@ -1000,6 +1000,23 @@ def write_gcp():
         http_proxy("aia-web-http", "aia-web", "2026-03-02T17:00:00Z", 0),
         http_proxy("old-promo-http", "old-promo", "2025-10-01T16:00:00Z", 1)]})
 
+    # Cloud SQL: the product's database (allowlisted), the v1 database that the old API
+    # ConfigMap still names by its private address (kept while that ConfigMap exists), and a
+    # reporting database nothing names any more.
+    def sql_instance(name, created, ip, version, protected=False):
+        return {"kind": "sql#instance", "name": name, "project": PROJECT, "region": "us-central1",
+                "state": "RUNNABLE", "instanceType": "CLOUD_SQL_INSTANCE", "databaseVersion": "POSTGRES_15",
+                "connectionName": f"{PROJECT}:us-central1:{name}", "createTime": created,
+                "ipAddresses": [{"type": "PRIVATE", "ipAddress": ip}],
+                "etag": f"etag-{name}", "selfLink": f"https://sqladmin.googleapis.com/v1/projects/{PROJECT}/instances/{name}",
+                "settings": {"kind": "sql#settings", "tier": "db-custom-2-7680", "settingsVersion": version,
+                             "deletionProtectionEnabled": protected, "userLabels": {"team": "aia"}}}
+
+    write_json("gcp/sqlInstances.json", {"kind": "sql#instancesList", "items": [
+        sql_instance("aia-prod-db", "2026-03-01T10:00:00.000Z", "10.20.0.5", "14", protected=True),
+        sql_instance("legacy-orders-v1", "2025-06-12T08:30:00.000Z", "10.20.0.3", "31"),
+        sql_instance("old-reporting-db", "2025-02-03T15:45:00.000Z", "10.20.0.9", "6")]})
+
 
 # ---------------------------------------------------------------- expected verdicts (hand-decided)
 
@@ -1211,6 +1228,16 @@ def write_expect():
     gcp("ForwardingRule", "old-promo-fr", "delete", "not in the allowlist", ["not-in-allowlist"])
     gcp("TargetProxy", "http/old-promo-http", "delete",
         "not in the allowlist; used only by ForwardingRule old-promo-fr, deleted before it", ["not-in-allowlist"])
+
+    gcp("SqlInstance", "aia-prod-db", "keep",
+        "in the allowlist, deletion protection is on, and ConfigMap aia-production/aia-api-config names its address",
+        ["in-allowlist", "deletion-protected", "in-use"])
+    gcp("SqlInstance", "legacy-orders-v1", "keep",
+        "not in the allowlist, but ConfigMap aia-production/aia-api-config-old names its address 10.20.0.3",
+        ["in-use"])
+    gcp("SqlInstance", "old-reporting-db", "delete",
+        "not in the allowlist, nothing names it (enforce takes a backup, then deletes with a final backup)",
+        ["not-in-allowlist"])
 
     n_del = sum(1 for e in out if e["action"] == "delete")
     doc = {"recorded_at": RECORDED_AT, "now": RECORDED_AT,

@@ -164,6 +164,11 @@ pub(super) fn evaluate(
             keep.push(Reason::InUse);
             detail = Some(why);
         }
+        if kind == GcpKind::SqlInstance
+            && let Some(why) = sql::keeps(policy, inventory, r, &mut keep)
+        {
+            detail = Some(why);
+        }
         // The IAM API reports no creation time; service accounts are disabled before they
         // are deleted instead.
         // A disk is unused only since it was last detached.
@@ -208,5 +213,6 @@ pub(super) fn evaluate(
 
 mod snapshot;
 
+mod sql;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ mod deploy;
 mod enforce;
 mod faults;
 mod gcp;
+mod gcp_sql;
 mod kubelet;
 mod kubernetes;
 mod lint;

@@ -15,6 +15,7 @@ pub mod firewall;
 pub mod forwarding_rule;
 pub mod service_account;
 pub mod snapshot;
+pub mod sql_instance;
 pub mod ssl_certificate;
 pub mod target_proxy;
 
@@ -159,6 +160,7 @@ pub static KINDS: &[&Kind] = &[
     &snapshot::KIND,
     &forwarding_rule::KIND,
     &target_proxy::KIND,
+    &sql_instance::KIND,
 ];
 
 /// A kind's place in a load balancer's chain, top-down: what sends traffic is deleted before
