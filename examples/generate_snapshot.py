@@ -1000,6 +1000,58 @@ def write_gcp():
         http_proxy("aia-web-http", "aia-web", "2026-03-02T17:00:00Z", 0),
         http_proxy("old-promo-http", "old-promo", "2025-10-01T16:00:00Z", 1)]})
 
+    # Cloud SQL: the product's database (allowlisted), the v1 database that the old API
+    # ConfigMap still names by its private address (kept while that ConfigMap exists), and a
+    # reporting database nothing names any more.
+    def sql_instance(name, created, ip, version, protected=False):
+        return {"kind": "sql#instance", "name": name, "project": PROJECT, "region": "us-central1",
+                "state": "RUNNABLE", "instanceType": "CLOUD_SQL_INSTANCE", "databaseVersion": "POSTGRES_15",
+                "connectionName": f"{PROJECT}:us-central1:{name}", "createTime": created,
+                "ipAddresses": [{"type": "PRIVATE", "ipAddress": ip}],
+                "etag": f"etag-{name}", "selfLink": f"https://sqladmin.googleapis.com/v1/projects/{PROJECT}/instances/{name}",
+                "settings": {"kind": "sql#settings", "tier": "db-custom-2-7680", "settingsVersion": version,
+                             "deletionProtectionEnabled": protected, "userLabels": {"team": "aia"}}}
+
+    write_json("gcp/sqlInstances.json", {"kind": "sql#instancesList", "items": [
+        sql_instance("aia-prod-db", "2026-03-01T10:00:00.000Z", "10.20.0.5", "14", protected=True),
+        sql_instance("legacy-orders-v1", "2025-06-12T08:30:00.000Z", "10.20.0.3", "31"),
+        sql_instance("old-reporting-db", "2025-02-03T15:45:00.000Z", "10.20.0.9", "6")]})
+
+    # Cloud Logging: the project's own sinks and buckets, the AIA audit sink and its bucket, and
+    # the export to the retired SIEM's bucket (the sink goes first, then the bucket only it fed).
+    writer = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"
+    audit_ids = ["cloudaudit.googleapis.com/activity", "externalaudit.googleapis.com/activity",
+                 "cloudaudit.googleapis.com/system_event", "externalaudit.googleapis.com/system_event",
+                 "cloudaudit.googleapis.com/access_transparency", "externalaudit.googleapis.com/access_transparency"]
+
+    def sink(name, location, bucket, created, log_filter, **extra):
+        r = {"name": name, "destination": f"logging.googleapis.com/projects/{PROJECT}/locations/{location}/buckets/{bucket}",
+             "filter": log_filter, "writerIdentity": writer, "createTime": created, "updateTime": created}
+        r.update(extra)
+        return r
+
+    def log_bucket(location, name, created, days, **extra):
+        r = {"name": f"projects/{PROJECT}/locations/{location}/buckets/{name}", "createTime": created,
+             "updateTime": created, "retentionDays": days, "lifecycleState": "ACTIVE"}
+        r.update(extra)
+        return r
+
+    project_made = "2025-06-02T10:00:00.000000Z"
+    write_json("gcp/logSinks.json", {"sinks": [
+        sink("_Default", "global", "_Default", project_made,
+             " AND ".join(f'NOT LOG_ID("{i}")' for i in audit_ids)),
+        sink("_Required", "global", "_Required", project_made, " OR ".join(f'LOG_ID("{i}")' for i in audit_ids)),
+        sink("aia-audit", "global", "aia-audit", "2026-02-10T09:00:00.000000Z",
+             'resource.type="k8s_container" AND resource.labels.namespace_name=~"^aia-"'),
+        sink("legacy-siem-export", "europe-west1", "legacy-siem", "2024-09-16T13:20:00.000000Z", "severity>=WARNING",
+             description="Exports warnings to the old SIEM's bucket (retired in 2025)")]})
+    write_json("gcp/logBuckets.json", {"buckets": [
+        log_bucket("europe-west1", "legacy-siem", "2024-09-16T13:15:00.000000Z", 90,
+                   description="The old SIEM's log store"),
+        log_bucket("global", "_Default", project_made, 30, description="Default bucket"),
+        log_bucket("global", "_Required", project_made, 400, description="Audit bucket", locked=True),
+        log_bucket("global", "aia-audit", "2026-02-10T08:55:00.000000Z", 365, description="AIA workloads' logs")]})
+
 
 # ---------------------------------------------------------------- expected verdicts (hand-decided)
 
@@ -1211,6 +1263,28 @@ def write_expect():
     gcp("ForwardingRule", "old-promo-fr", "delete", "not in the allowlist", ["not-in-allowlist"])
     gcp("TargetProxy", "http/old-promo-http", "delete",
         "not in the allowlist; used only by ForwardingRule old-promo-fr, deleted before it", ["not-in-allowlist"])
+
+    gcp("SqlInstance", "aia-prod-db", "keep",
+        "in the allowlist, deletion protection is on, and ConfigMap aia-production/aia-api-config names its address",
+        ["in-allowlist", "deletion-protected", "in-use"])
+    gcp("SqlInstance", "legacy-orders-v1", "keep",
+        "not in the allowlist, but ConfigMap aia-production/aia-api-config-old names its address 10.20.0.3",
+        ["in-use"])
+    gcp("SqlInstance", "old-reporting-db", "delete",
+        "not in the allowlist, nothing names it (enforce takes a backup, then deletes with a final backup)",
+        ["not-in-allowlist"])
+
+    for n in ["_Default", "_Required"]:
+        gcp("LogSink", n, "keep", "the project's own sink", ["system-managed"])
+        gcp("LogBucket", f"global/{n}", "keep", f"the project's own bucket, written by LogSink {n}"
+            + (" (and locked)" if n == "_Required" else ""),
+            ["system-managed", "in-use"] + (["retention-locked"] if n == "_Required" else []))
+    gcp("LogSink", "aia-audit", "keep", "in the allowlist")
+    gcp("LogBucket", "global/aia-audit", "keep", "in the allowlist, and LogSink aia-audit writes to it",
+        ["in-allowlist", "in-use"])
+    gcp("LogSink", "legacy-siem-export", "delete", "not in the allowlist", ["not-in-allowlist"])
+    gcp("LogBucket", "europe-west1/legacy-siem", "delete",
+        "not in the allowlist; only LogSink legacy-siem-export writes to it, deleted before it", ["not-in-allowlist"])
 
     n_del = sum(1 for e in out if e["action"] == "delete")
     doc = {"recorded_at": RECORDED_AT, "now": RECORDED_AT,

@@ -603,11 +603,19 @@ async fn delete_gcp(
     let Some(entry) = crate::inventory::gcp::kind(kind) else {
         return skipped(format!("unknown GCP kind {}", f.kind));
     };
-    let id = entry
-        .reverify
-        .id
-        .and_then(|field| current.get(field))
-        .and_then(serde_json::Value::as_str);
+    // A field, or a JSON pointer (`/settings/settingsVersion`) to a nested one.
+    let id_text = entry.reverify.id.and_then(|field| {
+        match if field.starts_with('/') {
+            current.pointer(field)
+        } else {
+            current.get(field)
+        } {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    });
+    let id = id_text.as_deref();
     let reviewed_id = f.identity.id.as_deref();
     if let (Some(now_id), Some(was)) = (id, reviewed_id)
         && now_id != was

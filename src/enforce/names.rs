@@ -141,7 +141,7 @@ fn finding(f: &Finding) -> Check {
                 return Err((
                     "kind",
                     printable(&f.kind),
-                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`, `ForwardingRule`, `TargetProxy`, `LogSink`, `LogBucket`",
+                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`, `ForwardingRule`, `TargetProxy`, `LogSink`, `LogBucket`, `SqlInstance`",
                 ));
             };
             let (ok, rule) = match kind {
@@ -161,6 +161,7 @@ fn finding(f: &Finding) -> Check {
                     is_address_name(&f.name),
                     "a forwarding rule name: `REGION/NAME` or `NAME`, of GCP names",
                 ),
+                GcpKind::SqlInstance => (is_sql_instance_name(&f.name), SQL_INSTANCE),
                 GcpKind::Disk => (
                     f.name.split_once('/').is_some() && is_address_name(&f.name),
                     "a disk name: `ZONE/NAME` of two GCP names",
@@ -362,6 +363,20 @@ fn is_log_id(s: &str) -> bool {
         && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
 }
+
+/// Cloud SQL: lowercase letters, digits and hyphens, starting with a letter, at most 98
+/// (the project id and the name together).
+fn is_sql_instance_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 98
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+const SQL_INSTANCE: &str =
+    "a Cloud SQL instance name: a lowercase letter, then lowercase letters, digits and `-`";
 
 fn address_short(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)

@@ -495,6 +495,8 @@ fn build(
             GcpKind::Disk => ["gke-", "pvc-", "k8s-"].iter().any(|p| name.starts_with(p)),
             // Not generated here: snapshots have their own tests (retention).
             GcpKind::Snapshot => ["gke-", "snapshot-"].iter().any(|p| name.starts_with(p)),
+            // Not generated here: instances have their own tests.
+            GcpKind::SqlInstance => false,
             GcpKind::Address => ["gke-", "k8s-", "k8s1-", "k8s2-"]
                 .iter()
                 .any(|p| name.starts_with(p)),

@@ -169,6 +169,11 @@ pub(super) fn evaluate(
         {
             detail = Some(why);
         }
+        if kind == GcpKind::SqlInstance
+            && let Some(why) = sql::keeps(policy, inventory, r, &mut keep)
+        {
+            detail = Some(why);
+        }
         // The IAM API reports no creation time; service accounts are disabled before they
         // are deleted instead.
         // A disk is unused only since it was last detached.
@@ -214,5 +219,6 @@ pub(super) fn evaluate(
 mod log_bucket;
 mod snapshot;
 
+mod sql;
 #[cfg(test)]
 mod tests;

@@ -67,6 +67,9 @@ pub enum Reason {
     ReferencedFromRepository,
     PvDeletionDisabled,
     FinalSnapshot,
+    DatabaseDeletionDisabled,
+    DeletionProtected,
+    ReadReplica,
     // Delete.
     NotInRepository,
     OtherVersion,
@@ -115,6 +118,13 @@ impl Reason {
             Reason::PvDeletionDisabled => "PV deletion is off (`delete_pvs: false`)",
             Reason::FinalSnapshot => {
                 "the final snapshot of a disk driftsweep deleted (`delete_final_snapshots: false`)"
+            }
+            Reason::DatabaseDeletionDisabled => {
+                "Cloud SQL instance deletion is off (`delete_databases: false`)"
+            }
+            Reason::DeletionProtected => "deletion protection is on",
+            Reason::ReadReplica => {
+                "a read replica (Cloud SQL backs none up): deleted by hand, with its primary"
             }
             Reason::NotInRepository => "not defined by the repository",
             Reason::OtherVersion => {

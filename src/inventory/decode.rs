@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::kubernetes::{KubeObject, LAST_APPLIED_ANNOTATION, ObjectRef, OwnerRef, parse_time};
-use super::relations::svc_namespaces;
+use super::relations::{sql_refs_in, svc_namespaces};
 use crate::policy::AuditedKind;
 
 /// What a list page says of itself: where the next page starts.
@@ -94,6 +94,8 @@ struct DataItem {
     secret_type: Option<String>,
     /// Namespaces named through cluster DNS outside `metadata` and `status`.
     dns: Vec<String>,
+    /// Cloud SQL connection names and addresses outside `metadata` and `status`.
+    sql: Vec<String>,
 }
 
 impl<'de> Deserialize<'de> for DataItem {
@@ -129,6 +131,7 @@ impl<'de> Visitor<'de> for DataItemVisitor {
             metadata: None,
             secret_type: None,
             dns: Vec::new(),
+            sql: Vec::new(),
         };
         let mut seen_metadata = false;
         while let Some(key) = map.next_key::<String>()? {
@@ -148,11 +151,15 @@ impl<'de> Visitor<'de> for DataItemVisitor {
                     let value: Option<String> = map.next_value()?;
                     if let Some(text) = &value {
                         item.dns.extend(svc_namespaces(text));
+                        item.sql.extend(sql_refs_in(text));
                     }
                     item.secret_type = value;
                 }
                 "apiVersion" | "kind" | "data" | "binaryData" | "stringData" | "immutable" => {
-                    map.next_value_seed(DnsScan(&mut item.dns))?
+                    map.next_value_seed(Scan {
+                        dns: &mut item.dns,
+                        sql: &mut item.sql,
+                    })?
                 }
                 // Not a ConfigMap's or a Secret's field: the generic reader reads the page.
                 other => return Err(de::Error::unknown_field(other, FIELDS)),
@@ -162,11 +169,24 @@ impl<'de> Visitor<'de> for DataItemVisitor {
     }
 }
 
-/// Walks any JSON value, keeping only the namespaces its strings name through cluster DNS
-/// (what `relations::analyse` reads of every value but metadata and status).
-struct DnsScan<'a>(&'a mut Vec<String>);
+/// Walks any JSON value, keeping only the namespaces its strings name through cluster DNS and
+/// the Cloud SQL instances they name (what `relations::analyse` reads of every value but
+/// metadata and status).
+struct Scan<'a> {
+    dns: &'a mut Vec<String>,
+    sql: &'a mut Vec<String>,
+}
 
-impl<'de> DeserializeSeed<'de> for DnsScan<'_> {
+impl Scan<'_> {
+    fn again(&mut self) -> Scan<'_> {
+        Scan {
+            dns: &mut *self.dns,
+            sql: &mut *self.sql,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Scan<'_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -174,7 +194,7 @@ impl<'de> DeserializeSeed<'de> for DnsScan<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for DnsScan<'_> {
+impl<'de> Visitor<'de> for Scan<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -182,7 +202,8 @@ impl<'de> Visitor<'de> for DnsScan<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.extend(svc_namespaces(v));
+        self.dns.extend(svc_namespaces(v));
+        self.sql.extend(sql_refs_in(v));
         Ok(())
     }
 
@@ -214,14 +235,14 @@ impl<'de> Visitor<'de> for DnsScan<'_> {
         d.deserialize_any(self)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(DnsScan(&mut *self.0))?.is_some() {}
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self.again())?.is_some() {}
         Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         while map.next_key::<IgnoredAny>()?.is_some() {
-            map.next_value_seed(DnsScan(&mut *self.0))?;
+            map.next_value_seed(self.again())?;
         }
         Ok(())
     }
@@ -248,6 +269,7 @@ pub fn data_page(
                 meta.name.as_deref().unwrap_or_default(),
             );
             item.dns.clear();
+            item.sql.clear();
         }
         records.push(record(item, api_version, kind)?);
     }
@@ -334,6 +356,10 @@ fn record(item: DataItem, api_version: &str, kind: &str) -> Option<KubeObject> {
         dns.sort();
         dns.dedup();
         record.namespace_refs = dns;
+        let mut sql = item.sql;
+        sql.sort();
+        sql.dedup();
+        record.cloud_sql_refs = sql;
     }
     Some(record)
 }
@@ -396,12 +422,17 @@ mod tests {
             "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u-2"}],
             "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]},
             "data": {"url": "http://api.billing.svc.cluster.local:8080", "self": "x.aia-staging.svc",
-                "n": "nothing"},
+                "n": "nothing", "DB_HOST": "aia-prod:europe-west4:orders", "DB_IP": "10.2.3.4:5432"},
             "binaryData": {"b": "YmluYXJ5"}, "immutable": true});
         same_record(&cm, "ConfigMap", None, true);
         let bytes = page_of(&[cm]);
         let records = data_page(&bytes, "v1", "ConfigMap", |_, _| None).unwrap();
         assert_eq!(records[0].namespace_refs, ["billing"]);
+        // The databases its data names keep their Cloud SQL instances.
+        assert_eq!(
+            records[0].cloud_sql_refs,
+            ["10.2.3.4", "aia-prod:europe-west4:orders"]
+        );
         assert!(!records[0].annotations.contains_key(LAST_APPLIED_ANNOTATION));
     }
 

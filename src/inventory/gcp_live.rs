@@ -214,7 +214,49 @@ macro_rules! get {
     };
 }
 
-pub(crate) use {build_client, client, get};
+/// `get!` of one Compute resource through its client, global or, with `region R`, regional:
+/// `compute_get!("addresses.get", clients, Addresses, set_address(name), region r)`.
+macro_rules! compute_get {
+    ($what:expr, $clients:expr, $ty:ident, $set:ident($name:expr) $(, region $region:expr)?) => {{
+        let clients: &$crate::inventory::gcp_live::GcpClients = $clients;
+        let c = $crate::inventory::gcp_live::client!(
+            clients,
+            $ty,
+            $crate::inventory::gcp_live::COMPUTE
+        )?;
+        $crate::inventory::gcp_live::get!(
+            c.get()
+                .set_project(clients.project.clone())
+                $(.set_region($region))?
+                .$set($name)
+                .send(),
+            $what
+        )
+    }};
+}
+
+/// The delete of one Compute resource, followed through its operation to the end, as
+/// `compute_get!` names it; the result is what `compute_deleted` reads.
+macro_rules! compute_delete {
+    ($clients:expr, $ty:ident, $set:ident($name:expr) $(, region $region:expr)?) => {{
+        use google_cloud_lro::Poller as _;
+        let clients: &$crate::inventory::gcp_live::GcpClients = $clients;
+        let c = $crate::inventory::gcp_live::client!(
+            clients,
+            $ty,
+            $crate::inventory::gcp_live::COMPUTE
+        )?;
+        c.delete()
+            .set_project(clients.project.clone())
+            $(.set_region($region))?
+            .$set($name)
+            .poller()
+            .until_done()
+            .await
+    }};
+}
+
+pub(crate) use {build_client, client, compute_delete, compute_get, get};
 
 pub(crate) const COMPUTE: &str = "DRIFTSWEEP_GCP_COMPUTE_ENDPOINT";
 

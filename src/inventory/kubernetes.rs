@@ -108,6 +108,9 @@ pub struct KubeObject {
     /// PersistentVolumes and PersistentVolumeClaims.
     /// (Boxed: most objects have none, and records are many.)
     pub volume: Option<Box<super::relations::Volume>>,
+    /// Cloud SQL instances it may connect to: connection names (`PROJECT:REGION:INSTANCE`)
+    /// and IPv4 addresses in its spec's strings (not read from ConfigMaps and Secrets).
+    pub cloud_sql_refs: Vec<String>,
 }
 
 impl KubeObject {

@@ -58,10 +58,11 @@ pub enum GcpKind {
     TargetProxy,
     LogSink,
     LogBucket,
+    SqlInstance,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 12] = [
+    pub const ALL: [GcpKind; 13] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
@@ -74,6 +75,7 @@ impl GcpKind {
         GcpKind::TargetProxy,
         GcpKind::LogSink,
         GcpKind::LogBucket,
+        GcpKind::SqlInstance,
     ];
 
     /// The kind a report spells `kind`.
@@ -95,6 +97,7 @@ impl GcpKind {
             GcpKind::TargetProxy => "TargetProxy",
             GcpKind::LogSink => "LogSink",
             GcpKind::LogBucket => "LogBucket",
+            GcpKind::SqlInstance => "SqlInstance",
         }
     }
 }
@@ -160,6 +163,9 @@ pub struct GcpResource {
     /// it unless that part is itself deleted, and then it is deleted after it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub referrers: Vec<Referrer>,
+    /// Cloud SQL instances: what keeps one that nothing else shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<Box<SqlFacts>>,
 }
 
 /// A load balancer part that names another.
@@ -168,6 +174,23 @@ pub struct Referrer {
     pub kind: GcpKind,
     /// As the report names it.
     pub name: String,
+}
+
+/// What a Cloud SQL instance's verdict reads beyond the common fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlFacts {
+    /// The project of the instance (`PROJECT` of `PROJECT:REGION:INSTANCE`).
+    pub project: String,
+    /// `PROJECT:REGION:INSTANCE`, what the Cloud SQL Auth Proxy and connectors are given.
+    pub connection_name: Option<String>,
+    /// Its IP addresses and DNS name, what a client connecting directly is given.
+    pub addresses: Vec<String>,
+    /// `settings.deletionProtectionEnabled`.
+    pub deletion_protection: bool,
+    /// `instanceType`: `CLOUD_SQL_INSTANCE`, `READ_REPLICA_INSTANCE`, ...
+    pub instance_type: Option<String>,
+    /// A read replica's primary (`masterInstanceName`).
+    pub primary: Option<String>,
 }
 
 impl GcpResource {
@@ -194,6 +217,7 @@ impl GcpResource {
             managed_by: None,
             references: Vec::new(),
             referrers: Vec::new(),
+            sql: None,
         }
     }
 

@@ -227,6 +227,19 @@ pub fn analyse(record: &mut KubeObject, obj: &Map<String, Value>) {
             }
         }
     }
+    // What Cloud SQL instances it connects to: a proxy's or connector's connection name, or
+    // an address, in any string but its metadata and status (a ConfigMap's data too: the
+    // page decoder reads it the same way). Secrets are listed as metadata: their values are
+    // never read, so a connection name kept only in a Secret is not seen.
+    if record.kind != "Secret" {
+        for (key, value) in obj {
+            if key != "metadata" && key != "status" {
+                cloud_sql_refs(value, &mut record.cloud_sql_refs);
+            }
+        }
+        record.cloud_sql_refs.sort();
+        record.cloud_sql_refs.dedup();
+    }
     record.namespace_refs.retain(|ns| ns != &namespace);
     record.namespace_refs.sort();
     record.namespace_refs.dedup();
@@ -308,6 +321,48 @@ fn dns_namespaces(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Cloud SQL connection names and IPv4 addresses in any string below `value`.
+fn cloud_sql_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.extend(sql_refs_in(s)),
+        Value::Object(o) => o.values().for_each(|v| cloud_sql_refs(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| cloud_sql_refs(v, out)),
+        _ => {}
+    }
+}
+
+/// `--instances=p:us-central1:db=tcp:5432`, `p:us-central1:db?port=5432`, `10.1.2.3:5432` →
+/// `p:us-central1:db`, `10.1.2.3`. A connection name is `PROJECT:REGION:INSTANCE` (a
+/// domain-scoped project has a colon of its own); matched without regard to case.
+pub fn sql_refs_in(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '_');
+    for word in text.split(|c: char| !token(c)).filter(|w| !w.is_empty()) {
+        let parts: Vec<&str> = word.split(':').collect();
+        if parts.len() >= 3 {
+            // The region is the second to last part: `us-central1`, `europe-west4`.
+            for i in 1..parts.len() - 1 {
+                let region = parts[i];
+                let looks_like_region = region.contains('-')
+                    && region.ends_with(|c: char| c.is_ascii_digit())
+                    && region.starts_with(|c: char| c.is_ascii_lowercase());
+                if looks_like_region && !parts[i + 1].is_empty() {
+                    out.push(
+                        format!("{}:{}:{}", parts[..i].join(":"), region, parts[i + 1])
+                            .to_ascii_lowercase(),
+                    );
+                }
+            }
+        }
+        for piece in word.split(':') {
+            if piece.parse::<std::net::Ipv4Addr>().is_ok() {
+                out.push(piece.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// `http://api.billing.svc.cluster.local:8080` → `billing`.
 pub fn svc_namespaces(text: &str) -> Vec<String> {
     let label = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
@@ -351,6 +406,47 @@ mod tests {
 
     fn record(v: Value) -> KubeObject {
         KubeObject::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn cloud_sql_connection_names_and_addresses_are_found_in_any_spelling() {
+        assert_eq!(
+            sql_refs_in("--instances=aia-prod:us-central1:main=tcp:5432"),
+            ["aia-prod:us-central1:main"]
+        );
+        assert_eq!(
+            sql_refs_in("/cloud-sql-proxy --port 5432 Aia-Prod:europe-west4:Orders?port=5433"),
+            ["aia-prod:europe-west4:orders"]
+        );
+        assert_eq!(
+            sql_refs_in("example.com:proj:us-east1:db"),
+            ["example.com:proj:us-east1:db"]
+        );
+        assert_eq!(sql_refs_in("postgres://u@10.1.2.3:5432/app"), ["10.1.2.3"]);
+        assert!(sql_refs_in("http://api:8080 time 12:30:00 a:b:c").is_empty());
+    }
+
+    #[test]
+    fn a_workloads_spec_and_a_configmaps_data_name_their_databases() {
+        let deploy = KubeObject::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "aia-production",
+                "annotations": {"note": "p:us-central1:not-this"}},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "proxy", "image": "cloud-sql-proxy",
+                 "args": ["--structured-logs", "p:us-central1:main?port=5432"]},
+                {"name": "app", "image": "app",
+                 "env": [{"name": "DB", "value": "10.0.0.7"}]}]}}}}))
+        .unwrap();
+        assert_eq!(deploy.cloud_sql_refs, ["10.0.0.7", "p:us-central1:main"]);
+        let cm = KubeObject::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "db", "namespace": "aia-production"},
+            "data": {"DB": "p:us-central1:main"}}))
+        .unwrap();
+        assert_eq!(
+            cm.cloud_sql_refs,
+            ["p:us-central1:main"],
+            "as the page decoder reads it"
+        );
     }
 
     #[test]

@@ -320,6 +320,7 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
         "target_proxies",
         "log_sinks",
         "log_buckets",
+        "sql_instances",
     ] {
         let base = format!("/gcp/{section}/allowed");
         if let Some(list) = v.pointer(&base).and_then(Value::as_array) {
@@ -345,6 +346,16 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
         for (i, _) in list.iter().enumerate() {
             patterns.push(format!("/gcp/snapshots/allowed/{i}"));
         }
+    }
+    if let Some(days) = v
+        .pointer("/gcp/sql_instances/final_backup_days")
+        .and_then(Value::as_u64)
+        && !(1..=365).contains(&days)
+    {
+        push(
+            "/gcp/sql_instances/final_backup_days",
+            format!("{days} is outside 1 to 365, the days Cloud SQL keeps a final backup"),
+        );
     }
     for pointer in patterns {
         if let Some(text) = v.pointer(&pointer).and_then(Value::as_str)

@@ -614,6 +614,13 @@ pub struct GcpPolicy {
     /// Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_buckets: Option<Allowlist>,
+    /// Cloud SQL instances (reported by name). Kept unless `delete_databases` is true, and even
+    /// then kept when deletion protection is on, when it has read replicas or is one, when a
+    /// Pod or workload names its connection name or IP address, and (with `protect_in_use`)
+    /// when the cluster was not read. Enforce takes an on-demand backup and a final backup
+    /// before it deletes one. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_instances: Option<SqlInstancePolicy>,
 }
 
 /// Retention of Compute disk snapshots, per source disk.
@@ -637,6 +644,31 @@ pub struct SnapshotPolicy {
     /// by default they are kept until a person deletes them.
     #[serde(default)]
     pub delete_final_snapshots: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlInstancePolicy {
+    /// Instance name patterns that may exist.
+    #[schemars(with = "Vec<String>")]
+    pub allowed: Vec<Glob>,
+    /// Delete instances outside the allowlist at all. Off by default: a database is data,
+    /// so its deletion is opted into on its own.
+    #[serde(default)]
+    pub delete_databases: bool,
+    /// Keep every instance while the cluster's Pods and workloads could not be read (a GCP-only
+    /// audit, a failed list): only they can show that an instance is still connected to.
+    /// `false` audits the instances alone.
+    #[serde(default = "yes")]
+    pub protect_in_use: bool,
+    /// Days Cloud SQL keeps the final backup it takes when enforce deletes an instance
+    /// (1 to 365); the backup outlives the instance and restores it.
+    #[serde(default = "default_final_backup_days")]
+    pub final_backup_days: u32,
+}
+
+fn default_final_backup_days() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -111,12 +111,38 @@ Cloud Logging v2 (ConfigServiceV2; enums as numbers with enum-encoding=int):
   Sinks are seeded with "name", "destination" (a bucket id, "LOCATION/BUCKET", or a full destination),
   "filter", "disabled", "createTime"; buckets with "name", "location" (default global), "locked",
   "lifecycleState", "createTime" (_Required is locked).
+Cloud SQL Admin v1 (google-cloud-sql-v1 2.12.0; enums as numbers with `enum-encoding=int`, except
+databaseVersion; errors in the google.rpc style):
+  GET    /v1/projects/{p}/instances                                list: maxResults (default and max 500),
+                                                                  pageToken -> nextPageToken, "items"; config
+                                                                  sql_unreachable_regions adds REGION_UNREACHABLE
+                                                                  warnings
+  GET    /v1/projects/{p}/instances/{i}                            get (replicaNames derived from the instances
+                                                                  whose masterInstanceName names it)
+  DELETE /v1/projects/{p}/instances/{i}                            -> sql#operation DELETE; 400 FAILED_PRECONDITION
+                                                                  while settings.deletionProtectionEnabled or while
+                                                                  it has replicas. enableFinalBackup=true (+
+                                                                  finalBackupTtlDays, finalBackupDescription) leaves
+                                                                  a FINAL project backup when the operation is DONE;
+                                                                  the instance's backup runs go with it
+  GET    /v1/projects/{p}/instances/{i}/backupRuns                 list, newest first, maxResults (default 100)
+  POST   /v1/projects/{p}/instances/{i}/backupRuns                 insert -> sql#operation BACKUP_VOLUME; an ON_DEMAND
+                                                                  SUCCESSFUL run appears when DONE (config
+                                                                  sql_backup_error: the operation ends with an error);
+                                                                  400 for a read replica
+  GET    /v1/projects/{p}/operations/{op}                          get (a poll): PENDING, RUNNING, DONE after
+                                                                  `operation_polls` polls
+  Instances are seeded ("sqlInstances") with region (default us-central1), state RUNNABLE, settings
+  (settingsVersion, deletionProtectionEnabled false), a private IP, connectionName p:region:name;
+  "masterInstanceName" makes a READ_REPLICA_INSTANCE. Backup runs are seeded as "sqlBackupRuns" with
+  "instance".
 
 Control API (not Google; never written to the request log):
   POST   /_fake/seed       {"project": "p", "location": "global", "projectNumber": "123...",
                             "firewalls": [...], "sslCertificates": [...], "targetHttpsProxies": [...],
                             "targetSslProxies": [...], "serviceAccounts": [...], "certificates": [...],
-                            "certificateMaps": [...], "certificateMapEntries": [{"map": "m", ...}]}
+                            "certificateMaps": [...], "certificateMapEntries": [{"map": "m", ...}],
+                            "sqlInstances": [...], "sqlBackupRuns": [{"instance": "i", ...}]}
                            (or a list of such objects). Server-side fields (id, kind, selfLink,
                            creationTimestamp/createTime, fingerprint/etag, uniqueId, full names and links)
                            are filled in unless given. Short references are expanded: proxy
@@ -161,6 +187,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -170,11 +197,14 @@ COMPUTE = "compute.googleapis.com"
 IAM = "iam.googleapis.com"
 CM = "certificatemanager.googleapis.com"
 LOGGING = "logging.googleapis.com"
+SQL = "sqladmin.googleapis.com"
+SQL_HOST = "https://sqladmin.googleapis.com/v1/"
 SERVICE_TITLES = {
     LOGGING: "Cloud Logging API",
     COMPUTE: "Compute Engine API",
     IAM: "Identity and Access Management (IAM) API",
     CM: "Certificate Manager API",
+    SQL: "Cloud SQL Admin API",
 }
 DEFAULT_CONFIG = {
     "operation_polls": 2,
@@ -184,6 +214,21 @@ DEFAULT_CONFIG = {
     "compute_error_status": False,
     "disabled_services": {},
     "aggregated_unreachables": [],
+    "sql_unreachable_regions": [],
+    "sql_backup_error": False,
+}
+# Cloud SQL Admin enum numbers (google.cloud.sql.v1), for `enum-encoding=int`.
+SQL_ENUMS = {
+    "state": {"SQL_INSTANCE_STATE_UNSPECIFIED": 0, "RUNNABLE": 1, "SUSPENDED": 2, "PENDING_DELETE": 3,
+              "PENDING_CREATE": 4, "MAINTENANCE": 5, "FAILED": 6, "ONLINE_MAINTENANCE": 7, "REPAIRING": 8},
+    "instanceType": {"SQL_INSTANCE_TYPE_UNSPECIFIED": 0, "CLOUD_SQL_INSTANCE": 1, "ON_PREMISES_INSTANCE": 2,
+                     "READ_REPLICA_INSTANCE": 3, "READ_POOL_INSTANCE": 5},
+    "status": {"SQL_OPERATION_STATUS_UNSPECIFIED": 0, "PENDING": 1, "RUNNING": 2, "DONE": 3},
+    "operationType": {"SQL_OPERATION_TYPE_UNSPECIFIED": 0, "DELETE": 5, "BACKUP_VOLUME": 9},
+    "code": {"SQL_API_WARNING_CODE_UNSPECIFIED": 0, "REGION_UNREACHABLE": 1},
+    "runStatus": {"SQL_BACKUP_RUN_STATUS_UNSPECIFIED": 0, "ENQUEUED": 1, "OVERDUE": 2, "RUNNING": 3, "FAILED": 4,
+                  "SUCCESSFUL": 5, "SKIPPED": 6, "DELETION_PENDING": 7, "DELETION_FAILED": 8, "DELETED": 9},
+    "runType": {"SQL_BACKUP_RUN_TYPE_UNSPECIFIED": 0, "AUTOMATED": 1, "ON_DEMAND": 2},
 }
 COMPUTE_COLLECTIONS = {
     "firewalls": ("compute#firewall", "compute#firewallList", "firewall"),
@@ -382,6 +427,7 @@ class Store:
         self.projects: dict[str, dict] = {}
         self.compute_ops: dict[tuple, dict] = {}
         self.cm_ops: dict[str, dict] = {}
+        self.sql_ops: dict[tuple, dict] = {}
         self.faults: list[dict] = []
         self.requests: list[dict] = []
         self.config = copy.deepcopy(DEFAULT_CONFIG)
@@ -413,6 +459,7 @@ class Store:
                 "locations": {},
                 "logSinks": {},
                 "logBuckets": {},
+                "sql": {"instances": {}, "backupRuns": {}, "backups": {}},
             }
             self.projects[pid] = p
         return p
@@ -1747,6 +1794,219 @@ def log_bucket_undelete(ctx, project, loc, name):
     obj["lifecycleState"] = "ACTIVE"
     return 200, {}
 
+# --------------------------------------------------------------------------------------------- cloud sql
+def sql_enum(value, values: dict, enum_int: bool):
+    if enum_int and isinstance(value, str) and value in values:
+        return values[value]
+    return value
+
+
+def seed_sql_instance(store: Store, project: str, spec: dict) -> dict:
+    obj = copy.deepcopy(spec)
+    name = obj.get("name")
+    if not name:
+        raise ApiError(400, f"seed: Cloud SQL instance without a name: {spec}")
+    region = obj.setdefault("region", "us-central1")
+    obj.setdefault("kind", "sql#instance")
+    obj["project"] = project
+    obj.setdefault("state", "RUNNABLE")
+    obj.setdefault("instanceType", "READ_REPLICA_INSTANCE" if obj.get("masterInstanceName") else "CLOUD_SQL_INSTANCE")
+    obj.setdefault("databaseVersion", "POSTGRES_15")
+    obj.setdefault("backendType", "SECOND_GEN")
+    obj.setdefault("connectionName", f"{project}:{region}:{name}")
+    obj.setdefault("createTime", rfc3339_z())
+    obj.setdefault("gceZone", f"{region}-a")
+    obj.setdefault("etag", store.etag())
+    obj["selfLink"] = f"{SQL_HOST}projects/{project}/instances/{name}"
+    if "ipAddresses" not in obj:
+        n = store.rng.randrange(1, 250)
+        obj["ipAddresses"] = [{"type": "PRIVATE", "ipAddress": f"10.20.{n}.{store.rng.randrange(2, 250)}"}]
+    settings = obj.setdefault("settings", {})
+    settings.setdefault("kind", "sql#settings")
+    settings.setdefault("tier", "db-custom-1-3840")
+    settings["settingsVersion"] = str(settings.get("settingsVersion", "1"))
+    settings.setdefault("deletionProtectionEnabled", False)
+    settings.setdefault("activationPolicy", "ALWAYS")
+    return obj
+
+
+def sql_render(store: Store, project: str, obj: dict, enum_int: bool) -> dict:
+    out = copy.deepcopy(obj)
+    replicas = sorted(i["name"] for i in store.project(project)["sql"]["instances"].values()
+                      if i.get("masterInstanceName") in (obj["name"], f"{project}:{obj['name']}"))
+    if replicas:
+        out["replicaNames"] = replicas
+    for key in ("state", "instanceType"):
+        out[key] = sql_enum(out.get(key), SQL_ENUMS[key], enum_int)
+    return out
+
+
+def sql_not_found(project: str, name: str) -> ApiError:
+    return ApiError(404, f"The Cloud SQL instance does not exist.", grpc="NOT_FOUND")
+
+
+def sql_instance(store: Store, project: str, name: str) -> dict:
+    obj = store.project(project)["sql"]["instances"].get(name)
+    if obj is None:
+        raise sql_not_found(project, name)
+    return obj
+
+
+def sql_list(ctx, project):
+    store = ctx.store
+    items = sorted(store.project(project)["sql"]["instances"].values(), key=lambda i: i["name"])
+    try:
+        size = int(ctx.params.get("maxResults") or 500)
+    except ValueError:
+        raise ApiError(400, "Invalid value for maxResults", grpc="INVALID_ARGUMENT")
+    size = min(size or 500, 500)
+    bad = ApiError(400, "Invalid request: the page token is invalid.", grpc="INVALID_ARGUMENT")
+    page, nxt = paginate_names(items, size, ctx.params.get("pageToken"), f"sql/{project}", bad, None)
+    body = {"kind": "sql#instancesList"}
+    unreachable = store.config.get("sql_unreachable_regions") or []
+    if unreachable:
+        body["warnings"] = [{"code": sql_enum("REGION_UNREACHABLE", SQL_ENUMS["code"], ctx.enum_int),
+                             "message": f"Region(s) {', '.join(unreachable)} unreachable.",
+                             "region": r} for r in unreachable]
+    if page:
+        body["items"] = [sql_render(store, project, i, ctx.enum_int) for i in page]
+    if nxt:
+        body["nextPageToken"] = nxt
+    return 200, body
+
+
+def sql_get(ctx, project, name):
+    return 200, sql_render(ctx.store, project, sql_instance(ctx.store, project, name), ctx.enum_int)
+
+
+def sql_op(ctx, project, target: dict, op_type: str, finish):
+    store = ctx.store
+    op_name = str(uuid.UUID(int=store.rng.getrandbits(128)))
+    op = {"kind": "sql#operation", "name": op_name, "operationType": op_type, "status": "PENDING",
+          "targetId": target["name"], "targetProject": project,
+          "targetLink": f"{SQL_HOST}projects/{project}/instances/{target['name']}",
+          "selfLink": f"{SQL_HOST}projects/{project}/operations/{op_name}",
+          "insertTime": rfc3339_z(), "user": "driftsweep@fake.iam.gserviceaccount.com"}
+    rec = {"project": project, "op": op, "polls_left": int(store.config["operation_polls"]), "finish": finish}
+    store.sql_ops[(project, op_name)] = rec
+    if rec["polls_left"] <= 0:
+        finish_sql_op(store, rec)
+    return 200, sql_render_op(op, ctx.enum_int)
+
+
+def finish_sql_op(store: Store, rec: dict):
+    op = rec["op"]
+    op["status"] = "DONE"
+    op["endTime"] = rfc3339_z()
+    error = rec["finish"](store, rec)
+    if error:
+        op["error"] = {"kind": "sql#operationErrors", "errors": [{"kind": "sql#operationError", **error}]}
+
+
+def sql_render_op(op: dict, enum_int: bool) -> dict:
+    out = copy.deepcopy(op)
+    for key in ("status", "operationType"):
+        out[key] = sql_enum(out[key], SQL_ENUMS[key], enum_int)
+    return out
+
+
+def sql_op_get(ctx, project, op_name):
+    rec = ctx.store.sql_ops.get((project, op_name))
+    if rec is None:
+        raise ApiError(404, f"The operation {op_name} does not exist.", grpc="NOT_FOUND")
+    if rec["op"]["status"] != "DONE":
+        rec["op"]["status"] = "RUNNING"
+        rec["polls_left"] -= 1
+        if rec["polls_left"] <= 0:
+            finish_sql_op(ctx.store, rec)
+    return 200, sql_render_op(rec["op"], ctx.enum_int)
+
+
+def sql_delete(ctx, project, name):
+    store = ctx.store
+    sql = store.project(project)["sql"]
+    obj = sql_instance(store, project, name)
+    if obj["settings"].get("deletionProtectionEnabled"):
+        raise ApiError(400, "The instance is protected. Please disable the deletion protection and try again. "
+                            "To disable deletion protection, update the instance settings with "
+                            "deletionProtectionEnabled set to false.", grpc="FAILED_PRECONDITION")
+    if sql_render(store, project, obj, False).get("replicaNames"):
+        raise ApiError(400, "The requested operation is not valid for a primary instance with read replicas.",
+                       grpc="FAILED_PRECONDITION")
+    final = ctx.params.get("enableFinalBackup") == "true"
+    ttl = ctx.params.get("finalBackupTtlDays")
+    description = ctx.params.get("finalBackupDescription") or ""
+
+    def finish(store, rec):
+        if name not in sql["instances"]:
+            return {"code": "INSTANCE_NOT_FOUND", "message": "The Cloud SQL instance does not exist."}
+        gone = sql["instances"].pop(name)
+        sql["backupRuns"].pop(name, None)
+        if final:
+            backup_id = str(store.rng.randrange(10 ** 12, 10 ** 13))
+            now = datetime.now(timezone.utc)
+            expiry = now + timedelta(days=int(ttl or 30))
+            sql["backups"][backup_id] = {
+                "name": f"projects/{project}/backups/{backup_id}", "kind": "sql#backup", "type": "FINAL",
+                "instance": name, "description": description, "state": "SUCCESSFUL",
+                "databaseVersion": gone.get("databaseVersion"), "backupInterval": {"startTime": rfc3339_z(now),
+                                                                                 "endTime": rfc3339_z(now)},
+                "expiryTime": rfc3339_z(expiry), "location": gone.get("region"),
+                "selfLink": f"{SQL_HOST}projects/{project}/backups/{backup_id}"}
+        return None
+    return sql_op(ctx, project, obj, "DELETE", finish)
+
+
+def sql_backup_insert(ctx, project, name):
+    store = ctx.store
+    sql = store.project(project)["sql"]
+    obj = sql_instance(store, project, name)
+    if obj.get("instanceType") == "READ_REPLICA_INSTANCE":
+        raise ApiError(400, "Backups are not supported for read replicas.", grpc="INVALID_ARGUMENT")
+    body = ctx.json_body()
+
+    def finish(store, rec):
+        if store.config.get("sql_backup_error"):
+            return {"code": "BACKUP_FAILED", "message": "The backup failed (fake_gcp config sql_backup_error)."}
+        if name not in sql["instances"]:
+            return {"code": "INSTANCE_NOT_FOUND", "message": "The Cloud SQL instance does not exist."}
+        run_id = str(store.rng.randrange(10 ** 12, 10 ** 13))
+        now = rfc3339_z()
+        sql["backupRuns"].setdefault(name, {})[run_id] = {
+            "kind": "sql#backupRun", "id": run_id, "status": "SUCCESSFUL", "type": "ON_DEMAND",
+            "description": body.get("description", ""), "instance": name, "enqueuedTime": now, "startTime": now,
+            "endTime": now, "backupKind": "SNAPSHOT", "location": obj.get("region"),
+            "selfLink": f"{SQL_HOST}projects/{project}/instances/{name}/backupRuns/{run_id}"}
+        return None
+    return sql_op(ctx, project, obj, "BACKUP_VOLUME", finish)
+
+
+def sql_backup_runs_list(ctx, project, name):
+    store = ctx.store
+    sql_instance(store, project, name)
+    runs = sorted(store.project(project)["sql"]["backupRuns"].get(name, {}).values(),
+                  key=lambda r: (r.get("enqueuedTime", ""), r["id"]), reverse=True)
+    size = min(int(ctx.params.get("maxResults") or 100) or 100, 500)
+    token = ctx.params.get("pageToken")
+    start = 0
+    if token:
+        t = decode_token(token)
+        if t is None or t.get("s") != f"runs/{project}/{name}":
+            raise ApiError(400, "Invalid request: the page token is invalid.", grpc="INVALID_ARGUMENT")
+        start = int(t["k"])
+    page = runs[start:start + size]
+    body = {"kind": "sql#backupRunsList"}
+    if page:
+        body["items"] = []
+        for r in page:
+            out = copy.deepcopy(r)
+            out["status"] = sql_enum(out["status"], SQL_ENUMS["runStatus"], ctx.enum_int)
+            out["type"] = sql_enum(out["type"], SQL_ENUMS["runType"], ctx.enum_int)
+            body["items"].append(out)
+    if start + size < len(runs):
+        body["nextPageToken"] = b64url_token({"s": f"runs/{project}/{name}", "k": start + size})
+    return 200, body
+
 
 # --------------------------------------------------------------------------------------------- routing
 SEG = r"([^/]+)"
@@ -1792,6 +2052,12 @@ ROUTES = [
     ("GET", rf"{CMP}/certificateMaps/{SEG}/certificateMapEntries", cm_list_entries),
     ("GET", rf"{CMP}/certificateMaps/{SEG}/certificateMapEntries/{SEG}", cm_get("certificateMapEntries")),
     ("DELETE", rf"{CMP}/certificateMaps/{SEG}/certificateMapEntries/{SEG}", cm_delete("certificateMapEntries")),
+    ("GET", rf"/v1/projects/{SEG}/instances", sql_list),
+    ("GET", rf"/v1/projects/{SEG}/instances/{SEG}", sql_get),
+    ("DELETE", rf"/v1/projects/{SEG}/instances/{SEG}", sql_delete),
+    ("GET", rf"/v1/projects/{SEG}/instances/{SEG}/backupRuns", sql_backup_runs_list),
+    ("POST", rf"/v1/projects/{SEG}/instances/{SEG}/backupRuns", sql_backup_insert),
+    ("GET", rf"/v1/projects/{SEG}/operations/{SEG}", sql_op_get),
     ("GET", rf"{CMP}/operations", cm_op_list),
     ("GET", rf"{CMP}/operations/([^/:]+)", cm_op_get),
     ("DELETE", rf"{CMP}/operations/([^/:]+)", cm_op_delete),
@@ -1815,6 +2081,9 @@ def classify(path: str):
     m = re.match(r"/v1/projects/([^/]+)/serviceAccounts", path)
     if m:
         return "iam", IAM, m.group(1)
+    m = re.match(r"/v1/projects/([^/]+)/(instances|operations|backups)(/|$)", path)
+    if m:
+        return "sql", SQL, m.group(1)
     m = re.match(r"/v1/projects/([^/]+)/locations", path)
     if m:
         return "cm", CM, m.group(1)
@@ -1846,7 +2115,8 @@ class Ctx:
 
 # --------------------------------------------------------------------------------------------- control
 SEED_KEYS = {"project", "location", "projectNumber", "firewalls", "sslCertificates", "targetHttpsProxies",
-             "targetSslProxies", "addresses", "forwardingRules", "targetHttpProxies", "targetTcpProxies", "snapshots", "disks", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries", "logSinks", "logBuckets"}
+             "targetSslProxies", "addresses", "forwardingRules", "targetHttpProxies", "targetTcpProxies", "snapshots", "disks", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries", "logSinks", "logBuckets",
+             "sqlInstances", "sqlBackupRuns"}
 
 
 def seed(store: Store, spec: dict) -> int:
@@ -1869,6 +2139,26 @@ def seed(store: Store, spec: dict) -> int:
     for item in spec.get("disks") or []:
         zone, obj = seed_disk(store, project, item)
         zonal_store(store, project, zone, "disks")[obj["name"]] = obj
+        n += 1
+    for item in spec.get("sqlInstances") or []:
+        obj = seed_sql_instance(store, project, item)
+        p["sql"]["instances"][obj["name"]] = obj
+        n += 1
+    for item in spec.get("sqlBackupRuns") or []:
+        run = copy.deepcopy(item)
+        instance = run.get("instance")
+        if not instance:
+            raise ApiError(400, f"seed: backup run without an instance: {item}")
+        run.setdefault("id", str(store.rng.randrange(10 ** 12, 10 ** 13)))
+        run["id"] = str(run["id"])
+        run.setdefault("kind", "sql#backupRun")
+        run.setdefault("status", "SUCCESSFUL")
+        run.setdefault("type", "AUTOMATED")
+        run.setdefault("enqueuedTime", rfc3339_z())
+        run.setdefault("startTime", run["enqueuedTime"])
+        run.setdefault("endTime", run["enqueuedTime"])
+        run["selfLink"] = f"{SQL_HOST}projects/{project}/instances/{instance}/backupRuns/{run['id']}"
+        p["sql"]["backupRuns"].setdefault(instance, {})[run["id"]] = run
         n += 1
     for item in spec.get("serviceAccounts") or []:
         obj = seed_service_account(store, project, item)
@@ -1912,6 +2202,9 @@ def dump_state(store: Store) -> dict:
         out["deletedServiceAccounts"] = list(p["deletedServiceAccounts"].values())
         out["logSinks"] = [p["logSinks"][k] for k in sorted(p["logSinks"])]
         out["logBuckets"] = [p["logBuckets"][k] for k in sorted(p["logBuckets"])]
+        out["sqlInstances"] = [p["sql"]["instances"][k] for k in sorted(p["sql"]["instances"])]
+        out["sqlBackupRuns"] = {i: list(runs.values()) for i, runs in sorted(p["sql"]["backupRuns"].items())}
+        out["sqlBackups"] = [p["sql"]["backups"][k] for k in sorted(p["sql"]["backups"])]
         out["locations"] = {}
         for loc, st in sorted(p["locations"].items()):
             out["locations"][loc] = {
@@ -1928,6 +2221,7 @@ def dump_state(store: Store) -> dict:
             "compute": [dict(r["op"], _project=r["project"], _pollsLeft=r["polls_left"])
                         for r in store.compute_ops.values()],
             "certificatemanager": [dict(r["op"], _pollsLeft=r["polls_left"]) for r in store.cm_ops.values()],
+            "sql": [dict(r["op"], _pollsLeft=r["polls_left"]) for r in store.sql_ops.values()],
         },
     }
 

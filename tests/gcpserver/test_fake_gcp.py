@@ -25,6 +25,7 @@ SSL = f"/compute/v1/projects/{P}/global/sslCertificates"
 OPS = f"/compute/v1/projects/{P}/global/operations"
 SA = f"/v1/projects/{P}/serviceAccounts"
 CM = f"/v1/projects/{P}/locations/global"
+SQLI = f"/v1/projects/{P}/instances"
 
 
 def start_server():
@@ -522,6 +523,66 @@ class FakeGcpTest(unittest.TestCase):
         self.assertEqual((status, err["error"]["status"]), (400, "FAILED_PRECONDITION"))
 
     # ---------------------------------------------------------------- faults
+    # ---------------------------------------------------------------- Cloud SQL
+    def test_sql_instances_pages_enums_and_replicas(self):
+        self.seed(sqlInstances=[{"name": f"db-{i}"} for i in range(3)] +
+                  [{"name": "db-0-replica", "masterInstanceName": "db-0"}])
+        status, _, page1 = self.one("GET", SQLI, query={"maxResults": "2"})
+        self.assertEqual(status, 200)
+        self.assertEqual([i["name"] for i in page1["items"]], ["db-0", "db-0-replica"])
+        self.assertEqual(page1["items"][0]["state"], 1, "RUNNABLE as a number")
+        self.assertEqual(page1["items"][0]["replicaNames"], ["db-0-replica"])
+        self.assertEqual(page1["items"][1]["instanceType"], 3)
+        self.assertEqual(page1["items"][0]["connectionName"], f"{P}:us-central1:db-0")
+        status, _, page2 = self.one("GET", SQLI, query={"maxResults": "2", "pageToken": page1["nextPageToken"]})
+        self.assertEqual([i["name"] for i in page2["items"]], ["db-1", "db-2"])
+        self.assertNotIn("nextPageToken", page2)
+        status, _, named = self.call("GET", f"{SQLI}/db-1")
+        self.assertEqual((status, named["state"]), (200, "RUNNABLE"))
+        self.assertEqual(self.one("GET", f"{SQLI}/nope")[0], 404)
+        self.ok("POST", "/_fake/config", {"sql_unreachable_regions": ["asia-east1"]})
+        _, _, warned = self.one("GET", SQLI)
+        self.assertEqual(warned["warnings"][0]["code"], 1)
+        # a primary with a replica, and a protected instance, refuse deletion
+        status, _, err = self.one("DELETE", f"{SQLI}/db-0")
+        self.assertEqual((status, err["error"]["status"]), (400, "FAILED_PRECONDITION"))
+
+    def test_sql_backup_then_delete_through_operations_leaves_a_final_backup(self):
+        self.ok("POST", "/_fake/config", {"operation_polls": 2})
+        self.seed(sqlInstances=[{"name": "old", "settings": {"deletionProtectionEnabled": True}},
+                                {"name": "gone"}])
+        self.assertEqual(self.one("DELETE", f"{SQLI}/old")[0], 400)
+        status, _, op = self.one("POST", f"{SQLI}/gone/backupRuns", body={"description": "before"})
+        self.assertEqual((status, op["status"], op["operationType"]), (200, 1, 9))
+        opath = f"/v1/projects/{P}/operations/{op['name']}"
+        self.assertEqual(self.one("GET", opath)[2]["status"], 2)
+        self.assertEqual(self.one("GET", opath)[2]["status"], 3)
+        _, _, runs = self.one("GET", f"{SQLI}/gone/backupRuns")
+        self.assertEqual([(r["type"], r["status"], r["description"]) for r in runs["items"]], [(2, 5, "before")])
+        _, _, op = self.one("DELETE", f"{SQLI}/gone", query={"enableFinalBackup": "true", "finalBackupTtlDays": "7"})
+        opath = f"/v1/projects/{P}/operations/{op['name']}"
+        self.one("GET", opath)
+        self.assertEqual(self.one("GET", f"{SQLI}/gone")[0], 200, "gone only when DONE")
+        self.assertEqual(self.one("GET", opath)[2]["status"], 3)
+        self.assertEqual(self.one("GET", f"{SQLI}/gone")[0], 404)
+        backups = self.ok("GET", "/_fake/state")["projects"][P]["sqlBackups"]
+        self.assertEqual([(b["type"], b["instance"]) for b in backups], [("FINAL", "gone")])
+        # a failing backup ends its operation with an error and leaves no run
+        self.ok("POST", "/_fake/config", {"operation_polls": 0, "sql_backup_error": True})
+        self.seed(sqlInstances=[{"name": "again"}])
+        _, _, op = self.one("POST", f"{SQLI}/again/backupRuns", body={})
+        self.assertEqual(op["status"], 3)
+        self.assertEqual(op["error"]["errors"][0]["code"], "BACKUP_FAILED")
+        self.assertNotIn("items", self.one("GET", f"{SQLI}/again/backupRuns")[2])
+
+    def test_sql_403_protects_only_its_api(self):
+        self.seed(sqlInstances=[{"name": "db"}], serviceAccounts=[{"accountId": "robot-x"}])
+        self.ok("POST", "/_fake/config", {"disabled_services": {P: ["sqladmin.googleapis.com"]}})
+        status, _, err = self.one("GET", SQLI)
+        self.assertEqual(status, 403)
+        self.assertEqual(err["error"]["details"][0]["metadata"]["service"], "sqladmin.googleapis.com")
+        self.assertEqual(self.one("GET", SA)[0], 200)
+
     def test_service_disabled_403_shape(self):
         self.ok("POST", "/_fake/faults", {"path": "^/compute/", "status": 403, "reason": "SERVICE_DISABLED"})
         status, _, err = self.compute("GET", FW)

@@ -11,6 +11,7 @@ mod enforce;
 mod faults;
 mod gcp;
 mod gcp_logging;
+mod gcp_sql;
 mod kubelet;
 mod kubernetes;
 mod lint;

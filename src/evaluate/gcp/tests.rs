@@ -743,6 +743,170 @@ fn a_forwarding_rule_list_that_failed_keeps_every_proxy() {
     );
 }
 
+const SQL: &str = "version: 1\nname: t\ngcp:\n  project: p\n  sql_instances: {allowed: ['aia-*'], delete_databases: true}\n";
+
+fn sql_instance(name: &str) -> GcpResource {
+    GcpResource {
+        status: Some("RUNNABLE".into()),
+        sql: Some(Box::new(crate::inventory::SqlFacts {
+            project: "p".into(),
+            connection_name: Some(format!("p:us-central1:{name}")),
+            addresses: vec!["10.9.8.7".into()],
+            instance_type: Some("CLOUD_SQL_INSTANCE".into()),
+            ..Default::default()
+        })),
+        ..res(GcpKind::SqlInstance, name)
+    }
+}
+
+fn workload(kind: &str, name: &str, refs: &[&str]) -> crate::inventory::KubeObject {
+    crate::inventory::KubeObject {
+        api_version: "apps/v1".into(),
+        kind: kind.into(),
+        namespace: Some("aia-production".into()),
+        name: name.into(),
+        cloud_sql_refs: refs.iter().map(|r| r.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn run_sql(
+    yaml: &str,
+    kubernetes: Option<Vec<crate::inventory::KubeObject>>,
+    resources: Vec<GcpResource>,
+) -> Findings {
+    let inv = Inventory {
+        gcp: resources,
+        kubernetes,
+        ..Inventory::default()
+    };
+    evaluate(&policy(yaml), &Desired::default(), &inv)
+}
+
+#[test]
+fn a_cloud_sql_instance_is_deleted_only_when_nothing_could_still_need_it() {
+    let mut protected = sql_instance("old-protected");
+    protected.sql.as_mut().unwrap().deletion_protection = true;
+    let mut primary = sql_instance("old-primary");
+    primary.used_by = vec!["read replica old-primary-r".into()];
+    let mut replica = sql_instance("old-primary-r");
+    let facts = replica.sql.as_mut().unwrap();
+    facts.primary = Some("old-primary".into());
+    facts.instance_type = Some("READ_REPLICA_INSTANCE".into());
+    let mut stopped = sql_instance("old-maintenance");
+    stopped.status = Some("MAINTENANCE".into());
+    let mut external = sql_instance("old-external");
+    external.sql.as_mut().unwrap().instance_type = Some("ON_PREMISES_INSTANCE".into());
+    let cluster = vec![
+        workload("Deployment", "api", &["p:us-central1:old-proxied"]),
+        workload("CronJob", "report", &["10.9.8.7"]),
+        workload("Deployment", "other", &["p:europe-west1:old-moved"]),
+        // An application's DB_HOST in a ConfigMap.
+        crate::inventory::KubeObject {
+            api_version: "v1".into(),
+            ..workload("ConfigMap", "db", &["p:us-central1:old-configured"])
+        },
+    ];
+    let mut by_ip = sql_instance("old-by-ip");
+    by_ip.sql.as_mut().unwrap().addresses = vec!["10.9.8.7".into()];
+    let mut others = vec![
+        sql_instance("old-orphan"),
+        sql_instance("aia-main"),
+        sql_instance("old-proxied"),
+        sql_instance("old-moved"),
+        sql_instance("old-configured"),
+        protected,
+        primary,
+        replica,
+        stopped,
+        external,
+        by_ip,
+    ];
+    // Only `old-orphan` has no address a workload names.
+    for r in &mut others {
+        if r.name != "old-by-ip" {
+            r.sql.as_mut().unwrap().addresses = vec![format!("10.0.0.{}", r.name.len())];
+        }
+    }
+    let f = run_sql(SQL, Some(cluster.clone()), others.clone());
+    deleted(&f, GcpKind::SqlInstance, "old-orphan");
+    kept(&f, GcpKind::SqlInstance, "aia-main", Reason::InAllowlist);
+    kept(&f, GcpKind::SqlInstance, "old-proxied", Reason::InUse);
+    kept(&f, GcpKind::SqlInstance, "old-moved", Reason::InUse);
+    kept(&f, GcpKind::SqlInstance, "old-configured", Reason::InUse);
+    kept(&f, GcpKind::SqlInstance, "old-by-ip", Reason::InUse);
+    kept(
+        &f,
+        GcpKind::SqlInstance,
+        "old-protected",
+        Reason::DeletionProtected,
+    );
+    kept(&f, GcpKind::SqlInstance, "old-primary", Reason::InUse);
+    kept(
+        &f,
+        GcpKind::SqlInstance,
+        "old-primary-r",
+        Reason::ReadReplica,
+    );
+    kept(&f, GcpKind::SqlInstance, "old-maintenance", Reason::InUse);
+    kept(
+        &f,
+        GcpKind::SqlInstance,
+        "old-external",
+        Reason::SystemManaged,
+    );
+    let proxied = f.items.iter().find(|x| x.name == "old-proxied").unwrap();
+    assert_eq!(
+        proxied.detail.as_deref(),
+        Some("connected to by Deployment aia-production/api")
+    );
+
+    // Off by default: the same orphan is kept without `delete_databases: true`.
+    let off = SQL.replace(", delete_databases: true", "");
+    let f = run_sql(&off, Some(cluster.clone()), others.clone());
+    kept(
+        &f,
+        GcpKind::SqlInstance,
+        "old-orphan",
+        Reason::DatabaseDeletionDisabled,
+    );
+
+    // A GCP-only audit, or a cluster read with a gap, cannot show what connects to it.
+    let f = run_sql(SQL, None, others.clone());
+    kept(
+        &f,
+        GcpKind::SqlInstance,
+        "old-orphan",
+        Reason::ReferencesUnknown,
+    );
+    let inv = Inventory {
+        gcp: others.clone(),
+        kubernetes: Some(cluster.clone()),
+        gaps: vec![Gap {
+            provider: Provider::Kubernetes,
+            what: "CronJobs in all namespaces".into(),
+            error: "403".into(),
+            protects: Protects::KubernetesKind("CronJob".into()),
+            failed: true,
+        }],
+        ..Inventory::default()
+    };
+    let f = evaluate(&policy(SQL), &Desired::default(), &inv);
+    kept(
+        &f,
+        GcpKind::SqlInstance,
+        "old-orphan",
+        Reason::ReferencesUnknown,
+    );
+    // Unless the policy audits the instances alone.
+    let alone = SQL.replace(
+        "delete_databases: true",
+        "delete_databases: true, protect_in_use: false",
+    );
+    let f = run_sql(&alone, None, others);
+    deleted(&f, GcpKind::SqlInstance, "old-orphan");
+}
+
 const LOGGING: &str = "version: 1\nname: t\ngcp:\n  project: p\n  log_sinks: {allowed: ['app-*']}\n  log_buckets: {allowed: ['app-*']}\n";
 
 fn sink(name: &str) -> GcpResource {

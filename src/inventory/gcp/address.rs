@@ -17,7 +17,8 @@ use crate::inventory::gcp_common::{
     labels, required, scoped_items, short_name, strings, text, time,
 };
 use crate::inventory::gcp_live::{
-    COMPUTE, GcpClients, GcpDelete, aggregated_list, client, compute_deleted, compute_list, get,
+    COMPUTE, GcpClients, GcpDelete, aggregated_list, client, compute_delete, compute_deleted,
+    compute_get, compute_list,
 };
 use crate::inventory::{GcpKind, GcpResource};
 
@@ -134,26 +135,16 @@ fn current<'a>(
     target: &'a Target<'a>,
 ) -> Boxed<'a, Result<Option<Value>, String>> {
     Box::pin(async move {
-        let p = clients.project.clone();
         match split(target.name) {
             (Some(region), short) => {
-                let c = client!(clients, Addresses, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_region(region)
-                        .set_address(short)
-                        .send(),
-                    "addresses.get"
-                )
+                compute_get!("addresses.get", clients, Addresses, set_address(short), region region)
             }
-            (None, short) => {
-                let c = client!(clients, GlobalAddresses, COMPUTE)?;
-                get!(
-                    c.get().set_project(p.clone()).set_address(short).send(),
-                    "globalAddresses.get"
-                )
-            }
+            (None, short) => compute_get!(
+                "globalAddresses.get",
+                clients,
+                GlobalAddresses,
+                set_address(short)
+            ),
         }
     })
 }
@@ -178,32 +169,15 @@ fn delete<'a>(
     clients: &'a GcpClients,
     d: &'a Deletion<'a>,
 ) -> Boxed<'a, Result<GcpDelete, String>> {
-    use google_cloud_lro::Poller as _;
     Box::pin(async move {
         if let Err(why) = still_unused(d.current) {
             return Ok(GcpDelete::Skipped(why));
         }
-        let p = clients.project.clone();
         let result = match split(d.name) {
             (Some(region), short) => {
-                let c = client!(clients, Addresses, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_region(region)
-                    .set_address(short)
-                    .poller()
-                    .until_done()
-                    .await
+                compute_delete!(clients, Addresses, set_address(short), region region)
             }
-            (None, short) => {
-                let c = client!(clients, GlobalAddresses, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_address(short)
-                    .poller()
-                    .until_done()
-                    .await
-            }
+            (None, short) => compute_delete!(clients, GlobalAddresses, set_address(short)),
         };
         compute_deleted(result)
     })

@@ -63,10 +63,27 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
     })
 }
 
-/// Every zonal disk, through the aggregated list (every page; an unreachable zone fails it).
+/// Every zonal disk (the regional ones are not audited).
 async fn zonal(clients: &GcpClients) -> Result<Vec<Value>, String> {
-    let c = client!(clients, Disks, COMPUTE)?;
-    aggregated_list!(c, clients.project, "disks.aggregatedList", "zones/", disks)
+    let mut disks = every_disk(clients).await?;
+    disks.retain(|d| d.get("zone").is_some());
+    Ok(disks)
+}
+
+/// Every disk, zonal and regional, through the aggregated list (every page; an unreachable
+/// scope fails it). Read once per run: the disks and the snapshots' sources are both it.
+pub(super) async fn every_disk(clients: &GcpClients) -> Result<Vec<Value>, String> {
+    let all = clients
+        .shared_list("disks.aggregatedList", || async {
+            let c = client!(clients, Disks, COMPUTE)?;
+            aggregated_list!(c, clients.project, "disks.aggregatedList", "", disks)
+                .map(Value::Array)
+        })
+        .await?;
+    match all {
+        Value::Array(disks) => Ok(disks),
+        other => Err(format!("disks.aggregatedList: not a list: {other}")),
+    }
 }
 
 fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {

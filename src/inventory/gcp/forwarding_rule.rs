@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use super::{Boxed, Deletion, FileError, Files, Kind, Listed, Reverify, Target, parse_file};
 use crate::inventory::gcp_common::{labels, required, scoped_items, short_name, text, time};
 use crate::inventory::gcp_live::{
-    COMPUTE, GcpClients, GcpDelete, aggregated_list, client, compute_deleted, compute_list, get,
+    COMPUTE, GcpClients, GcpDelete, aggregated_list, client, compute_delete, compute_deleted,
+    compute_get, compute_list,
 };
 use crate::inventory::{GcpKind, GcpResource};
 
@@ -164,29 +165,16 @@ fn current<'a>(
     target: &'a Target<'a>,
 ) -> Boxed<'a, Result<Option<Value>, String>> {
     Box::pin(async move {
-        let p = clients.project.clone();
         match split(target.name) {
             (Some(region), short) => {
-                let c = client!(clients, ForwardingRules, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_region(region)
-                        .set_forwarding_rule(short)
-                        .send(),
-                    "forwardingRules.get"
-                )
+                compute_get!("forwardingRules.get", clients, ForwardingRules, set_forwarding_rule(short), region region)
             }
-            (None, short) => {
-                let c = client!(clients, GlobalForwardingRules, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_forwarding_rule(short)
-                        .send(),
-                    "globalForwardingRules.get"
-                )
-            }
+            (None, short) => compute_get!(
+                "globalForwardingRules.get",
+                clients,
+                GlobalForwardingRules,
+                set_forwarding_rule(short)
+            ),
         }
     })
 }
@@ -195,32 +183,20 @@ fn delete<'a>(
     clients: &'a GcpClients,
     d: &'a Deletion<'a>,
 ) -> Boxed<'a, Result<GcpDelete, String>> {
-    use google_cloud_lro::Poller as _;
     Box::pin(async move {
         let scheme = d.current.get("loadBalancingScheme").and_then(Value::as_str);
         if let Some(why) = unlisted_referrers(scheme) {
             return Ok(GcpDelete::Skipped(why));
         }
-        let p = clients.project.clone();
         let result = match split(d.name) {
-            (Some(region), short) => {
-                let c = client!(clients, ForwardingRules, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_region(region)
-                    .set_forwarding_rule(short)
-                    .poller()
-                    .until_done()
-                    .await
-            }
+            (Some(region), short) => compute_delete!(
+                clients,
+                ForwardingRules,
+                set_forwarding_rule(short),
+                region region
+            ),
             (None, short) => {
-                let c = client!(clients, GlobalForwardingRules, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_forwarding_rule(short)
-                    .poller()
-                    .until_done()
-                    .await
+                compute_delete!(clients, GlobalForwardingRules, set_forwarding_rule(short))
             }
         };
         compute_deleted(result)

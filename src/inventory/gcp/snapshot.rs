@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use google_cloud_compute_v1::client::{Disks, Snapshots};
+use google_cloud_compute_v1::client::Snapshots;
 use serde_json::{Map, Value};
 
 use super::{Boxed, Deletion, FileError, Files, Kind, Listed, Reverify, Target, parse_file};
@@ -21,8 +21,7 @@ use crate::inventory::gcp_common::{
     labels, required, scoped_items, short_name, strings, text, time,
 };
 use crate::inventory::gcp_live::{
-    COMPUTE, GcpClients, GcpDelete, client, compute_deleted, compute_list, get, to_json,
-    with_retries,
+    COMPUTE, GcpClients, GcpDelete, client, compute_deleted, compute_list, get,
 };
 use crate::inventory::{GcpKind, GcpResource};
 
@@ -64,43 +63,10 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
             Err(e) => Err(e),
         };
         listed.store(KIND.what, FILE, "items", snapshots);
-        let disks = all_disks(clients).await;
+        let disks = super::disk::every_disk(clients).await;
         listed.store("disks (the sources of snapshots)", DISKS, "items", disks);
         listed
     })
-}
-
-/// Every disk, zonal and regional, through the aggregated list (every page). A scope the API
-/// could not reach (`unreachables`) fails the list: a disk there may be a schedule's.
-async fn all_disks(clients: &GcpClients) -> Result<Vec<Value>, String> {
-    let c = client!(clients, Disks, COMPUTE)?;
-    let mut items = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = with_retries("disks.aggregatedList", || {
-            c.aggregated_list()
-                .set_project(clients.project.clone())
-                .set_max_results(500u32)
-                .set_page_token(token.clone())
-                .send()
-        })
-        .await?;
-        if !page.unreachables.is_empty() {
-            return Err(format!(
-                "disks.aggregatedList: unreachable: {}",
-                page.unreachables.join(", ")
-            ));
-        }
-        let mut scopes: Vec<_> = page.items.into_iter().collect();
-        scopes.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, list) in scopes {
-            items.extend(to_json(list.disks));
-        }
-        match page.next_page_token.filter(|t| !t.is_empty()) {
-            Some(next) => token = next,
-            None => return Ok(items),
-        }
-    }
 }
 
 fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {

@@ -21,7 +21,8 @@ use serde_json::Value;
 use super::{Boxed, Deletion, FileError, Files, Kind, Listed, Reverify, Target, parse_file};
 use crate::inventory::gcp_common::{labels, required, scoped_items, short_name, text, time};
 use crate::inventory::gcp_live::{
-    COMPUTE, GcpClients, GcpDelete, aggregated_list, client, compute_deleted, compute_list, get,
+    COMPUTE, GcpClients, GcpDelete, aggregated_list, client, compute_delete, compute_deleted,
+    compute_get, compute_list,
 };
 use crate::inventory::{GcpKind, GcpResource, Referrer};
 
@@ -289,80 +290,39 @@ fn current<'a>(
     target: &'a Target<'a>,
 ) -> Boxed<'a, Result<Option<Value>, String>> {
     Box::pin(async move {
-        let p = clients.project.clone();
         match split(target.name)? {
-            (None, "http", n) => {
-                let c = client!(clients, TargetHttpProxies, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_target_http_proxy(n)
-                        .send(),
-                    "targetHttpProxies.get"
-                )
-            }
-            (None, "https", n) => {
-                let c = client!(clients, TargetHttpsProxies, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_target_https_proxy(n)
-                        .send(),
-                    "targetHttpsProxies.get"
-                )
-            }
-            (None, "ssl", n) => {
-                let c = client!(clients, TargetSslProxies, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_target_ssl_proxy(n)
-                        .send(),
-                    "targetSslProxies.get"
-                )
-            }
-            (None, _, n) => {
-                let c = client!(clients, TargetTcpProxies, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_target_tcp_proxy(n)
-                        .send(),
-                    "targetTcpProxies.get"
-                )
-            }
+            (None, "http", n) => compute_get!(
+                "targetHttpProxies.get",
+                clients,
+                TargetHttpProxies,
+                set_target_http_proxy(n)
+            ),
+            (None, "https", n) => compute_get!(
+                "targetHttpsProxies.get",
+                clients,
+                TargetHttpsProxies,
+                set_target_https_proxy(n)
+            ),
+            (None, "ssl", n) => compute_get!(
+                "targetSslProxies.get",
+                clients,
+                TargetSslProxies,
+                set_target_ssl_proxy(n)
+            ),
+            (None, _, n) => compute_get!(
+                "targetTcpProxies.get",
+                clients,
+                TargetTcpProxies,
+                set_target_tcp_proxy(n)
+            ),
             (Some(r), "http", n) => {
-                let c = client!(clients, RegionTargetHttpProxies, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_region(r)
-                        .set_target_http_proxy(n)
-                        .send(),
-                    "regionTargetHttpProxies.get"
-                )
+                compute_get!("regionTargetHttpProxies.get", clients, RegionTargetHttpProxies, set_target_http_proxy(n), region r)
             }
             (Some(r), "https", n) => {
-                let c = client!(clients, RegionTargetHttpsProxies, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_region(r)
-                        .set_target_https_proxy(n)
-                        .send(),
-                    "regionTargetHttpsProxies.get"
-                )
+                compute_get!("regionTargetHttpsProxies.get", clients, RegionTargetHttpsProxies, set_target_https_proxy(n), region r)
             }
             (Some(r), "tcp", n) => {
-                let c = client!(clients, RegionTargetTcpProxies, COMPUTE)?;
-                get!(
-                    c.get()
-                        .set_project(p.clone())
-                        .set_region(r)
-                        .set_target_tcp_proxy(n)
-                        .send(),
-                    "regionTargetTcpProxies.get"
-                )
+                compute_get!("regionTargetTcpProxies.get", clients, RegionTargetTcpProxies, set_target_tcp_proxy(n), region r)
             }
             (Some(_), ty, _) => Err(format!("no regional target proxies of type `{ty}`")),
         }
@@ -373,78 +333,36 @@ fn delete<'a>(
     clients: &'a GcpClients,
     d: &'a Deletion<'a>,
 ) -> Boxed<'a, Result<GcpDelete, String>> {
-    use google_cloud_lro::Poller as _;
     Box::pin(async move {
-        let p = clients.project.clone();
         // The API refuses to delete a proxy a forwarding rule still names
         // (`resourceInUseByAnotherResource`): that is a skip, not a failure.
         let result = match split(d.name)? {
             (None, "http", n) => {
-                let c = client!(clients, TargetHttpProxies, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_target_http_proxy(n)
-                    .poller()
-                    .until_done()
-                    .await
+                compute_delete!(clients, TargetHttpProxies, set_target_http_proxy(n))
             }
             (None, "https", n) => {
-                let c = client!(clients, TargetHttpsProxies, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_target_https_proxy(n)
-                    .poller()
-                    .until_done()
-                    .await
+                compute_delete!(clients, TargetHttpsProxies, set_target_https_proxy(n))
             }
-            (None, "ssl", n) => {
-                let c = client!(clients, TargetSslProxies, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_target_ssl_proxy(n)
-                    .poller()
-                    .until_done()
-                    .await
-            }
-            (None, _, n) => {
-                let c = client!(clients, TargetTcpProxies, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_target_tcp_proxy(n)
-                    .poller()
-                    .until_done()
-                    .await
-            }
-            (Some(r), "http", n) => {
-                let c = client!(clients, RegionTargetHttpProxies, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_region(r)
-                    .set_target_http_proxy(n)
-                    .poller()
-                    .until_done()
-                    .await
-            }
-            (Some(r), "https", n) => {
-                let c = client!(clients, RegionTargetHttpsProxies, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_region(r)
-                    .set_target_https_proxy(n)
-                    .poller()
-                    .until_done()
-                    .await
-            }
-            (Some(r), "tcp", n) => {
-                let c = client!(clients, RegionTargetTcpProxies, COMPUTE)?;
-                c.delete()
-                    .set_project(p)
-                    .set_region(r)
-                    .set_target_tcp_proxy(n)
-                    .poller()
-                    .until_done()
-                    .await
-            }
+            (None, "ssl", n) => compute_delete!(clients, TargetSslProxies, set_target_ssl_proxy(n)),
+            (None, _, n) => compute_delete!(clients, TargetTcpProxies, set_target_tcp_proxy(n)),
+            (Some(r), "http", n) => compute_delete!(
+                clients,
+                RegionTargetHttpProxies,
+                set_target_http_proxy(n),
+                region r
+            ),
+            (Some(r), "https", n) => compute_delete!(
+                clients,
+                RegionTargetHttpsProxies,
+                set_target_https_proxy(n),
+                region r
+            ),
+            (Some(r), "tcp", n) => compute_delete!(
+                clients,
+                RegionTargetTcpProxies,
+                set_target_tcp_proxy(n),
+                region r
+            ),
             (Some(_), ty, _) => return Err(format!("no regional target proxies of type `{ty}`")),
         };
         compute_deleted(result)
