@@ -677,7 +677,8 @@ fn address_project() -> (FakeGcp, tempfile::TempDir, PathBuf) {
     (gcp, dir, policy)
 }
 
-fn run_with(gcp: &FakeGcp, args: &[&str]) -> Output {
+/// The binary against the fake project's Compute and Cloud Logging endpoints.
+pub(crate) fn run_with(gcp: &FakeGcp, args: &[&str]) -> Output {
     let endpoint = format!("http://127.0.0.1:{}", gcp.service.port);
     Command::new(env!("CARGO_BIN_EXE_driftsweep"))
         .args(args)
@@ -685,9 +686,39 @@ fn run_with(gcp: &FakeGcp, args: &[&str]) -> Output {
         .env_remove("DRIFTSWEEP_POLICY")
         .env_remove("DRIFTSWEEP_BACKUP")
         .env("DRIFTSWEEP_GCP_COMPUTE_ENDPOINT", &endpoint)
+        .env("DRIFTSWEEP_GCP_LOGGING_ENDPOINT", &endpoint)
         .env("DRIFTSWEEP_GCP_CREDENTIALS", "anonymous")
         .output()
         .unwrap()
+}
+
+/// `run --enforce` of the reviewed `plan`, as of `now`, backing up to `backup` and writing the
+/// outcome to `outcome`.
+pub(crate) fn enforce_plan(
+    gcp: &FakeGcp,
+    policy: &str,
+    now: &str,
+    plan: &std::path::Path,
+    backup: &std::path::Path,
+    outcome: &std::path::Path,
+) -> Output {
+    run_with(
+        gcp,
+        &[
+            "run",
+            "--enforce",
+            "--policy",
+            policy,
+            "--now",
+            now,
+            "--plan",
+            plan.to_str().unwrap(),
+            "--backup",
+            backup.to_str().unwrap(),
+            "--report",
+            outcome.to_str().unwrap(),
+        ],
+    )
 }
 
 fn read_report(path: &std::path::Path) -> Value {
@@ -815,23 +846,7 @@ fn static_addresses_every_page_only_reserved_unused_ones_deleted_and_replayed_eq
     gcp.seed(json!({"project": PROJECT, "addresses": [seeded]}));
     let outcome = dir.path().join("outcome.json");
     let backup = dir.path().join("backups");
-    let out = run_with(
-        &gcp,
-        &[
-            "run",
-            "--enforce",
-            "--policy",
-            policy,
-            "--now",
-            &now,
-            "--plan",
-            plan.to_str().unwrap(),
-            "--backup",
-            backup.to_str().unwrap(),
-            "--report",
-            outcome.to_str().unwrap(),
-        ],
-    );
+    let out = enforce_plan(&gcp, policy, &now, &plan, &backup, &outcome);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let o = outcomes(&read_report(&outcome));
     assert_eq!(o["Address old-global-ip"].0, "deleted", "{o:?}");
@@ -975,23 +990,7 @@ fn an_unattached_disk_is_snapshotted_then_deleted_and_an_attached_one_never() {
 
     let outcome = dir.path().join("outcome.json");
     let backup = dir.path().join("backups");
-    let out = run_with(
-        &gcp,
-        &[
-            "run",
-            "--enforce",
-            "--policy",
-            policy,
-            "--now",
-            &now,
-            "--plan",
-            plan.to_str().unwrap(),
-            "--backup",
-            backup.to_str().unwrap(),
-            "--report",
-            outcome.to_str().unwrap(),
-        ],
-    );
+    let out = enforce_plan(&gcp, policy, &now, &plan, &backup, &outcome);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let o = outcomes(&read_report(&outcome));
     assert_eq!(o["Disk us-central1-a/old-data"].0, "deleted", "{o:?}");
@@ -1058,23 +1057,7 @@ fn a_disk_whose_final_snapshot_fails_is_not_deleted() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let outcome = dir.path().join("outcome.json");
     let backup = dir.path().join("backups");
-    let out = run_with(
-        &gcp,
-        &[
-            "run",
-            "--enforce",
-            "--policy",
-            policy,
-            "--now",
-            &now,
-            "--plan",
-            plan.to_str().unwrap(),
-            "--backup",
-            backup.to_str().unwrap(),
-            "--report",
-            outcome.to_str().unwrap(),
-        ],
-    );
+    let out = enforce_plan(&gcp, policy, &now, &plan, &backup, &outcome);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let o = outcomes(&read_report(&outcome));
     assert_eq!(o["Disk us-central1-a/old-data"].0, "failed", "{o:?}");
@@ -1281,23 +1264,7 @@ fn snapshots_every_page_retention_per_disk_replayed_equal_and_deleted_through_op
         "sourceDisk": "us-central1-a/data", "creationTimestamp": days_ago(150)}]}));
     let outcome = dir.path().join("outcome.json");
     let backup = dir.path().join("backups");
-    let out = run_with(
-        &gcp,
-        &[
-            "run",
-            "--enforce",
-            "--policy",
-            policy,
-            "--now",
-            &now,
-            "--plan",
-            plan.to_str().unwrap(),
-            "--backup",
-            backup.to_str().unwrap(),
-            "--report",
-            outcome.to_str().unwrap(),
-        ],
-    );
+    let out = enforce_plan(&gcp, policy, &now, &plan, &backup, &outcome);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let o = outcomes(&read_report(&outcome));
     assert_eq!(o["Snapshot data-1"].0, "deleted", "{o:?}");
@@ -1508,23 +1475,7 @@ fn forwarding_rules_every_page_internal_and_gke_ones_kept_replayed_equal_and_enf
     gcp.seed(json!({"project": PROJECT, "forwardingRules": [changed]}));
     let outcome = dir.path().join("outcome.json");
     let backup = dir.path().join("backups");
-    let out = run_with(
-        &gcp,
-        &[
-            "run",
-            "--enforce",
-            "--policy",
-            policy,
-            "--now",
-            &now,
-            "--plan",
-            plan.to_str().unwrap(),
-            "--backup",
-            backup.to_str().unwrap(),
-            "--report",
-            outcome.to_str().unwrap(),
-        ],
-    );
+    let out = enforce_plan(&gcp, policy, &now, &plan, &backup, &outcome);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let o = outcomes(&read_report(&outcome));
     for gone in [
@@ -1787,23 +1738,7 @@ fn target_proxies_are_kept_by_kept_rules_and_deleted_after_orphan_rules_through_
     );
     let outcome = dir.path().join("outcome.json");
     let backup = dir.path().join("backups");
-    let out = run_with(
-        &gcp,
-        &[
-            "run",
-            "--enforce",
-            "--policy",
-            policy,
-            "--now",
-            &now,
-            "--plan",
-            plan.to_str().unwrap(),
-            "--backup",
-            backup.to_str().unwrap(),
-            "--report",
-            outcome.to_str().unwrap(),
-        ],
-    );
+    let out = enforce_plan(&gcp, policy, &now, &plan, &backup, &outcome);
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -2,28 +2,13 @@
 //! client pointed at the fake GCP server (`tests/gcpserver/fake_gcp.py`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
 use crate::cluster::outcomes;
-use crate::gcp::{FakeGcp, PROJECT, verdicts};
+use crate::gcp::{FakeGcp, PROJECT, enforce_plan, run_with, verdicts};
 use crate::services::Service;
 use crate::{stderr, write};
-
-fn run_with(gcp: &FakeGcp, args: &[&str]) -> Output {
-    let endpoint = format!("http://127.0.0.1:{}", gcp.service.port);
-    Command::new(env!("CARGO_BIN_EXE_driftsweep"))
-        .args(args)
-        .current_dir(crate::root())
-        .env_remove("DRIFTSWEEP_POLICY")
-        .env_remove("DRIFTSWEEP_BACKUP")
-        .env("DRIFTSWEEP_GCP_COMPUTE_ENDPOINT", &endpoint)
-        .env("DRIFTSWEEP_GCP_LOGGING_ENDPOINT", &endpoint)
-        .env("DRIFTSWEEP_GCP_CREDENTIALS", "anonymous")
-        .output()
-        .unwrap()
-}
 
 fn read_report(path: &Path) -> Value {
     std::fs::read_to_string(path)
@@ -286,23 +271,7 @@ fn log_sinks_and_buckets_every_page_in_use_chain_replayed_equal_and_enforced() {
     gcp.fault(json!({"method": "DELETE", "path": "/sinks/old-fails$", "status": 403}));
     let outcome = dir.path().join("outcome.json");
     let backup = dir.path().join("backups");
-    let out = run_with(
-        &gcp,
-        &[
-            "run",
-            "--enforce",
-            "--policy",
-            policy,
-            "--now",
-            &now,
-            "--plan",
-            plan.to_str().unwrap(),
-            "--backup",
-            backup.to_str().unwrap(),
-            "--report",
-            outcome.to_str().unwrap(),
-        ],
-    );
+    let out = enforce_plan(&gcp, policy, &now, &plan, &backup, &outcome);
     assert_eq!(
         out.status.code(),
         Some(1),
