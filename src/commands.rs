@@ -760,7 +760,7 @@ pub fn enforce(args: &RunArgs) -> Result<u8, CommandError> {
     write_outputs(&settings, &report)?;
     if blocked.is_none() {
         eprintln!(
-            "  backup: {backup_location} (undo with `driftsweep restore {backup_location}`; image versions cannot be restored)"
+            "  backup: {backup_location} (`driftsweep restore {backup_location}` re-creates the Kubernetes objects; GCP resources are backed up as records, their outcomes say what brings them back; image versions cannot be restored)"
         );
     }
     let delivered = deliver(&settings, &report);

@@ -141,7 +141,7 @@ fn finding(f: &Finding) -> Check {
                 return Err((
                     "kind",
                     printable(&f.kind),
-                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`, `ForwardingRule`, `TargetProxy`, `LogSink`, `LogBucket`, `SqlInstance`",
+                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`, `ForwardingRule`, `TargetProxy`, `UrlMap`, `BackendService`, `BackendBucket`, `HealthCheck`, `LogSink`, `LogBucket`, `SqlInstance`",
                 ));
             };
             let (ok, rule) = match kind {
@@ -161,6 +161,11 @@ fn finding(f: &Finding) -> Check {
                     is_address_name(&f.name),
                     "a forwarding rule name: `REGION/NAME` or `NAME`, of GCP names",
                 ),
+                GcpKind::UrlMap | GcpKind::BackendService | GcpKind::HealthCheck => (
+                    is_address_name(&f.name),
+                    "a load balancer part's name: `REGION/NAME` or `NAME`, of GCP names",
+                ),
+                GcpKind::BackendBucket => (is_rfc1035(&f.name), RFC1035),
                 GcpKind::SqlInstance => (is_sql_instance_name(&f.name), SQL_INSTANCE),
                 GcpKind::Disk => (
                     f.name.split_once('/').is_some() && is_address_name(&f.name),

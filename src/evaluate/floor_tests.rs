@@ -505,11 +505,14 @@ fn build(
             GcpKind::LogSink | GcpKind::LogBucket => {
                 matches!(name.rsplit('/').next(), Some("_Default" | "_Required"))
             }
-            GcpKind::ForwardingRule | GcpKind::TargetProxy => {
-                ["gke-", "k8s-", "k8s1-", "k8s2-", "gkegw", "sca-auto-"]
-                    .iter()
-                    .any(|p| name.starts_with(p))
-            }
+            GcpKind::ForwardingRule
+            | GcpKind::TargetProxy
+            | GcpKind::UrlMap
+            | GcpKind::BackendService
+            | GcpKind::BackendBucket
+            | GcpKind::HealthCheck => ["gke-", "k8s-", "k8s1-", "k8s2-", "gkegw", "sca-auto-"]
+                .iter()
+                .any(|p| name.starts_with(p)),
         };
         let is_floor = google_name
             || g.goog_label

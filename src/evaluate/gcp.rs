@@ -57,6 +57,10 @@ fn is_system_managed(r: &GcpResource, project: Option<&str>) -> bool {
             | GcpKind::Snapshot
             | GcpKind::ForwardingRule
             | GcpKind::TargetProxy
+            | GcpKind::UrlMap
+            | GcpKind::BackendService
+            | GcpKind::BackendBucket
+            | GcpKind::HealthCheck
     ) && r
         .description
         .as_deref()

@@ -56,13 +56,17 @@ pub enum GcpKind {
     Snapshot,
     ForwardingRule,
     TargetProxy,
+    UrlMap,
+    BackendService,
+    BackendBucket,
+    HealthCheck,
     LogSink,
     LogBucket,
     SqlInstance,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 13] = [
+    pub const ALL: [GcpKind; 17] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
@@ -73,6 +77,10 @@ impl GcpKind {
         GcpKind::Snapshot,
         GcpKind::ForwardingRule,
         GcpKind::TargetProxy,
+        GcpKind::UrlMap,
+        GcpKind::BackendService,
+        GcpKind::BackendBucket,
+        GcpKind::HealthCheck,
         GcpKind::LogSink,
         GcpKind::LogBucket,
         GcpKind::SqlInstance,
@@ -95,6 +103,10 @@ impl GcpKind {
             GcpKind::Snapshot => "Snapshot",
             GcpKind::ForwardingRule => "ForwardingRule",
             GcpKind::TargetProxy => "TargetProxy",
+            GcpKind::UrlMap => "UrlMap",
+            GcpKind::BackendService => "BackendService",
+            GcpKind::BackendBucket => "BackendBucket",
+            GcpKind::HealthCheck => "HealthCheck",
             GcpKind::LogSink => "LogSink",
             GcpKind::LogBucket => "LogBucket",
             GcpKind::SqlInstance => "SqlInstance",

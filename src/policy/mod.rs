@@ -599,6 +599,30 @@ pub struct GcpPolicy {
     /// `gkegw*`, a `kubernetes.io/` description) are kept. Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_proxies: Option<Allowlist>,
+    /// URL maps, global (`NAME`) and regional (`REGION/NAME`). A map a kept HTTP(S) proxy
+    /// names is kept (`in-use`); one only orphan proxies name is deleted after them. A map a
+    /// gRPC proxy (Cloud Service Mesh) names is always kept. Without the proxies, none is
+    /// deleted. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_maps: Option<Allowlist>,
+    /// Backend services, global (`NAME`) and regional (`REGION/NAME`). One a kept URL map,
+    /// TCP/SSL proxy or passthrough forwarding rule names is kept (`in-use`); one only orphan
+    /// parts name is deleted after them. Services of scheme `INTERNAL_SELF_MANAGED` (Cloud
+    /// Service Mesh routes may name them) are always kept. A URL map of another project naming
+    /// a service here is not seen: allow such services by name. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_services: Option<Allowlist>,
+    /// Backend buckets (global). One a kept URL map names is kept (`in-use`); one only orphan
+    /// maps name is deleted after them. Its Cloud Storage bucket is not touched. Absent: not
+    /// audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_buckets: Option<Allowlist>,
+    /// Health checks, global (`NAME`) and regional (`REGION/NAME`). One a kept backend service
+    /// names is kept (`in-use`); one only orphan services name is deleted after them. Checks a
+    /// managed instance group autoheals with, and checks with source regions (Cloud DNS
+    /// routing policies), are always kept. Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_checks: Option<Allowlist>,
     /// Cloud Logging sinks of the project (matched by sink id). A sink outside the allowlist
     /// routes logs somewhere the repository does not know and is deleted; `_Default` and
     /// `_Required` are always kept. Absent: not audited.

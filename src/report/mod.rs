@@ -264,7 +264,7 @@ pub(crate) fn display_name(f: &Finding) -> String {
 }
 
 /// The warning a reviewer needs before enforcing a plan that deletes image versions.
-pub const IMAGES_NOT_RESTORABLE: &str = "Image versions cannot be restored after enforce: the registry deletes their blobs with them. Everything else is backed up first, and `driftsweep restore` re-creates it.";
+pub const IMAGES_NOT_RESTORABLE: &str = "Image versions cannot be restored after enforce: the registry deletes their blobs with them. Kubernetes objects are backed up first and `driftsweep restore` re-creates them; GCP resources are backed up as records only, and each one's outcome says what brings it back, if anything does (a disk's final snapshot, a Cloud SQL instance's final backup).";
 
 /// Whether a dry run plans to delete image versions.
 pub(crate) fn plans_images(r: &Report) -> bool {

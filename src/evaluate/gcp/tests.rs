@@ -721,6 +721,96 @@ fn a_proxy_is_kept_by_a_kept_forwarding_rule_and_deleted_after_an_orphan_one() {
     assert!(finding("https/app-kept").identity.after.is_empty());
 }
 
+fn part(kind: GcpKind, name: &str, referrers: &[(GcpKind, &str)]) -> GcpResource {
+    GcpResource {
+        referrers: referrers
+            .iter()
+            .map(|(kind, r)| crate::inventory::Referrer {
+                kind: *kind,
+                name: r.to_string(),
+            })
+            .collect(),
+        ..res(kind, name)
+    }
+}
+
+#[test]
+fn a_whole_chain_is_kept_by_its_kept_rule_and_an_orphan_chain_goes_top_down() {
+    use GcpKind::{
+        BackendBucket, BackendService, ForwardingRule, HealthCheck, TargetProxy, UrlMap,
+    };
+    let policy = format!(
+        "{CHAIN}  url_maps: {{allowed: ['app-*']}}\n  backend_services: {{allowed: ['app-*']}}\n  backend_buckets: {{allowed: ['app-*']}}\n  health_checks: {{allowed: ['app-*']}}\n"
+    );
+    // Bottom first in the inventory: the verdicts must not depend on that order.
+    let f = run_policy(
+        &policy,
+        vec![
+            part(HealthCheck, "hc-web", &[(BackendService, "s-web")]),
+            part(HealthCheck, "hc-old", &[(BackendService, "s-old")]),
+            part(
+                HealthCheck,
+                "hc-shared",
+                &[(BackendService, "s-web"), (BackendService, "s-old")],
+            ),
+            part(BackendService, "s-web", &[(UrlMap, "m-web")]),
+            part(BackendService, "s-old", &[(UrlMap, "m-old")]),
+            part(BackendBucket, "assets-old", &[(UrlMap, "m-old")]),
+            part(
+                BackendBucket,
+                "assets",
+                &[(UrlMap, "m-web"), (UrlMap, "m-old")],
+            ),
+            part(UrlMap, "m-web", &[(TargetProxy, "https/web")]),
+            part(UrlMap, "m-old", &[(TargetProxy, "https/old")]),
+            part(TargetProxy, "https/web", &[(ForwardingRule, "app-web")]),
+            part(TargetProxy, "https/old", &[(ForwardingRule, "old-fr")]),
+            forwarding_rule("app-web", Some("EXTERNAL_MANAGED")),
+            forwarding_rule("old-fr", Some("EXTERNAL_MANAGED")),
+        ],
+    );
+    for (kind, name) in [
+        (TargetProxy, "https/web"),
+        (UrlMap, "m-web"),
+        (BackendService, "s-web"),
+        (BackendBucket, "assets"),
+        (HealthCheck, "hc-web"),
+        (HealthCheck, "hc-shared"),
+    ] {
+        kept(&f, kind, name, Reason::InUse);
+    }
+    let finding = |name: &str| f.items.iter().find(|x| x.name == name).unwrap();
+    for (kind, name, after) in [
+        (TargetProxy, "https/old", "ForwardingRule old-fr"),
+        (UrlMap, "m-old", "TargetProxy https/old"),
+        (BackendService, "s-old", "UrlMap m-old"),
+        (BackendBucket, "assets-old", "UrlMap m-old"),
+        (HealthCheck, "hc-old", "BackendService s-old"),
+    ] {
+        deleted(&f, kind, name);
+        assert_eq!(finding(name).identity.after, [after], "{name}");
+    }
+    assert!(
+        finding("hc-shared")
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("BackendService s-web"),
+        "the kept referrer is named"
+    );
+    // Plan order is the chain's, top-down, whatever the kinds' names sort as.
+    let ranks: Vec<u8> = [
+        ForwardingRule,
+        TargetProxy,
+        UrlMap,
+        BackendService,
+        HealthCheck,
+    ]
+    .map(crate::inventory::gcp::chain_rank)
+    .to_vec();
+    assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{ranks:?}");
+}
+
 #[test]
 fn a_forwarding_rule_list_that_failed_keeps_every_proxy() {
     let inv = Inventory {

@@ -8,11 +8,15 @@
 //! declaring its list and delete).
 
 pub mod address;
+pub mod backend_bucket;
+pub mod backend_service;
 pub mod bucket;
 pub mod certificate;
+pub mod chain;
 pub mod disk;
 pub mod firewall;
 pub mod forwarding_rule;
+pub mod health_check;
 pub mod log_bucket;
 pub mod log_sink;
 pub mod service_account;
@@ -20,6 +24,7 @@ pub mod snapshot;
 pub mod sql_instance;
 pub mod ssl_certificate;
 pub mod target_proxy;
+pub mod url_map;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -164,6 +169,10 @@ pub static KINDS: &[&Kind] = &[
     &snapshot::KIND,
     &forwarding_rule::KIND,
     &target_proxy::KIND,
+    &url_map::KIND,
+    &backend_service::KIND,
+    &backend_bucket::KIND,
+    &health_check::KIND,
     &log_sink::KIND,
     &log_bucket::KIND,
     &sql_instance::KIND,
@@ -175,6 +184,9 @@ pub static KINDS: &[&Kind] = &[
 pub fn chain_rank(kind: GcpKind) -> u8 {
     match kind {
         GcpKind::TargetProxy => 1,
+        GcpKind::UrlMap => 2,
+        GcpKind::BackendService | GcpKind::BackendBucket => 3,
+        GcpKind::HealthCheck => 4,
         // A log bucket is named by the sinks that write to it.
         GcpKind::LogBucket => 1,
         _ => 0,

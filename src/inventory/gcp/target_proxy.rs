@@ -16,7 +16,7 @@ use google_cloud_compute_v1::client::{
     RegionTargetHttpProxies, RegionTargetHttpsProxies, RegionTargetTcpProxies, TargetHttpProxies,
     TargetHttpsProxies, TargetSslProxies, TargetTcpProxies,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Boxed, Deletion, FileError, Files, Kind, Listed, Reverify, Target, parse_file};
 use crate::inventory::gcp_common::{labels, required, scoped_items, short_name, text, time};
@@ -108,69 +108,77 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
             }
             Err(e) => listed.failed.push(("forwarding rules".to_string(), e)),
         }
-        // The HTTPS and SSL ones, read once with the certificates' kinds.
-        super::ssl_certificate::proxies(clients, &mut listed).await;
-        let p = clients.project.clone();
-        let http = match client!(clients, TargetHttpProxies, COMPUTE) {
-            Ok(c) => compute_list!(c, p, "targetHttpProxies.list"),
-            Err(e) => Err(e),
-        };
-        listed.store(KIND.what, "targetHttpProxies.json", "items", http);
-        let tcp = match client!(clients, TargetTcpProxies, COMPUTE) {
-            Ok(c) => compute_list!(c, p, "targetTcpProxies.list"),
-            Err(e) => Err(e),
-        };
-        listed.store(KIND.what, "targetTcpProxies.json", "items", tcp);
-        let regional_http = match client!(clients, TargetHttpProxies, COMPUTE) {
-            Ok(c) => aggregated_list!(
+        list_proxies(clients, &mut listed).await;
+        listed
+    })
+}
+
+/// Every proxy file (each type, global and regional), each list read once per run: the URL
+/// maps and backend services below the proxies read them too.
+pub async fn list_proxies(clients: &GcpClients, listed: &mut Listed) {
+    // The HTTPS and SSL ones, read once with the certificates' kinds.
+    super::ssl_certificate::proxies(clients, listed).await;
+    let p = &clients.project;
+    let http = clients
+        .shared_list("targetHttpProxies.json", || async {
+            let c = client!(clients, TargetHttpProxies, COMPUTE)?;
+            compute_list!(c, p.clone(), "targetHttpProxies.list").map(|i| json!({"items": i}))
+        })
+        .await;
+    let tcp = clients
+        .shared_list("targetTcpProxies.json", || async {
+            let c = client!(clients, TargetTcpProxies, COMPUTE)?;
+            compute_list!(c, p.clone(), "targetTcpProxies.list").map(|i| json!({"items": i}))
+        })
+        .await;
+    let regional_http = clients
+        .shared_list("regionTargetHttpProxies.json", || async {
+            let c = client!(clients, TargetHttpProxies, COMPUTE)?;
+            aggregated_list!(
                 c,
                 p,
                 "targetHttpProxies.aggregatedList",
                 "regions/",
                 target_http_proxies
-            ),
-            Err(e) => Err(e),
-        };
-        listed.store(
-            KIND.what,
-            "regionTargetHttpProxies.json",
-            "items",
-            regional_http,
-        );
-        let regional_https = match client!(clients, TargetHttpsProxies, COMPUTE) {
-            Ok(c) => aggregated_list!(
+            )
+            .map(|i| json!({"items": i}))
+        })
+        .await;
+    let regional_https = clients
+        .shared_list("regionTargetHttpsProxies.json", || async {
+            let c = client!(clients, TargetHttpsProxies, COMPUTE)?;
+            aggregated_list!(
                 c,
                 p,
                 "targetHttpsProxies.aggregatedList",
                 "regions/",
                 target_https_proxies
-            ),
-            Err(e) => Err(e),
-        };
-        listed.store(
-            KIND.what,
-            "regionTargetHttpsProxies.json",
-            "items",
-            regional_https,
-        );
-        let regional_tcp = match client!(clients, TargetTcpProxies, COMPUTE) {
-            Ok(c) => aggregated_list!(
+            )
+            .map(|i| json!({"items": i}))
+        })
+        .await;
+    let regional_tcp = clients
+        .shared_list("regionTargetTcpProxies.json", || async {
+            let c = client!(clients, TargetTcpProxies, COMPUTE)?;
+            aggregated_list!(
                 c,
                 p,
                 "targetTcpProxies.aggregatedList",
                 "regions/",
                 target_tcp_proxies
-            ),
-            Err(e) => Err(e),
-        };
-        listed.store(
-            KIND.what,
-            "regionTargetTcpProxies.json",
-            "items",
-            regional_tcp,
-        );
-        listed
-    })
+            )
+            .map(|i| json!({"items": i}))
+        })
+        .await;
+    for (file, body) in [
+        ("targetHttpProxies.json", http),
+        ("targetTcpProxies.json", tcp),
+        ("regionTargetHttpProxies.json", regional_http),
+        ("regionTargetHttpsProxies.json", regional_https),
+        ("regionTargetTcpProxies.json", regional_tcp),
+    ] {
+        super::chain::store(listed, KIND.what, file, body);
+    }
 }
 
 /// What a compute link names: `(Some(region) | None, collection, name)`.
@@ -249,10 +257,7 @@ pub fn parse_proxies(ty: &str, body: &Value) -> Result<Vec<GcpResource>, String>
         .into_iter()
         .map(|(path, o)| {
             let short = required(o, &path, "name")?;
-            let name = match text(o, "region") {
-                Some(r) => format!("{}/{ty}/{short}", short_name(&r)),
-                None => format!("{ty}/{short}"),
-            };
+            let name = report_name(ty, o, short);
             Ok(GcpResource {
                 id: text(o, "id"),
                 self_link: text(o, "selfLink"),
@@ -265,6 +270,14 @@ pub fn parse_proxies(ty: &str, body: &Value) -> Result<Vec<GcpResource>, String>
             })
         })
         .collect()
+}
+
+/// A proxy's report name, `[REGION/]TYPE/NAME`.
+pub fn report_name(ty: &str, o: &serde_json::Map<String, Value>, short: &str) -> String {
+    match text(o, "region") {
+        Some(r) => format!("{}/{ty}/{short}", short_name(&r)),
+        None => format!("{ty}/{short}"),
+    }
 }
 
 /// `[REGION/]TYPE/NAME` → (region, type, name).
