@@ -1000,6 +1000,48 @@ def write_gcp():
         http_proxy("aia-web-http", "aia-web", "2026-03-02T17:00:00Z", 0),
         http_proxy("old-promo-http", "old-promo", "2025-10-01T16:00:00Z", 1)]})
 
+    # The rest of each chain: aia-web's URL map sends to its backend service (health-checked)
+    # and serves /static/* from a backend bucket; the promotion's map, service, bucket and check
+    # were left behind with its rule. Every list that could name a part is recorded (empty when
+    # the project has none), or no part would be proved unused.
+    for name, kind in [("targetHttpsProxies", "targetHttpsProxyList"), ("targetSslProxies", "targetSslProxyList"),
+                       ("targetTcpProxies", "targetTcpProxyList"), ("targetGrpcProxies", "targetGrpcProxyList"),
+                       ("regionTargetHttpProxies", "targetHttpProxyList"),
+                       ("regionTargetHttpsProxies", "targetHttpsProxyList"),
+                       ("regionTargetTcpProxies", "targetTcpProxyList"),
+                       ("instanceGroupManagers", "instanceGroupManagerList")]:
+        write_json(f"gcp/{name}.json", {"kind": f"compute#{kind}", "items": []})
+
+    def lb_part(coll, kind, name, created, **fields):
+        return {"kind": f"compute#{kind}", "id": num_id(19, coll, name), "creationTimestamp": gce_time(created, 97),
+                "name": name, "fingerprint": "Zm9vYmFy", "selfLink": f"{compute}/global/{coll}/{name}", **fields}
+
+    def url_map(name, service, bucket, created):
+        return lb_part("urlMaps", "urlMap", name, created, defaultService=f"{compute}/global/backendServices/{service}",
+                       hostRules=[{"hosts": ["*"], "pathMatcher": "paths"}],
+                       pathMatchers=[{"name": "paths", "defaultService": f"{compute}/global/backendServices/{service}",
+                                      "pathRules": [{"paths": ["/static/*"],
+                                                     "service": f"{compute}/global/backendBuckets/{bucket}"}]}])
+
+    def backend_service(name, check, created):
+        return lb_part("backendServices", "backendService", name, created, protocol="HTTP", port=80,
+                       loadBalancingScheme="EXTERNAL_MANAGED", timeoutSec=30,
+                       healthChecks=[f"{compute}/global/healthChecks/{check}"])
+
+    write_json("gcp/urlMaps.json", {"kind": "compute#urlMapList", "items": [
+        url_map("aia-web", "aia-web-backend", "aia-web-static", "2026-03-02T17:00:00Z"),
+        url_map("old-promo", "old-promo-backend", "old-promo-assets", "2025-10-01T16:00:00Z")]})
+    write_json("gcp/backendServices.json", {"kind": "compute#backendServiceList", "items": [
+        backend_service("aia-web-backend", "aia-web-hc", "2026-03-02T17:00:00Z"),
+        backend_service("old-promo-backend", "old-promo-hc", "2025-10-01T16:00:00Z")]})
+    write_json("gcp/backendBuckets.json", {"kind": "compute#backendBucketList", "items": [
+        lb_part("backendBuckets", "backendBucket", n, c, bucketName=n, enableCdn=True)
+        for n, c in [("aia-web-static", "2026-03-02T17:00:00Z"), ("old-promo-assets", "2025-10-01T16:00:00Z")]]})
+    write_json("gcp/healthChecks.json", {"kind": "compute#healthCheckList", "items": [
+        lb_part("healthChecks", "healthCheck", n, c, type="HTTP", checkIntervalSec=5, timeoutSec=5,
+                httpHealthCheck={"port": 80, "requestPath": "/healthz"})
+        for n, c in [("aia-web-hc", "2026-03-02T17:00:00Z"), ("old-promo-hc", "2025-10-01T16:00:00Z")]]})
+
     # Cloud SQL: the product's database (allowlisted), the v1 database that the old API
     # ConfigMap still names by its private address (kept while that ConfigMap exists), and a
     # reporting database nothing names any more.
@@ -1263,6 +1305,20 @@ def write_expect():
     gcp("ForwardingRule", "old-promo-fr", "delete", "not in the allowlist", ["not-in-allowlist"])
     gcp("TargetProxy", "http/old-promo-http", "delete",
         "not in the allowlist; used only by ForwardingRule old-promo-fr, deleted before it", ["not-in-allowlist"])
+    gcp("UrlMap", "aia-web", "keep", "in the allowlist, and used by TargetProxy http/aia-web-http", ["in-use"])
+    gcp("BackendService", "aia-web-backend", "keep", "in the allowlist, and used by UrlMap aia-web", ["in-use"])
+    gcp("BackendBucket", "aia-web-static", "keep", "in the allowlist, and used by UrlMap aia-web", ["in-use"])
+    gcp("HealthCheck", "aia-web-hc", "keep", "in the allowlist, and used by BackendService aia-web-backend",
+        ["in-use"])
+    gcp("UrlMap", "old-promo", "delete",
+        "not in the allowlist; used only by TargetProxy http/old-promo-http, deleted before it", ["not-in-allowlist"])
+    gcp("BackendService", "old-promo-backend", "delete",
+        "not in the allowlist; used only by UrlMap old-promo, deleted before it", ["not-in-allowlist"])
+    gcp("BackendBucket", "old-promo-assets", "delete",
+        "not in the allowlist; used only by UrlMap old-promo, deleted before it (its Cloud Storage bucket stays)",
+        ["not-in-allowlist"])
+    gcp("HealthCheck", "old-promo-hc", "delete",
+        "not in the allowlist; used only by BackendService old-promo-backend, deleted before it", ["not-in-allowlist"])
 
     gcp("SqlInstance", "aia-prod-db", "keep",
         "in the allowlist, deletion protection is on, and ConfigMap aia-production/aia-api-config names its address",
