@@ -51,6 +51,17 @@ Compute Engine v1 (kind/selfLink/id-as-string/creationTimestamp with offset, www
   Target proxies: global targetHttpProxies | targetHttpsProxies | targetSslProxies | targetTcpProxies,
   regional (seeded with "region") targetHttpProxies | targetHttpsProxies | targetTcpProxies, also through
   aggregated/{coll}. Deleting a proxy a forwarding rule targets answers 400 resourceInUseByAnotherResource.
+  Load balancer parts below the proxies: global urlMaps | backendServices | backendBuckets | healthChecks |
+  targetGrpcProxies, regional (seeded with "region") urlMaps | backendServices | healthChecks, also through
+  aggregated/{coll}. Seeded links (a short name is a part of the seeded one's own scope; "global/C/x",
+  "regions/R/C/x" and links also work): a URL map's defaultService, pathMatchers[].defaultService and
+  pathMatchers[].pathRules[]/routeRules[].service; a backend service's healthChecks; a gRPC proxy's urlMap; a
+  forwarding rule's backendService. Deleting a part something still names answers 400
+  resourceInUseByAnotherResource: a URL map a HTTP(S)/gRPC proxy names; a backend service or bucket named
+  anywhere in a URL map, a backend service a TCP/SSL proxy or forwarding rule names; a health check a
+  backend service or an instance group manager's autoHealingPolicies names.
+  GET    /compute/v1/projects/{p}/aggregated/instanceGroupManagers zonal ("zone", default us-central1-a) and
+                                                                  regional ("region") groups by scope, paged
   GET    /compute/v1/projects/{p}/global/operations[/{op}]         list / get (each get is one "poll")
   POST   /compute/v1/projects/{p}/global/operations/{op}/wait      finishes the operation at once
   DELETE /compute/v1/projects/{p}/global/operations/{op}           -> 204
@@ -240,11 +251,19 @@ COMPUTE_COLLECTIONS = {
     "targetHttpProxies": ("compute#targetHttpProxy", "compute#targetHttpProxyList", "target_http_proxy"),
     "targetTcpProxies": ("compute#targetTcpProxy", "compute#targetTcpProxyList", "target_tcp_proxy"),
     "snapshots": ("compute#snapshot", "compute#snapshotList", "snapshot"),
+    "urlMaps": ("compute#urlMap", "compute#urlMapList", "url_map"),
+    "backendServices": ("compute#backendService", "compute#backendServiceList", "backend_service"),
+    "backendBuckets": ("compute#backendBucket", "compute#backendBucketList", "backend_bucket"),
+    "healthChecks": ("compute#healthCheck", "compute#healthCheckList", "health_check"),
+    "targetGrpcProxies": ("compute#targetGrpcProxy", "compute#targetGrpcProxyList", "target_grpc_proxy"),
 }
+# The load balancer parts below the proxies (and gRPC proxies), seeded by seed_lb_part.
+LB_PARTS = ("urlMaps", "backendServices", "backendBuckets", "healthChecks", "targetGrpcProxies")
 # Zonal collections: stored per zone, listed through `aggregated/`.
 ZONAL_COLLECTIONS = {"disks": ("compute#disk", "compute#diskList", "disk")}
 # Regional collections: stored per region, listed per region and through `aggregated/`.
-REGIONAL_COLLECTIONS = {"addresses", "forwardingRules", "targetHttpProxies", "targetHttpsProxies", "targetTcpProxies"}
+REGIONAL_COLLECTIONS = {"addresses", "forwardingRules", "targetHttpProxies", "targetHttpsProxies", "targetTcpProxies",
+                        "urlMaps", "backendServices", "healthChecks"}
 PROXY_COLLECTIONS = ("targetHttpProxies", "targetHttpsProxies", "targetSslProxies", "targetTcpProxies")
 GRPC_STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -460,6 +479,7 @@ class Store:
                 "logSinks": {},
                 "logBuckets": {},
                 "sql": {"instances": {}, "backupRuns": {}, "backups": {}},
+                "igms": {},
             }
             self.projects[pid] = p
         return p
@@ -647,6 +667,8 @@ def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
             obj["selfLink"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}/forwardingRules/{obj['name']}"
         if obj.get("target"):
             obj["target"] = scoped_ref(project, region, "targetHttpsProxies", obj["target"])
+        if obj.get("backendService"):
+            obj["backendService"] = scoped_ref(project, region, "backendServices", obj["backendService"])
         obj.setdefault("loadBalancingScheme", "EXTERNAL_MANAGED")
         obj.setdefault("IPProtocol", "TCP")
         obj.setdefault("IPAddress", "198.51.100.%d" % (int(obj["id"]) % 250 + 1))
@@ -655,6 +677,8 @@ def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
         obj.setdefault("fingerprint", store.fingerprint())
         obj.setdefault("labelFingerprint", store.fingerprint())
         return obj
+    if coll in LB_PARTS:
+        return seed_lb_part(store, project, coll, obj)
     if coll == "firewalls":
         obj["network"] = compute_ref(project, "networks", obj.get("network", "default"))
         obj.setdefault("priority", 1000)
@@ -702,6 +726,135 @@ def seed_compute(store: Store, project: str, coll: str, spec: dict) -> dict:
                                         obj.get("service", f"{obj['name']}-backend"))
             obj.setdefault("proxyHeader", "NONE")
     return obj
+
+
+def seed_lb_part(store: Store, project: str, coll: str, obj: dict) -> dict:
+    """A URL map, backend service or bucket, health check or gRPC proxy, global or (with "region")
+    regional. Short names in its links are parts of its own scope."""
+    region = last_segment(obj.pop("region")) if obj.get("region") else None
+    if region:
+        obj["region"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}"
+        obj["selfLink"] = f"{COMPUTE_HOST}projects/{project}/regions/{region}/{coll}/{obj['name']}"
+
+    def ref(target_coll, value):
+        return scoped_ref(project, region, target_coll, value)
+
+    if coll == "urlMaps":
+        if obj.get("defaultService"):
+            obj["defaultService"] = ref("backendServices", obj["defaultService"])
+        for matcher in obj.get("pathMatchers") or []:
+            if matcher.get("defaultService"):
+                matcher["defaultService"] = ref("backendServices", matcher["defaultService"])
+            for rule in (matcher.get("pathRules") or []) + (matcher.get("routeRules") or []):
+                if rule.get("service"):
+                    rule["service"] = ref("backendServices", rule["service"])
+        obj.setdefault("fingerprint", store.fingerprint())
+    elif coll == "backendServices":
+        obj["healthChecks"] = [ref("healthChecks", h) for h in obj.get("healthChecks") or []]
+        if not obj["healthChecks"]:
+            del obj["healthChecks"]
+        obj.setdefault("loadBalancingScheme", "EXTERNAL_MANAGED")
+        obj.setdefault("protocol", "HTTP")
+        obj.setdefault("timeoutSec", 30)
+        obj.setdefault("fingerprint", store.fingerprint())
+    elif coll == "backendBuckets":
+        obj.setdefault("bucketName", obj["name"])
+        obj.setdefault("enableCdn", False)
+    elif coll == "healthChecks":
+        obj.setdefault("type", "HTTP")
+        obj.setdefault("httpHealthCheck", {"port": 80})
+        obj.setdefault("checkIntervalSec", 5)
+        obj.setdefault("timeoutSec", 5)
+    elif coll == "targetGrpcProxies":
+        if obj.get("urlMap"):
+            obj["urlMap"] = compute_ref(project, "urlMaps", obj["urlMap"])
+        obj.setdefault("fingerprint", store.fingerprint())
+    return obj
+
+
+def seed_igm(store: Store, project: str, spec: dict) -> tuple[str, dict]:
+    """A managed instance group, zonal ("zone", default us-central1-a) or regional ("region"); a short
+    autohealing health check is a global one, "regions/R/healthChecks/x" a regional one."""
+    obj = copy.deepcopy(spec)
+    if not obj.get("name"):
+        raise ApiError(400, f"seed: instance group manager without a name: {spec}")
+    obj.setdefault("kind", "compute#instanceGroupManager")
+    obj["id"] = str(obj.get("id") or store.compute_id())
+    obj.setdefault("creationTimestamp", compute_ts())
+    if obj.get("region"):
+        scope = f"regions/{last_segment(obj['region'])}"
+    else:
+        scope = f"zones/{last_segment(obj.get('zone') or 'us-central1-a')}"
+    obj[scope.split("/")[0][:-1]] = f"{COMPUTE_HOST}projects/{project}/{scope}"
+    obj["selfLink"] = f"{COMPUTE_HOST}projects/{project}/{scope}/instanceGroupManagers/{obj['name']}"
+    for policy in obj.get("autoHealingPolicies") or []:
+        if policy.get("healthCheck"):
+            policy["healthCheck"] = compute_ref(project, "healthChecks", policy["healthCheck"])
+    obj.setdefault("targetSize", 1)
+    return scope, obj
+
+
+def igm_aggregated(ctx, project):
+    """instanceGroupManagers.aggregatedList: zonal and regional groups by scope, paged over all."""
+    groups = ctx.store.project(project)["igms"]
+    flat = [{"name": key, "_scope": key[0], "_obj": groups[key]} for key in sorted(groups)]
+    for entry in flat:
+        entry["name"] = f"{entry['_scope']}/{entry['_obj']['name']}"
+    size = compute_max_results(ctx.params)
+    token = ctx.params.get("pageToken")
+    bad = ApiError(400, f"Invalid value for field 'pageToken': '{token}'. Invalid page token.", reason="invalid")
+    page, nxt = paginate_names(flat, size, token, f"compute/{project}/aggregated/instanceGroupManagers", bad, None)
+    items = {}
+    for entry in page:
+        items.setdefault(entry["_scope"], {"instanceGroupManagers": []})["instanceGroupManagers"].append(
+            copy.deepcopy(entry["_obj"]))
+    body = {"kind": "compute#instanceGroupManagerAggregatedList",
+            "id": f"projects/{project}/aggregated/instanceGroupManagers", "items": items,
+            "selfLink": f"{COMPUTE_HOST}projects/{project}/aggregated/instanceGroupManagers"}
+    if nxt:
+        body["nextPageToken"] = nxt
+    return 200, body
+
+
+def every_part(store: Store, project: str, coll: str) -> list[dict]:
+    """The global and regional resources of one collection."""
+    p = store.project(project)
+    items = list(p["compute"].get(coll, {}).values())
+    for colls in p["regions"].values():
+        items.extend(colls.get(coll, {}).values())
+    return items
+
+
+def links_in(value) -> set:
+    """Every string anywhere in a resource."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, list):
+        return set().union(*(links_in(v) for v in value)) if value else set()
+    if isinstance(value, dict):
+        return set().union(*(links_in(v) for v in value.values())) if value else set()
+    return set()
+
+
+def lb_users(store: Store, project: str, coll: str, link: str) -> list[str]:
+    """What still names the load balancer part at `link` (the API refuses its delete then)."""
+    users = []
+    if coll == "urlMaps":
+        for c in ("targetHttpProxies", "targetHttpsProxies", "targetGrpcProxies"):
+            users += [o["selfLink"] for o in every_part(store, project, c) if o.get("urlMap") == link]
+    if coll in ("backendServices", "backendBuckets"):
+        users += [o["selfLink"] for o in every_part(store, project, "urlMaps") if link in links_in(o)]
+    if coll == "backendServices":
+        for c in ("targetTcpProxies", "targetSslProxies"):
+            users += [o["selfLink"] for o in every_part(store, project, c) if o.get("service") == link]
+        users += [o["selfLink"] for o in every_part(store, project, "forwardingRules")
+                  if o.get("backendService") == link]
+    if coll == "healthChecks":
+        users += [o["selfLink"] for o in every_part(store, project, "backendServices")
+                  if link in (o.get("healthChecks") or [])]
+        users += [o["selfLink"] for o in store.project(project)["igms"].values()
+                  if any(h.get("healthCheck") == link for h in o.get("autoHealingPolicies") or [])]
+    return sorted(users)
 
 
 def schedule_ref(project: str, value: str) -> str:
@@ -984,6 +1137,11 @@ def compute_delete(ctx, project, coll, name, region=None):
     if pending_compute_delete(store, project, coll, name, region):
         raise ApiError(400, f"The resource 'projects/{project}/global/{coll}/{name}' is not ready",
                        reason="resourceNotReady")
+    if coll in LB_PARTS:
+        users = lb_users(store, project, coll, obj["selfLink"])
+        if users:
+            raise ApiError(400, compute_in_use_message(project, coll, name, users[0]),
+                           reason="resourceInUseByAnotherResource")
     if coll in PROXY_COLLECTIONS:
         users = proxy_users(store, project, obj["selfLink"])
         if users:
@@ -2011,8 +2169,10 @@ def sql_backup_runs_list(ctx, project, name):
 # --------------------------------------------------------------------------------------------- routing
 SEG = r"([^/]+)"
 COMPUTE_COLL = (r"(firewalls|sslCertificates|targetHttpsProxies|targetSslProxies|addresses|snapshots|forwardingRules"
-                r"|targetHttpProxies|targetTcpProxies)")
-REGION_COLL = r"(addresses|forwardingRules|targetHttpProxies|targetHttpsProxies|targetTcpProxies)"
+                r"|targetHttpProxies|targetTcpProxies|urlMaps|backendServices|backendBuckets|healthChecks"
+                r"|targetGrpcProxies)")
+REGION_COLL = (r"(addresses|forwardingRules|targetHttpProxies|targetHttpsProxies|targetTcpProxies|urlMaps"
+               r"|backendServices|healthChecks)")
 SA = r"([^/:]+)"
 CMP = rf"/v1/projects/{SEG}/locations/{SEG}"
 ROUTES = [
@@ -2020,6 +2180,7 @@ ROUTES = [
     ("GET", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}", compute_op_get),
     ("POST", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}/wait", compute_op_wait),
     ("DELETE", rf"/compute/v1/projects/{SEG}/global/operations/{SEG}", compute_op_delete),
+    ("GET", rf"/compute/v1/projects/{SEG}/aggregated/instanceGroupManagers", igm_aggregated),
     ("GET", rf"/compute/v1/projects/{SEG}/aggregated/{SEG}", aggregated_list),
     ("GET", rf"/compute/v1/projects/{SEG}/regions/{SEG}/{REGION_COLL}", region_compute_list),
     ("GET", rf"/compute/v1/projects/{SEG}/regions/{SEG}/{REGION_COLL}/{SEG}", region_compute_get),
@@ -2116,7 +2277,8 @@ class Ctx:
 # --------------------------------------------------------------------------------------------- control
 SEED_KEYS = {"project", "location", "projectNumber", "firewalls", "sslCertificates", "targetHttpsProxies",
              "targetSslProxies", "addresses", "forwardingRules", "targetHttpProxies", "targetTcpProxies", "snapshots", "disks", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries", "logSinks", "logBuckets",
-             "sqlInstances", "sqlBackupRuns"}
+             "sqlInstances", "sqlBackupRuns", "urlMaps", "backendServices", "backendBuckets", "healthChecks",
+             "targetGrpcProxies", "instanceGroupManagers"}
 
 
 def seed(store: Store, spec: dict) -> int:
@@ -2136,6 +2298,10 @@ def seed(store: Store, spec: dict) -> int:
             obj = seed_compute(store, project, coll, item)
             container(store, project, coll, region_of(obj))[obj["name"]] = obj
             n += 1
+    for item in spec.get("instanceGroupManagers") or []:
+        scope, obj = seed_igm(store, project, item)
+        p["igms"][(scope, obj["name"])] = obj
+        n += 1
     for item in spec.get("disks") or []:
         zone, obj = seed_disk(store, project, item)
         zonal_store(store, project, zone, "disks")[obj["name"]] = obj
@@ -2194,6 +2360,7 @@ def dump_state(store: Store) -> dict:
         out = {"projectNumber": p["number"]}
         for coll in COMPUTE_COLLECTIONS:
             out[coll] = [p["compute"][coll][k] for k in sorted(p["compute"][coll])]
+        out["instanceGroupManagers"] = [p["igms"][k] for k in sorted(p["igms"])]
         out["regions"] = {r: {c: [objs[k] for k in sorted(objs)] for c, objs in colls.items()}
                           for r, colls in sorted(p["regions"].items())}
         out["zones"] = {z: {c: [objs[k] for k in sorted(objs)] for c, objs in colls.items()}

@@ -305,6 +305,63 @@ class FakeGcpTest(unittest.TestCase):
         _, _, op = self.compute("DELETE", f"{base}/global/targetTcpProxies/tcp-a")
         self.assertEqual(self.compute("GET", f"{base}/global/targetTcpProxies/tcp-a")[0], 404)
 
+    def test_lower_load_balancer_parts_paged_linked_and_refused_while_named(self):
+        self.seed(urlMaps=[{"name": "web-map", "defaultService": "web-svc",
+                            "pathMatchers": [{"name": "pm", "pathRules": [
+                                {"paths": ["/s/*"], "service": "global/backendBuckets/assets"}]}]},
+                           {"name": "r-map", "region": "us-central1", "defaultService": "r-svc"}],
+                  backendServices=[{"name": "web-svc", "healthChecks": ["hc"]},
+                                   {"name": "r-svc", "region": "us-central1", "healthChecks": ["r-hc"]},
+                                   {"name": "ilb-svc", "region": "us-central1", "loadBalancingScheme": "INTERNAL"}],
+                  backendBuckets=[{"name": "assets"}],
+                  healthChecks=[{"name": "hc"}, {"name": "heal"}, {"name": "r-hc", "region": "us-central1"}],
+                  targetHttpsProxies=[{"name": "web", "urlMap": "web-map"}],
+                  targetGrpcProxies=[{"name": "g", "urlMap": "web-map"}],
+                  forwardingRules=[{"name": "ilb", "region": "us-central1", "loadBalancingScheme": "INTERNAL",
+                                    "backendService": "ilb-svc"}],
+                  instanceGroupManagers=[{"name": "mig", "zone": "us-central1-a",
+                                          "autoHealingPolicies": [{"healthCheck": "heal"}]},
+                                         {"name": "rmig", "region": "us-central1"}])
+        base = f"/compute/v1/projects/{P}"
+        link = f"https://www.googleapis.com/compute/v1/projects/{P}"
+        _, _, page = self.compute("GET", f"{base}/global/healthChecks", query={"maxResults": "1"})
+        self.assertEqual([x["name"] for x in page["items"]], ["hc"])
+        self.assertIn("nextPageToken", page)
+        _, _, page = self.compute("GET", f"{base}/global/healthChecks",
+                                  query={"maxResults": "1", "pageToken": page["nextPageToken"]})
+        self.assertEqual([x["name"] for x in page["items"]], ["heal"])
+        _, _, m = self.compute("GET", f"{base}/global/urlMaps/web-map")
+        self.assertEqual(m["defaultService"], f"{link}/global/backendServices/web-svc")
+        self.assertEqual(m["pathMatchers"][0]["pathRules"][0]["service"], f"{link}/global/backendBuckets/assets")
+        self.assertIn("fingerprint", m)
+        _, _, agg = self.compute("GET", f"{base}/aggregated/backendServices")
+        self.assertEqual([x["name"] for x in agg["items"]["regions/us-central1"]["backendServices"]],
+                         ["ilb-svc", "r-svc"])
+        self.assertEqual(agg["items"]["regions/us-central1"]["backendServices"][1]["healthChecks"],
+                         [f"{link}/regions/us-central1/healthChecks/r-hc"])
+        _, _, groups = self.compute("GET", f"{base}/aggregated/instanceGroupManagers", query={"maxResults": "1"})
+        self.assertEqual(list(groups["items"]), ["regions/us-central1"])
+        _, _, groups = self.compute("GET", f"{base}/aggregated/instanceGroupManagers",
+                                    query={"pageToken": groups["nextPageToken"]})
+        mig = groups["items"]["zones/us-central1-a"]["instanceGroupManagers"][0]
+        self.assertEqual(mig["autoHealingPolicies"][0]["healthCheck"], f"{link}/global/healthChecks/heal")
+        for path in ["global/urlMaps/web-map", "global/backendBuckets/assets", "global/healthChecks/hc",
+                     "global/healthChecks/heal", "regions/us-central1/backendServices/ilb-svc",
+                     "regions/us-central1/healthChecks/r-hc", "regions/us-central1/backendServices/r-svc"]:
+            status, _, err = self.compute("DELETE", f"{base}/{path}")
+            self.assertEqual((status, err["error"]["errors"][0]["reason"]), (400, "resourceInUseByAnotherResource"),
+                             path)
+        self.ok("POST", "/_fake/config", {"operation_polls": 0})
+        for path in ["regions/us-central1/urlMaps/r-map", "regions/us-central1/backendServices/r-svc",
+                     "regions/us-central1/healthChecks/r-hc", "global/targetGrpcProxies/g",
+                     "global/targetHttpsProxies/web", "global/urlMaps/web-map", "global/backendBuckets/assets"]:
+            _, _, op = self.compute("DELETE", f"{base}/{path}")
+            self.assertEqual(op["status"], "DONE", path)
+            self.assertEqual(self.compute("GET", f"{base}/{path}")[0], 404, path)
+        state = self.ok("GET", "/_fake/state")["projects"][P]
+        self.assertEqual([g["name"] for g in state["instanceGroupManagers"]], ["rmig", "mig"])
+        self.assertEqual([s["name"] for s in state["backendServices"]], ["web-svc"])
+
     def test_disks_aggregated_snapshot_then_delete_through_zone_operations(self):
         self.seed(disks=[{"name": "data-a", "zone": "us-central1-a"}, {"name": "boot", "zone": "europe-west1-b",
                                                                         "users": ["vm-1"]}])
