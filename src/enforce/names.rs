@@ -206,6 +206,18 @@ fn finding(f: &Finding) -> Check {
                             && full.contains("/buckets/"),
                         "`projects/PROJECT/locations/LOCATION/buckets/BUCKET` of this name",
                     ),
+                    GcpKind::UrlMap | GcpKind::BackendService | GcpKind::HealthCheck => {
+                        let collection = match kind {
+                            GcpKind::UrlMap => "/urlMaps/",
+                            GcpKind::BackendService => "/backendServices/",
+                            _ => "/healthChecks/",
+                        };
+                        (
+                            is_resource_name(full, address_short(&f.name))
+                                && full.contains(collection),
+                            "`projects/PROJECT/global/COLLECTION/NAME` or `projects/PROJECT/regions/REGION/COLLECTION/NAME` of this name, COLLECTION the kind's",
+                        )
+                    }
                     GcpKind::Address => (
                         is_resource_name(full, address_short(&f.name))
                             && full.contains("/addresses/"),

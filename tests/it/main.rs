@@ -10,6 +10,7 @@ mod deploy;
 mod enforce;
 mod faults;
 mod gcp;
+mod gcp_lb;
 mod gcp_logging;
 mod gcp_sql;
 mod kubelet;
