@@ -12,6 +12,7 @@ mod faults;
 mod gcp;
 mod gcp_logging;
 mod gcp_sql;
+mod gcp_sql_backups;
 mod kubelet;
 mod kubernetes;
 mod lint;
