@@ -141,7 +141,7 @@ fn finding(f: &Finding) -> Check {
                 return Err((
                     "kind",
                     printable(&f.kind),
-                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`, `ForwardingRule`, `TargetProxy`, `UrlMap`, `BackendService`, `BackendBucket`, `HealthCheck`, `LogSink`, `LogBucket`, `SqlInstance`",
+                    "one of `FirewallRule`, `Bucket`, `IamServiceAccount`, `SslCertificate`, `Certificate`, `Address`, `Disk`, `Snapshot`, `ForwardingRule`, `TargetProxy`, `UrlMap`, `BackendService`, `BackendBucket`, `HealthCheck`, `LogSink`, `LogBucket`, `SqlInstance`, `SqlBackup`",
                 ));
             };
             let (ok, rule) = match kind {
@@ -167,6 +167,7 @@ fn finding(f: &Finding) -> Check {
                 ),
                 GcpKind::BackendBucket => (is_rfc1035(&f.name), RFC1035),
                 GcpKind::SqlInstance => (is_sql_instance_name(&f.name), SQL_INSTANCE),
+                GcpKind::SqlBackup => (is_sql_backup_name(&f.name), SQL_BACKUP),
                 GcpKind::Disk => (
                     f.name.split_once('/').is_some() && is_address_name(&f.name),
                     "a disk name: `ZONE/NAME` of two GCP names",
@@ -218,6 +219,11 @@ fn finding(f: &Finding) -> Check {
                             "`projects/PROJECT/global/COLLECTION/NAME` or `projects/PROJECT/regions/REGION/COLLECTION/NAME` of this name, COLLECTION the kind's",
                         )
                     }
+                    GcpKind::SqlBackup => (
+                        is_resource_name(full, address_short(&f.name))
+                            && (full.contains("/backupRuns/") || full.contains("/backups/")),
+                        "`projects/PROJECT/instances/INSTANCE/backupRuns/ID` or `projects/PROJECT/backups/ID` of this name",
+                    ),
                     GcpKind::Address => (
                         is_resource_name(full, address_short(&f.name))
                             && full.contains("/addresses/"),
@@ -394,6 +400,28 @@ fn is_sql_instance_name(s: &str) -> bool {
 
 const SQL_INSTANCE: &str =
     "a Cloud SQL instance name: a lowercase letter, then lowercase letters, digits and `-`";
+
+/// `INSTANCE/RUN_ID` (a backup run) or `INSTANCE/backups/ID` (a project backup).
+fn is_sql_backup_name(s: &str) -> bool {
+    let id = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 128
+            && p.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+    };
+    match s.split('/').collect::<Vec<_>>()[..] {
+        [instance, run] => {
+            is_sql_instance_name(instance)
+                && !run.is_empty()
+                && run.bytes().all(|c| c.is_ascii_digit())
+        }
+        [instance, "backups", backup] => is_sql_instance_name(instance) && id(backup),
+        _ => false,
+    }
+}
+
+const SQL_BACKUP: &str =
+    "a Cloud SQL backup name: `INSTANCE/RUN_ID` (digits) or `INSTANCE/backups/ID`";
 
 fn address_short(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)

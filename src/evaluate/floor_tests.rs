@@ -497,6 +497,8 @@ fn build(
             GcpKind::Snapshot => ["gke-", "snapshot-"].iter().any(|p| name.starts_with(p)),
             // Not generated here: instances have their own tests.
             GcpKind::SqlInstance => false,
+            // Not generated here: backups have their own tests (retention).
+            GcpKind::SqlBackup => false,
             GcpKind::Address => ["gke-", "k8s-", "k8s1-", "k8s2-"]
                 .iter()
                 .any(|p| name.starts_with(p)),

@@ -86,6 +86,10 @@ pub(super) fn evaluate(
         .snapshots
         .as_ref()
         .map(|s| snapshot::Retention::new(s, &inventory.gcp, clock));
+    let sql_retention = policy
+        .sql_backups
+        .as_ref()
+        .map(|s| sql_backup::Retention::new(s, &inventory.gcp, clock));
     // A load balancer part is judged after the parts that name it (stable: the other kinds
     // keep their order).
     let mut order: Vec<&GcpResource> = inventory.gcp.iter().collect();
@@ -161,6 +165,11 @@ pub(super) fn evaluate(
         {
             detail = retention.judge(r, &mut keep);
         }
+        if kind == GcpKind::SqlBackup
+            && let Some(retention) = &sql_retention
+        {
+            detail = retention.judge(r, &mut keep);
+        }
         if kind == GcpKind::ForwardingRule
             && let Some(why) =
                 crate::inventory::gcp::forwarding_rule::unlisted_referrers(r.purpose.as_deref())
@@ -208,7 +217,7 @@ pub(super) fn evaluate(
                 Some("contents not read; enforce deletes it only if it is empty".to_string());
         }
         let delete_reason = match kind {
-            GcpKind::Snapshot => Reason::Expired,
+            GcpKind::Snapshot | GcpKind::SqlBackup => Reason::Expired,
             _ => Reason::NotInAllowlist,
         };
         let mut f = f.decide(keep, delete_reason);
@@ -222,6 +231,7 @@ pub(super) fn evaluate(
 
 mod log_bucket;
 mod snapshot;
+mod sql_backup;
 
 mod sql;
 #[cfg(test)]

@@ -70,6 +70,7 @@ pub enum Reason {
     DatabaseDeletionDisabled,
     DeletionProtected,
     ReadReplica,
+    FinalBackup,
     // Delete.
     NotInRepository,
     OtherVersion,
@@ -125,6 +126,9 @@ impl Reason {
             Reason::DeletionProtected => "deletion protection is on",
             Reason::ReadReplica => {
                 "a read replica (Cloud SQL backs none up): deleted by hand, with its primary"
+            }
+            Reason::FinalBackup => {
+                "the final backup of a deleted Cloud SQL instance, or driftsweep's backup before deleting one (`delete_final_backups: false`)"
             }
             Reason::NotInRepository => "not defined by the repository",
             Reason::OtherVersion => {

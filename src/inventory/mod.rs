@@ -63,10 +63,11 @@ pub enum GcpKind {
     LogSink,
     LogBucket,
     SqlInstance,
+    SqlBackup,
 }
 
 impl GcpKind {
-    pub const ALL: [GcpKind; 17] = [
+    pub const ALL: [GcpKind; 18] = [
         GcpKind::FirewallRule,
         GcpKind::Bucket,
         GcpKind::IamServiceAccount,
@@ -84,6 +85,7 @@ impl GcpKind {
         GcpKind::LogSink,
         GcpKind::LogBucket,
         GcpKind::SqlInstance,
+        GcpKind::SqlBackup,
     ];
 
     /// The kind a report spells `kind`.
@@ -110,6 +112,7 @@ impl GcpKind {
             GcpKind::LogSink => "LogSink",
             GcpKind::LogBucket => "LogBucket",
             GcpKind::SqlInstance => "SqlInstance",
+            GcpKind::SqlBackup => "SqlBackup",
         }
     }
 }
@@ -153,14 +156,16 @@ pub struct GcpResource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// What the API says it is for, where a Google service may hold it (an address:
-    /// `VPC_PEERING`, `PRIVATE_SERVICE_CONNECT`, ...).
+    /// `VPC_PEERING`, `PRIVATE_SERVICE_CONNECT`, ...); a Cloud SQL backup's type
+    /// (`AUTOMATED`, `ON_DEMAND`, `FINAL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
     /// Disks: when it was last detached from an instance; it counts as unused only from then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detached: Option<chrono::DateTime<chrono::Utc>>,
-    /// Snapshots: the disk it was taken of (`sourceDiskId`, else `sourceDisk`); retention
-    /// counts the newest snapshots per source.
+    /// Snapshots: the disk it was taken of (`sourceDiskId`, else `sourceDisk`); Cloud SQL
+    /// backups: the instance (of a deleted one: with its deletion time). Retention counts the
+    /// newest per source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Snapshots: what expires it instead of driftsweep (the snapshot schedule of a disk that

@@ -342,14 +342,24 @@ fn rule_problems(doc: &Document) -> Vec<Problem> {
             }
         }
     }
-    // Snapshots are kept by retention too: their allowlist may be empty.
-    if let Some(list) = v
-        .pointer("/gcp/snapshots/allowed")
-        .and_then(Value::as_array)
-    {
-        for (i, _) in list.iter().enumerate() {
-            patterns.push(format!("/gcp/snapshots/allowed/{i}"));
+    // Snapshots and Cloud SQL backups are kept by retention too: their allowlists may be
+    // empty.
+    for section in ["snapshots", "sql_backups"] {
+        let base = format!("/gcp/{section}/allowed");
+        if let Some(list) = v.pointer(&base).and_then(Value::as_array) {
+            for (i, _) in list.iter().enumerate() {
+                patterns.push(format!("{base}/{i}"));
+            }
         }
+    }
+    if v.pointer("/gcp/sql_backups/keep_recent")
+        .and_then(Value::as_u64)
+        == Some(0)
+    {
+        push(
+            "/gcp/sql_backups/keep_recent",
+            "`keep_recent: 0` could delete an instance's newest backup, its last restore point; keep at least 1".to_string(),
+        );
     }
     if let Some(days) = v
         .pointer("/gcp/sql_instances/final_backup_days")
@@ -805,6 +815,20 @@ mod tests {
         .unwrap_err();
         assert_eq!(problems.len(), 1);
         assert!(problems[0].message.contains("every image version"));
+    }
+
+    #[test]
+    fn sql_backup_retention_keeps_at_least_the_newest_and_may_allow_no_instance() {
+        let problems = validate_source(
+            "version: 1\nname: a\ngcp:\n  sql_backups: {allowed: [], keep_recent: 0}\n",
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(problems[0].field, "gcp.sql_backups.keep_recent");
+        assert!(problems[0].message.contains("last restore point"));
+        assert!(
+            validate_source("version: 1\nname: a\ngcp:\n  sql_backups: {allowed: []}\n").is_ok()
+        );
     }
 
     #[test]

@@ -645,6 +645,45 @@ pub struct GcpPolicy {
     /// before it deletes one. Absent: not audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql_instances: Option<SqlInstancePolicy>,
+    /// Cloud SQL backups: the backup runs of every instance (reported as `INSTANCE/RUN_ID`)
+    /// and the project's backups that outlive their instance, retained and final ones
+    /// (`INSTANCE/backups/ID`), with retention per instance like image versions. A backup is
+    /// deleted only when it is `SUCCESSFUL`, older than `max_age_days`, not among the
+    /// `keep_recent` newest successful backups of its instance, and its instance is not in
+    /// `allowed`. Final backups and driftsweep's own backups before a deletion are kept
+    /// unless `delete_final_backups` says otherwise. A deleted backup cannot be brought back.
+    /// Absent: not audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_backups: Option<SqlBackupPolicy>,
+}
+
+/// Retention of Cloud SQL backups, per instance.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlBackupPolicy {
+    /// Instance name patterns whose backups are all kept, whatever their age (may be empty:
+    /// retention decides the rest). Example: `["aia-prod-*"]`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub allowed: Vec<Glob>,
+    /// The newest successful backups kept per instance (runs and project backups counted
+    /// together), whatever their age; at least 1: an instance's newest backup is its last
+    /// restore point.
+    #[serde(default = "default_sql_keep_recent")]
+    pub keep_recent: u32,
+    /// Backups younger than this are kept. Older ones go unless kept otherwise.
+    #[serde(default = "default_max_age_days")]
+    pub max_age_days: u32,
+    /// Also apply retention to final backups (type `FINAL`, taken when an instance is
+    /// deleted) and to the backups driftsweep takes before it deletes an instance (a
+    /// description starting `driftsweep: `). They are often the only copy of a deleted
+    /// database, so by default they are kept until a person deletes them.
+    #[serde(default)]
+    pub delete_final_backups: bool,
+}
+
+fn default_sql_keep_recent() -> u32 {
+    7
 }
 
 /// Retention of Compute disk snapshots, per source disk.

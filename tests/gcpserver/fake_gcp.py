@@ -141,19 +141,28 @@ databaseVersion; errors in the google.rpc style):
                                                                   SUCCESSFUL run appears when DONE (config
                                                                   sql_backup_error: the operation ends with an error);
                                                                   400 for a read replica
+  GET    /v1/projects/{p}/instances/{i}/backupRuns/{id}            get;  DELETE -> sql#operation DELETE_VOLUME, the
+                                                                  run gone when DONE
+  GET    /v1/projects/{p}/backups                                  the project's backups: pageSize (default 500, max
+                                                                  2000), pageToken -> nextPageToken, "backups"
+  GET    /v1/projects/{p}/backups/{id}                             get;  DELETE -> sql#operation DELETE_BACKUP, the
+                                                                  backup gone when DONE
   GET    /v1/projects/{p}/operations/{op}                          get (a poll): PENDING, RUNNING, DONE after
                                                                   `operation_polls` polls
   Instances are seeded ("sqlInstances") with region (default us-central1), state RUNNABLE, settings
   (settingsVersion, deletionProtectionEnabled false), a private IP, connectionName p:region:name;
   "masterInstanceName" makes a READ_REPLICA_INSTANCE. Backup runs are seeded as "sqlBackupRuns" with
-  "instance".
+  "instance" (status SUCCESSFUL, type AUTOMATED, times now unless given); project backups as "sqlBackups"
+  with "instance" and "id" (type FINAL, state SUCCESSFUL, backupInterval.startTime from "startTime", default
+  now; "backupRun", "instanceDeletionTime", "description" kept as given).
 
 Control API (not Google; never written to the request log):
   POST   /_fake/seed       {"project": "p", "location": "global", "projectNumber": "123...",
                             "firewalls": [...], "sslCertificates": [...], "targetHttpsProxies": [...],
                             "targetSslProxies": [...], "serviceAccounts": [...], "certificates": [...],
                             "certificateMaps": [...], "certificateMapEntries": [{"map": "m", ...}],
-                            "sqlInstances": [...], "sqlBackupRuns": [{"instance": "i", ...}]}
+                            "sqlInstances": [...], "sqlBackupRuns": [{"instance": "i", ...}],
+                            "sqlBackups": [{"instance": "i", ...}]}
                            (or a list of such objects). Server-side fields (id, kind, selfLink,
                            creationTimestamp/createTime, fingerprint/etag, uniqueId, full names and links)
                            are filled in unless given. Short references are expanded: proxy
@@ -235,11 +244,15 @@ SQL_ENUMS = {
     "instanceType": {"SQL_INSTANCE_TYPE_UNSPECIFIED": 0, "CLOUD_SQL_INSTANCE": 1, "ON_PREMISES_INSTANCE": 2,
                      "READ_REPLICA_INSTANCE": 3, "READ_POOL_INSTANCE": 5},
     "status": {"SQL_OPERATION_STATUS_UNSPECIFIED": 0, "PENDING": 1, "RUNNING": 2, "DONE": 3},
-    "operationType": {"SQL_OPERATION_TYPE_UNSPECIFIED": 0, "DELETE": 5, "BACKUP_VOLUME": 9},
+    "operationType": {"SQL_OPERATION_TYPE_UNSPECIFIED": 0, "DELETE": 5, "BACKUP_VOLUME": 9, "DELETE_VOLUME": 10,
+                      "DELETE_BACKUP": 26},
     "code": {"SQL_API_WARNING_CODE_UNSPECIFIED": 0, "REGION_UNREACHABLE": 1},
     "runStatus": {"SQL_BACKUP_RUN_STATUS_UNSPECIFIED": 0, "ENQUEUED": 1, "OVERDUE": 2, "RUNNING": 3, "FAILED": 4,
                   "SUCCESSFUL": 5, "SKIPPED": 6, "DELETION_PENDING": 7, "DELETION_FAILED": 8, "DELETED": 9},
     "runType": {"SQL_BACKUP_RUN_TYPE_UNSPECIFIED": 0, "AUTOMATED": 1, "ON_DEMAND": 2},
+    "backupState": {"SQL_BACKUP_STATE_UNSPECIFIED": 0, "ENQUEUED": 1, "RUNNING": 2, "FAILED": 3, "SUCCESSFUL": 4,
+                    "DELETING": 5, "DELETION_FAILED": 6},
+    "backupType": {"SQL_BACKUP_TYPE_UNSPECIFIED": 0, "AUTOMATED": 1, "ON_DEMAND": 2, "FINAL": 3},
 }
 COMPUTE_COLLECTIONS = {
     "firewalls": ("compute#firewall", "compute#firewallList", "firewall"),
@@ -2157,13 +2170,89 @@ def sql_backup_runs_list(ctx, project, name):
     if page:
         body["items"] = []
         for r in page:
-            out = copy.deepcopy(r)
-            out["status"] = sql_enum(out["status"], SQL_ENUMS["runStatus"], ctx.enum_int)
-            out["type"] = sql_enum(out["type"], SQL_ENUMS["runType"], ctx.enum_int)
-            body["items"].append(out)
+            body["items"].append(sql_render_run(r, ctx.enum_int))
     if start + size < len(runs):
         body["nextPageToken"] = b64url_token({"s": f"runs/{project}/{name}", "k": start + size})
     return 200, body
+
+
+def sql_render_run(run: dict, enum_int: bool) -> dict:
+    out = copy.deepcopy(run)
+    out["status"] = sql_enum(out["status"], SQL_ENUMS["runStatus"], enum_int)
+    out["type"] = sql_enum(out["type"], SQL_ENUMS["runType"], enum_int)
+    return out
+
+
+def sql_run(store: Store, project: str, name: str, run_id: str) -> dict:
+    run = store.project(project)["sql"]["backupRuns"].get(name, {}).get(run_id)
+    if run is None:
+        raise ApiError(404, "The backup run does not exist.", grpc="NOT_FOUND")
+    return run
+
+
+def sql_backup_run_get(ctx, project, name, run_id):
+    sql_instance(ctx.store, project, name)
+    return 200, sql_render_run(sql_run(ctx.store, project, name, run_id), ctx.enum_int)
+
+
+def sql_backup_run_delete(ctx, project, name, run_id):
+    obj = sql_instance(ctx.store, project, name)
+    sql_run(ctx.store, project, name, run_id)
+
+    def finish(store, rec):
+        store.project(project)["sql"]["backupRuns"].get(name, {}).pop(run_id, None)
+        return None
+    return sql_op(ctx, project, obj, "DELETE_VOLUME", finish)
+
+
+def sql_render_backup(b: dict, enum_int: bool) -> dict:
+    out = copy.deepcopy(b)
+    out["state"] = sql_enum(out.get("state"), SQL_ENUMS["backupState"], enum_int)
+    out["type"] = sql_enum(out.get("type"), SQL_ENUMS["backupType"], enum_int)
+    return out
+
+
+def sql_project_backup(store: Store, project: str, backup_id: str) -> dict:
+    b = store.project(project)["sql"]["backups"].get(backup_id)
+    if b is None:
+        raise ApiError(404, "The backup does not exist.", grpc="NOT_FOUND")
+    return b
+
+
+def sql_backups_list(ctx, project):
+    backups = sorted(ctx.store.project(project)["sql"]["backups"].items())
+    try:
+        size = int(ctx.params.get("pageSize") or 500)
+    except ValueError:
+        raise ApiError(400, "Invalid value for pageSize", grpc="INVALID_ARGUMENT")
+    size = min(size or 500, 2000)
+    token = ctx.params.get("pageToken")
+    start = 0
+    if token:
+        t = decode_token(token)
+        if t is None or t.get("s") != f"backups/{project}":
+            raise ApiError(400, "Invalid request: the page token is invalid.", grpc="INVALID_ARGUMENT")
+        start = int(t["k"])
+    page = backups[start:start + size]
+    body = {}
+    if page:
+        body["backups"] = [sql_render_backup(b, ctx.enum_int) for _, b in page]
+    if start + size < len(backups):
+        body["nextPageToken"] = b64url_token({"s": f"backups/{project}", "k": start + size})
+    return 200, body
+
+
+def sql_backup_get(ctx, project, backup_id):
+    return 200, sql_render_backup(sql_project_backup(ctx.store, project, backup_id), ctx.enum_int)
+
+
+def sql_backup_delete(ctx, project, backup_id):
+    b = sql_project_backup(ctx.store, project, backup_id)
+
+    def finish(store, rec):
+        store.project(project)["sql"]["backups"].pop(backup_id, None)
+        return None
+    return sql_op(ctx, project, {"name": b["instance"]}, "DELETE_BACKUP", finish)
 
 
 # --------------------------------------------------------------------------------------------- routing
@@ -2218,6 +2307,11 @@ ROUTES = [
     ("DELETE", rf"/v1/projects/{SEG}/instances/{SEG}", sql_delete),
     ("GET", rf"/v1/projects/{SEG}/instances/{SEG}/backupRuns", sql_backup_runs_list),
     ("POST", rf"/v1/projects/{SEG}/instances/{SEG}/backupRuns", sql_backup_insert),
+    ("GET", rf"/v1/projects/{SEG}/instances/{SEG}/backupRuns/{SEG}", sql_backup_run_get),
+    ("DELETE", rf"/v1/projects/{SEG}/instances/{SEG}/backupRuns/{SEG}", sql_backup_run_delete),
+    ("GET", rf"/v1/projects/{SEG}/backups", sql_backups_list),
+    ("GET", rf"/v1/projects/{SEG}/backups/{SEG}", sql_backup_get),
+    ("DELETE", rf"/v1/projects/{SEG}/backups/{SEG}", sql_backup_delete),
     ("GET", rf"/v1/projects/{SEG}/operations/{SEG}", sql_op_get),
     ("GET", rf"{CMP}/operations", cm_op_list),
     ("GET", rf"{CMP}/operations/([^/:]+)", cm_op_get),
@@ -2277,8 +2371,8 @@ class Ctx:
 # --------------------------------------------------------------------------------------------- control
 SEED_KEYS = {"project", "location", "projectNumber", "firewalls", "sslCertificates", "targetHttpsProxies",
              "targetSslProxies", "addresses", "forwardingRules", "targetHttpProxies", "targetTcpProxies", "snapshots", "disks", "serviceAccounts", "certificates", "certificateMaps", "certificateMapEntries", "logSinks", "logBuckets",
-             "sqlInstances", "sqlBackupRuns", "urlMaps", "backendServices", "backendBuckets", "healthChecks",
-             "targetGrpcProxies", "instanceGroupManagers"}
+             "sqlInstances", "sqlBackupRuns", "sqlBackups", "urlMaps", "backendServices", "backendBuckets",
+             "healthChecks", "targetGrpcProxies", "instanceGroupManagers"}
 
 
 def seed(store: Store, spec: dict) -> int:
@@ -2325,6 +2419,21 @@ def seed(store: Store, spec: dict) -> int:
         run.setdefault("endTime", run["enqueuedTime"])
         run["selfLink"] = f"{SQL_HOST}projects/{project}/instances/{instance}/backupRuns/{run['id']}"
         p["sql"]["backupRuns"].setdefault(instance, {})[run["id"]] = run
+        n += 1
+    for item in spec.get("sqlBackups") or []:
+        b = copy.deepcopy(item)
+        instance = b.get("instance")
+        if not instance:
+            raise ApiError(400, f"seed: backup without an instance: {item}")
+        backup_id = str(b.pop("id", None) or store.rng.randrange(10 ** 12, 10 ** 13))
+        start = b.pop("startTime", None) or rfc3339_z()
+        b.setdefault("kind", "sql#backup")
+        b.setdefault("type", "FINAL")
+        b.setdefault("state", "SUCCESSFUL")
+        b.setdefault("backupInterval", {"startTime": start, "endTime": start})
+        b["name"] = f"projects/{project}/backups/{backup_id}"
+        b["selfLink"] = f"{SQL_HOST}projects/{project}/backups/{backup_id}"
+        p["sql"]["backups"][backup_id] = b
         n += 1
     for item in spec.get("serviceAccounts") or []:
         obj = seed_service_account(store, project, item)

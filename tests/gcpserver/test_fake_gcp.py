@@ -632,6 +632,43 @@ class FakeGcpTest(unittest.TestCase):
         self.assertEqual(op["error"]["errors"][0]["code"], "BACKUP_FAILED")
         self.assertNotIn("items", self.one("GET", f"{SQLI}/again/backupRuns")[2])
 
+    def test_sql_backup_runs_and_project_backups_page_get_and_delete_through_operations(self):
+        self.ok("POST", "/_fake/config", {"operation_polls": 1})
+        self.seed(sqlInstances=[{"name": "db"}],
+                  sqlBackupRuns=[{"instance": "db", "id": str(i), "enqueuedTime": f"2026-01-0{i}T00:00:00Z"}
+                                 for i in range(1, 4)],
+                  sqlBackups=[{"instance": "gone", "id": f"b{i}", "startTime": "2025-01-01T00:00:00Z"}
+                              for i in range(3)])
+        _, _, page1 = self.one("GET", f"{SQLI}/db/backupRuns", query={"maxResults": "2"})
+        self.assertEqual([r["id"] for r in page1["items"]], ["3", "2"], "newest first")
+        self.assertEqual(page1["items"][0]["status"], 5)
+        _, _, page2 = self.one("GET", f"{SQLI}/db/backupRuns",
+                               query={"maxResults": "2", "pageToken": page1["nextPageToken"]})
+        self.assertEqual([r["id"] for r in page2["items"]], ["1"])
+        self.assertEqual(self.one("GET", f"{SQLI}/db/backupRuns/2")[2]["type"], 1)
+        self.assertEqual(self.one("GET", f"{SQLI}/db/backupRuns/9")[0], 404)
+        _, _, op = self.one("DELETE", f"{SQLI}/db/backupRuns/2")
+        self.assertEqual(op["operationType"], 10)
+        self.assertEqual(self.one("GET", f"{SQLI}/db/backupRuns/2")[0], 200, "gone only when DONE")
+        self.assertEqual(self.one("GET", f"/v1/projects/{P}/operations/{op['name']}")[2]["status"], 3)
+        self.assertEqual(self.one("GET", f"{SQLI}/db/backupRuns/2")[0], 404)
+        backups = f"/v1/projects/{P}/backups"
+        _, _, b1 = self.one("GET", backups, query={"pageSize": "2"})
+        self.assertEqual([b["name"] for b in b1["backups"]], [f"projects/{P}/backups/b0", f"projects/{P}/backups/b1"])
+        self.assertEqual((b1["backups"][0]["type"], b1["backups"][0]["state"]), (3, 4))
+        self.assertEqual(b1["backups"][0]["backupInterval"]["startTime"], "2025-01-01T00:00:00Z")
+        _, _, b2 = self.one("GET", backups, query={"pageSize": "2", "pageToken": b1["nextPageToken"]})
+        self.assertEqual(len(b2["backups"]), 1)
+        self.assertNotIn("nextPageToken", b2)
+        self.assertEqual(self.one("GET", f"{backups}/b1")[2]["instance"], "gone")
+        _, _, op = self.one("DELETE", f"{backups}/b1")
+        self.assertEqual(op["operationType"], 26)
+        self.one("GET", f"/v1/projects/{P}/operations/{op['name']}")
+        self.assertEqual(self.one("GET", f"{backups}/b1")[0], 404)
+        self.ok("POST", "/_fake/faults", {"path": "/backupRuns$", "status": 403})
+        self.assertEqual(self.one("GET", f"{SQLI}/db/backupRuns")[0], 403)
+        self.assertEqual(self.one("GET", backups)[0], 200, "a fault protects only its path")
+
     def test_sql_403_protects_only_its_api(self):
         self.seed(sqlInstances=[{"name": "db"}], serviceAccounts=[{"accountId": "robot-x"}])
         self.ok("POST", "/_fake/config", {"disabled_services": {P: ["sqladmin.googleapis.com"]}})

@@ -13,6 +13,7 @@ mod gcp;
 mod gcp_lb;
 mod gcp_logging;
 mod gcp_sql;
+mod gcp_sql_backups;
 mod kubelet;
 mod kubernetes;
 mod lint;

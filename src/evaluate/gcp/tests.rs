@@ -1164,3 +1164,139 @@ fn a_log_bucket_is_never_unused_while_its_sinks_are_unaudited_or_unread() {
         Reason::ListingIncomplete,
     );
 }
+
+const SQL_BACKUPS: &str = "version: 1\nname: t\ngcp:\n  project: p\n  sql_backups: {allowed: ['aia-prod'], keep_recent: 2, max_age_days: 30}\n";
+
+fn backup(name: &str, instance: &str, days: i64) -> GcpResource {
+    GcpResource {
+        status: Some("SUCCESSFUL".into()),
+        purpose: Some("AUTOMATED".into()),
+        source: Some(instance.into()),
+        created: Some(now() - Duration::days(days)),
+        ..GcpResource::of(GcpKind::SqlBackup, name)
+    }
+}
+
+fn backup_expired(f: &Findings, name: &str) {
+    assert_eq!(
+        verdict(f, "SqlBackup", None, name),
+        (Action::Delete, vec![Reason::Expired]),
+        "{name}"
+    );
+}
+
+#[test]
+fn sql_backups_keep_the_newest_successful_per_instance_and_the_young() {
+    let mut failed = backup("db/5", "db", 1);
+    failed.status = Some("FAILED".into());
+    let mut deleted_twin = backup("db/backups/old", "db (deleted 2025-01-01T00:00:00Z)", 400);
+    deleted_twin.purpose = Some("ON_DEMAND".into());
+    let f = run_policy(
+        SQL_BACKUPS,
+        vec![
+            backup("db/1", "db", 100),
+            backup("db/2", "db", 90),
+            backup("db/3", "db", 80),
+            // Tied with db/3: kept with it.
+            backup("db/4", "db", 80),
+            // Failed: neither judged nor counted among the newest.
+            failed,
+            // Another incarnation of `db`: counted apart, its only backup kept.
+            deleted_twin,
+            backup("aia-prod/1", "aia-prod", 500),
+            backup("busy/1", "busy", 3),
+            backup("busy/2", "busy", 2),
+            backup("busy/3", "busy", 1),
+        ],
+    );
+    backup_expired(&f, "db/1");
+    backup_expired(&f, "db/2");
+    kept(&f, GcpKind::SqlBackup, "db/3", Reason::RecentVersion);
+    kept(&f, GcpKind::SqlBackup, "db/4", Reason::RecentVersion);
+    kept(&f, GcpKind::SqlBackup, "db/5", Reason::InUse);
+    kept(
+        &f,
+        GcpKind::SqlBackup,
+        "db/backups/old",
+        Reason::RecentVersion,
+    );
+    kept(&f, GcpKind::SqlBackup, "aia-prod/1", Reason::InAllowlist);
+    kept(&f, GcpKind::SqlBackup, "busy/1", Reason::WithinMaxAge);
+    let old = f.items.iter().find(|i| i.name == "db/1").unwrap();
+    assert_eq!(
+        old.detail.as_deref(),
+        Some("100 days old, 3 newer successful backups of instance `db`")
+    );
+}
+
+#[test]
+fn final_and_own_sql_backups_are_kept_unless_opted_in_and_unknown_types_always() {
+    let mut last = backup("gone/backups/f", "gone", 400);
+    last.purpose = Some("FINAL".into());
+    let mut own = backup("gone/backups/o", "gone", 410);
+    own.purpose = Some("ON_DEMAND".into());
+    own.description = Some("driftsweep: backup of gone before deleting it".into());
+    let mut strange = backup("gone/backups/s", "gone", 420);
+    strange.purpose = Some("7".into());
+    let all = vec![
+        backup("gone/backups/n1", "gone", 100),
+        backup("gone/backups/n2", "gone", 101),
+        last,
+        own,
+        strange,
+        backup("gone/backups/x", "gone", 430),
+    ];
+    let f = run_policy(SQL_BACKUPS, all.clone());
+    kept(
+        &f,
+        GcpKind::SqlBackup,
+        "gone/backups/f",
+        Reason::FinalBackup,
+    );
+    kept(
+        &f,
+        GcpKind::SqlBackup,
+        "gone/backups/o",
+        Reason::FinalBackup,
+    );
+    kept(
+        &f,
+        GcpKind::SqlBackup,
+        "gone/backups/s",
+        Reason::SystemManaged,
+    );
+    backup_expired(&f, "gone/backups/x");
+    let yaml = SQL_BACKUPS.replace(
+        "max_age_days: 30",
+        "max_age_days: 30, delete_final_backups: true",
+    );
+    let f = run_policy(&yaml, all.clone());
+    backup_expired(&f, "gone/backups/f");
+    backup_expired(&f, "gone/backups/o");
+    kept(
+        &f,
+        GcpKind::SqlBackup,
+        "gone/backups/s",
+        Reason::SystemManaged,
+    );
+
+    // A failed list of backups: none is proved expired.
+    let inv = Inventory {
+        gcp: all,
+        gaps: vec![Gap {
+            provider: Provider::Gcp,
+            what: "backup runs of Cloud SQL instance gone".into(),
+            error: "403".into(),
+            protects: Protects::Gcp(GcpKind::SqlBackup),
+            failed: true,
+        }],
+        ..Inventory::default()
+    };
+    let f = evaluate(&policy(&yaml), &Desired::default(), &inv);
+    kept(
+        &f,
+        GcpKind::SqlBackup,
+        "gone/backups/x",
+        Reason::ListingIncomplete,
+    );
+}

@@ -21,6 +21,7 @@ pub mod log_bucket;
 pub mod log_sink;
 pub mod service_account;
 pub mod snapshot;
+pub mod sql_backup;
 pub mod sql_instance;
 pub mod ssl_certificate;
 pub mod target_proxy;
@@ -176,6 +177,7 @@ pub static KINDS: &[&Kind] = &[
     &log_sink::KIND,
     &log_bucket::KIND,
     &sql_instance::KIND,
+    &sql_backup::KIND,
 ];
 
 /// A kind's place in a load balancer's chain, top-down: what sends traffic is deleted before

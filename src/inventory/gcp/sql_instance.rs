@@ -70,9 +70,23 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
     })
 }
 
+/// Every instance, every page, read once per run: the instances and their backups' owners
+/// are both it.
+pub(super) async fn instances(clients: &GcpClients) -> Result<Vec<Value>, String> {
+    let all = clients
+        .shared_list(FILE, || async {
+            list_instances(clients).await.map(Value::Array)
+        })
+        .await?;
+    match all {
+        Value::Array(items) => Ok(items),
+        other => Err(format!("instances.list: not a list: {other}")),
+    }
+}
+
 /// Every instance, every page. A region the API could not reach (a `REGION_UNREACHABLE`
 /// warning) fails the list: what it left out could be referenced or a replica's primary.
-async fn instances(clients: &GcpClients) -> Result<Vec<Value>, String> {
+async fn list_instances(clients: &GcpClients) -> Result<Vec<Value>, String> {
     let c = client!(clients, SqlInstancesService, SQL)?;
     let mut items = Vec::new();
     let mut token = String::new();
@@ -128,7 +142,7 @@ fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {
 }
 
 /// An enum field as its name, whether the body spells it as a name or as a number.
-fn enum_name(
+pub(super) fn enum_name(
     o: &serde_json::Map<String, Value>,
     key: &str,
     names: &[(i64, &str)],
@@ -297,7 +311,7 @@ pub fn still_deletable(current: &Value, policy: &crate::policy::GcpPolicy) -> Re
 
 /// Waits for a Cloud SQL operation to be `DONE`; an error in it, or no end within the
 /// timeout, is an error.
-async fn wait(
+pub(super) async fn wait(
     clients: &GcpClients,
     op: google_cloud_sql_v1::model::Operation,
     what: &str,
