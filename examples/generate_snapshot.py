@@ -1059,6 +1059,29 @@ def write_gcp():
         sql_instance("legacy-orders-v1", "2025-06-12T08:30:00.000Z", "10.20.0.3", "31"),
         sql_instance("old-reporting-db", "2025-02-03T15:45:00.000Z", "10.20.0.9", "6")]})
 
+    # Cloud SQL backups: last night's automated run of each instance, and the backups retained
+    # after the billing database was deleted: its two newest are kept, the oldest is an orphan.
+    def backup_run(instance, run_id, started):
+        return {"kind": "sql#backupRun", "id": run_id, "instance": instance, "status": "SUCCESSFUL",
+                "type": "AUTOMATED", "enqueuedTime": started, "startTime": started, "endTime": started,
+                "selfLink": f"https://sqladmin.googleapis.com/v1/projects/{PROJECT}/instances/{instance}/backupRuns/{run_id}"}
+
+    for i, instance in enumerate(["aia-prod-db", "legacy-orders-v1", "old-reporting-db"]):
+        write_json(f"gcp/sqlBackupRuns/{instance}.json", {"kind": "sql#backupRunsList", "items": [
+            backup_run(instance, f"176438160000{i}", "2026-11-29T03:00:00.000Z")]})
+
+    def retained(backup_id, started):
+        return {"kind": "sql#backup", "name": f"projects/{PROJECT}/backups/{backup_id}", "type": "AUTOMATED",
+                "instance": "old-billing-db", "state": "SUCCESSFUL", "location": "us",
+                "backupInterval": {"startTime": started, "endTime": started},
+                "instanceDeletionTime": "2026-03-31T09:00:00Z",
+                "selfLink": f"https://sqladmin.googleapis.com/v1/projects/{PROJECT}/backups/{backup_id}"}
+
+    write_json("gcp/sqlBackups.json", {"backups": [
+        retained("1743300000001", "2026-03-30T03:00:00Z"),
+        retained("1743200000001", "2026-03-29T03:00:00Z"),
+        retained("1743100000001", "2026-03-28T03:00:00Z")]})
+
     # Cloud Logging: the project's own sinks and buckets, the AIA audit sink and its bucket, and
     # the export to the retired SIEM's bucket (the sink goes first, then the bucket only it fed).
     writer = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"
@@ -1329,6 +1352,16 @@ def write_expect():
     gcp("SqlInstance", "old-reporting-db", "delete",
         "not in the allowlist, nothing names it (enforce takes a backup, then deletes with a final backup)",
         ["not-in-allowlist"])
+
+    for i, instance in enumerate(["aia-prod-db", "legacy-orders-v1", "old-reporting-db"]):
+        gcp("SqlBackup", f"{instance}/176438160000{i}", "keep",
+            "last night's automated backup: the newest of its instance", ["recent-version", "within-max-age"]
+            + (["in-allowlist"] if instance.startswith("aia-") else []) + ["too-young"])
+    for b in ["1743300000001", "1743200000001"]:
+        gcp("SqlBackup", f"old-billing-db/backups/{b}", "keep",
+            "retained after old-billing-db was deleted: one of its 2 newest", ["recent-version"])
+    gcp("SqlBackup", "old-billing-db/backups/1743100000001", "delete",
+        "retained after old-billing-db was deleted, older than 90 days, and 2 newer ones are kept", ["expired"])
 
     for n in ["_Default", "_Required"]:
         gcp("LogSink", n, "keep", "the project's own sink", ["system-managed"])

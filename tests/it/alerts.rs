@@ -72,7 +72,7 @@ fn a_nightly_audit_alerts_both_chats_on_drift_and_planned_deletions() {
         texts[0]
     );
     assert!(
-        texts[1].starts_with("*aia: 43 deletion(s) planned*"),
+        texts[1].starts_with("*aia: 44 deletion(s) planned*"),
         "{}",
         texts[1]
     );
@@ -177,7 +177,7 @@ fn a_webhook_that_answers_500_is_in_the_report_and_the_exit_code_and_its_url_sta
             .contains("answered 500")
     );
     assert_eq!(
-        report["summary"]["delete"], 43,
+        report["summary"]["delete"], 44,
         "the report itself is whole"
     );
     for output in [err.as_str(), text.as_str(), &crate::stdout(&out)] {

@@ -40,7 +40,7 @@ fn example_audit_writes_every_report_it_was_asked_for() {
         "stdout carries only data asked for"
     );
     assert!(
-        stderr(&out).contains("plan: 43 deletions"),
+        stderr(&out).contains("plan: 44 deletions"),
         "{}",
         stderr(&out)
     );
@@ -74,7 +74,7 @@ fn json_goes_to_stdout_only_when_asked() {
     ]);
     assert_eq!(out.status.code(), Some(0));
     let report: Value = serde_json::from_str(&stdout(&out)).expect("stdout is the JSON report");
-    assert_eq!(report["summary"]["delete"], 43);
+    assert_eq!(report["summary"]["delete"], 44);
 }
 
 #[test]

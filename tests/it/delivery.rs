@@ -49,7 +49,7 @@ fn the_report_is_emailed_with_both_parts_and_the_json_attached() {
     let message = MessageParser::default().parse(raw).expect("a MIME message");
     assert_eq!(
         message.subject(),
-        Some("[driftsweep] aia-prod dry-run: 43 to delete, 1 drifted, 0 errors")
+        Some("[driftsweep] aia-prod dry-run: 44 to delete, 1 drifted, 0 errors")
     );
     assert_eq!(
         message.from().unwrap().first().unwrap().address(),
@@ -64,7 +64,7 @@ fn the_report_is_emailed_with_both_parts_and_the_json_attached() {
     assert_eq!(to, vec!["aia-platform@example.com", "oncall@example.com"]);
     let text = message.body_text(0).expect("a text/plain part");
     assert!(
-        text.contains("43 deletions")
+        text.contains("44 deletions")
             && text.contains("To delete:")
             && text.contains("feature-login-test"),
         "{text}"
@@ -74,7 +74,7 @@ fn the_report_is_emailed_with_both_parts_and_the_json_attached() {
         html.contains("<table") && !html.contains("<script") && !html.contains("<img"),
         "HTML must be mail-safe"
     );
-    assert!(html.contains("43 to delete, 1 drifted"));
+    assert!(html.contains("44 to delete, 1 drifted"));
     let attachment = message.attachment(0).expect("the JSON report is attached");
     assert!(attachment.attachment_name().unwrap().ends_with(".json"));
     let attached: Value = serde_json::from_slice(attachment.contents()).unwrap();
@@ -111,7 +111,7 @@ fn a_blocked_plan_says_so_in_the_subject() {
         .unwrap()
         .to_string();
     assert!(
-        message.starts_with("[driftsweep] aia-prod dry-run BLOCKED: 43 to delete"),
+        message.starts_with("[driftsweep] aia-prod dry-run BLOCKED: 44 to delete"),
         "{message}"
     );
 }
@@ -168,7 +168,7 @@ fn with_the_smtp_server_down_the_report_is_still_written_and_the_run_exits_1() {
     );
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
-    assert_eq!(report["summary"]["delete"], 43);
+    assert_eq!(report["summary"]["delete"], 44);
     assert!(md.exists());
 }
 
