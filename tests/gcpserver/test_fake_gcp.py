@@ -362,6 +362,31 @@ class FakeGcpTest(unittest.TestCase):
         self.assertEqual([g["name"] for g in state["instanceGroupManagers"]], ["rmig", "mig"])
         self.assertEqual([s["name"] for s in state["backendServices"]], ["web-svc"])
 
+    def test_every_lower_load_balancer_list_pages_deletes_after_polls_and_takes_faults(self):
+        base = f"/compute/v1/projects/{P}"
+        two = [{"name": "a"}, {"name": "b"}]
+        regional = [{"name": "a", "region": "us-central1"}, {"name": "b", "region": "us-central1"}]
+        self.seed(urlMaps=two + regional, backendServices=two + regional, backendBuckets=two,
+                  healthChecks=two + regional, targetGrpcProxies=two)
+        paths = [f"global/{c}" for c in ("urlMaps", "backendServices", "backendBuckets", "healthChecks",
+                                          "targetGrpcProxies")]
+        paths += [f"regions/us-central1/{c}" for c in ("urlMaps", "backendServices", "healthChecks")]
+        for path in paths:
+            _, _, page = self.compute("GET", f"{base}/{path}", query={"maxResults": "1"})
+            self.assertEqual([x["name"] for x in page["items"]], ["a"], path)
+            self.assertIn("nextPageToken", page, path)
+        check = f"{base}/regions/us-central1/healthChecks/a"
+        _, _, op = self.compute("DELETE", check)
+        self.assertEqual(op["status"], "PENDING")
+        self.assertEqual(self.compute("GET", check)[0], 200, "still there while the operation runs")
+        op_path = f"{base}/regions/us-central1/operations/{op['name']}"
+        while op["status"] != "DONE":
+            _, _, op = self.compute("GET", op_path)
+        self.assertEqual(self.compute("GET", check)[0], 404)
+        self.ok("POST", "/_fake/faults", {"path": "/global/backendBuckets$", "status": 403})
+        self.assertEqual(self.compute("GET", f"{base}/global/backendBuckets")[0], 403)
+        self.assertEqual(self.compute("GET", f"{base}/global/urlMaps")[0], 200)
+
     def test_disks_aggregated_snapshot_then_delete_through_zone_operations(self):
         self.seed(disks=[{"name": "data-a", "zone": "us-central1-a"}, {"name": "boot", "zone": "europe-west1-b",
                                                                         "users": ["vm-1"]}])
