@@ -50,16 +50,21 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
                 .map(|i| json!({"items": i}))
         }
         .await;
-        chain::store(&mut listed, KIND.what, FILE, buckets);
+        listed.store_body(KIND.what, FILE, buckets);
         let maps = super::url_map::listed_maps(clients).await;
-        chain::store(&mut listed, "URL maps", super::url_map::FILE, maps);
+        listed.store_body("URL maps", super::url_map::FILE, maps);
         listed
     })
 }
 
 fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {
     let Some(mut buckets) = parse_file(files, FILE, |b| {
-        chain::parse_parts(GcpKind::BackendBucket, b, "backendBuckets")
+        chain::parse_parts(
+            GcpKind::BackendBucket,
+            b,
+            "backendBuckets",
+            chain::nothing_more,
+        )
     })?
     else {
         return Ok(None);

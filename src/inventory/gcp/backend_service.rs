@@ -62,16 +62,11 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
     Box::pin(async move {
         let mut listed = Listed::default();
         let services = listed_services(clients).await;
-        chain::store(&mut listed, KIND.what, FILE, services);
+        listed.store_body(KIND.what, FILE, services);
         let maps = super::url_map::listed_maps(clients).await;
-        chain::store(&mut listed, "URL maps", super::url_map::FILE, maps);
+        listed.store_body("URL maps", super::url_map::FILE, maps);
         let rules = super::forwarding_rule::listed_rules(clients).await;
-        chain::store(
-            &mut listed,
-            "forwarding rules",
-            super::forwarding_rule::FILE,
-            rules,
-        );
+        listed.store_body("forwarding rules", super::forwarding_rule::FILE, rules);
         super::target_proxy::list_proxies(clients, &mut listed).await;
         listed
     })
@@ -101,16 +96,10 @@ pub fn unlisted_referrers(scheme: Option<&str>) -> Option<String> {
 
 /// The services of `body`, each with what keeps it that no listed part shows.
 pub fn parse_services(body: &Value) -> Result<Vec<GcpResource>, String> {
-    let mut services = chain::parse_parts(GcpKind::BackendService, body, "backendServices")?;
-    let schemes = crate::inventory::gcp_common::scoped_items(body, "backendServices")?;
-    for (s, (_, o)) in services.iter_mut().zip(schemes) {
-        let scheme = crate::inventory::gcp_common::text(o, "loadBalancingScheme");
-        s.purpose = scheme.clone();
-        if let Some(why) = unlisted_referrers(scheme.as_deref()) {
-            s.used_by.push(why);
-        }
-    }
-    Ok(services)
+    chain::parse_parts(GcpKind::BackendService, body, "backendServices", |s, o| {
+        s.purpose = crate::inventory::gcp_common::text(o, "loadBalancingScheme");
+        s.used_by.extend(unlisted_referrers(s.purpose.as_deref()));
+    })
 }
 
 fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {
@@ -201,6 +190,7 @@ fn delete<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::gcp::chain::by_name;
     use serde_json::json;
     use std::collections::BTreeMap;
 
@@ -238,10 +228,6 @@ mod tests {
                 "backendService": format!("{H}/regions/r/backendServices/ilb")}]}),
         );
         files
-    }
-
-    fn by_name<'a>(all: &'a [GcpResource], name: &str) -> &'a GcpResource {
-        all.iter().find(|m| m.name == name).unwrap()
     }
 
     #[test]

@@ -46,24 +46,20 @@ macro_rules! global_and_regional {
 
 pub(crate) use global_and_regional;
 
-/// Stores a shared list's body under `file`, or its failure under `what`.
-pub fn store(listed: &mut super::Listed, what: &str, file: &str, body: Result<Value, String>) {
-    match body {
-        Ok(body) => {
-            listed.files.insert(file.to_string(), body);
-        }
-        Err(e) => listed.failed.push((what.to_string(), e)),
-    }
-}
-
 /// The records of one collection's file (any shape `scoped_items` reads), named
-/// `[REGION/]NAME`, with `fingerprint` as the etag enforce re-checks.
-pub fn parse_parts(kind: GcpKind, body: &Value, field: &str) -> Result<Vec<GcpResource>, String> {
+/// `[REGION/]NAME`, with `fingerprint` as the etag enforce re-checks; `with` adds what the
+/// kind reads beyond that from each item.
+pub fn parse_parts(
+    kind: GcpKind,
+    body: &Value,
+    field: &str,
+    with: fn(&mut GcpResource, &Map<String, Value>),
+) -> Result<Vec<GcpResource>, String> {
     scoped_items(body, field)?
         .into_iter()
         .map(|(path, o)| {
             let short = required(o, &path, "name")?;
-            Ok(GcpResource {
+            let mut part = GcpResource {
                 id: text(o, "id"),
                 self_link: text(o, "selfLink"),
                 resource_name: super::forwarding_rule::resource_name(o),
@@ -72,10 +68,15 @@ pub fn parse_parts(kind: GcpKind, body: &Value, field: &str) -> Result<Vec<GcpRe
                 description: text(o, "description"),
                 labels: labels(o),
                 ..GcpResource::of(kind, &super::forwarding_rule::scoped_name(o, short))
-            })
+            };
+            with(&mut part, o);
+            Ok(part)
         })
         .collect()
 }
+
+/// A kind that reads nothing beyond the common fields.
+pub fn nothing_more(_: &mut GcpResource, _: &Map<String, Value>) {}
 
 /// Every Compute link anywhere in `value` (a URL map names its services in default
 /// services, path rules, route rules, weighted services, mirrors, ...: reading every string
@@ -204,6 +205,15 @@ pub fn proxies_naming(
         }
     }
     Ok(Ok(named))
+}
+
+/// The part named `name` (tests).
+#[cfg(test)]
+pub fn by_name<'a>(parts: &'a [GcpResource], name: &str) -> &'a GcpResource {
+    parts
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no part {name}"))
 }
 
 #[cfg(test)]

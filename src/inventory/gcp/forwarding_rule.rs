@@ -62,12 +62,8 @@ pub static KIND: Kind = Kind {
 fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
     Box::pin(async move {
         let mut listed = Listed::default();
-        match listed_rules(clients).await {
-            Ok(body) => {
-                listed.files.insert(FILE.to_string(), body);
-            }
-            Err(e) => listed.failed.push((KIND.what.to_string(), e)),
-        }
+        let rules = listed_rules(clients).await;
+        listed.store_body(KIND.what, FILE, rules);
         listed
     })
 }

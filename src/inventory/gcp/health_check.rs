@@ -60,14 +60,9 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
         let mut listed = Listed::default();
         let checks =
             global_and_regional!(clients, FILE, HealthChecks, health_checks, "healthChecks");
-        chain::store(&mut listed, KIND.what, FILE, checks);
+        listed.store_body(KIND.what, FILE, checks);
         let services = super::backend_service::listed_services(clients).await;
-        chain::store(
-            &mut listed,
-            "backend services",
-            super::backend_service::FILE,
-            services,
-        );
+        listed.store_body("backend services", super::backend_service::FILE, services);
         let groups = async {
             let c = client!(clients, InstanceGroupManagers, COMPUTE)?;
             // Both scopes: zonal groups under `zones/`, regional ones under `regions/`.
@@ -81,7 +76,7 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
             .map(|i| json!({"items": i}))
         }
         .await;
-        chain::store(&mut listed, "instance group managers", GROUPS, groups);
+        listed.store_body("instance group managers", GROUPS, groups);
         listed
     })
 }
@@ -99,12 +94,9 @@ pub fn unlisted_referrers(check: &serde_json::Map<String, Value>) -> Option<Stri
 }
 
 fn parse_checks(body: &Value) -> Result<Vec<GcpResource>, String> {
-    let mut checks = chain::parse_parts(GcpKind::HealthCheck, body, "healthChecks")?;
-    let items = crate::inventory::gcp_common::scoped_items(body, "healthChecks")?;
-    for (c, (_, o)) in checks.iter_mut().zip(items) {
+    chain::parse_parts(GcpKind::HealthCheck, body, "healthChecks", |c, o| {
         c.used_by.extend(unlisted_referrers(o));
-    }
-    Ok(checks)
+    })
 }
 
 fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {
@@ -194,6 +186,7 @@ fn delete<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::gcp::chain::by_name;
     use std::collections::BTreeMap;
 
     const H: &str = "https://www.googleapis.com/compute/v1/projects/p";
@@ -219,10 +212,6 @@ mod tests {
                 "autoHealingPolicies": [{"healthCheck": format!("{H}/global/healthChecks/heal")}]}]}}}),
         );
         files
-    }
-
-    fn by_name<'a>(all: &'a [GcpResource], name: &str) -> &'a GcpResource {
-        all.iter().find(|m| m.name == name).unwrap()
     }
 
     #[test]

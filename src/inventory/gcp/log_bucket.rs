@@ -58,14 +58,12 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
         let mut listed = Listed::default();
         let buckets = buckets(clients).await;
         listed.store(KIND.what, FILE, "buckets", buckets);
-        match log_sink::listed_sinks(clients).await {
-            Ok(body) => {
-                listed.files.insert(log_sink::FILE.to_string(), body);
-            }
-            Err(e) => listed
-                .failed
-                .push(("log sinks (what writes to log buckets)".to_string(), e)),
-        }
+        let sinks = log_sink::listed_sinks(clients).await;
+        listed.store_body(
+            "log sinks (what writes to log buckets)",
+            log_sink::FILE,
+            sinks,
+        );
         listed
     })
 }

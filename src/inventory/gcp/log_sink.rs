@@ -84,12 +84,8 @@ pub(crate) async fn sinks(clients: &GcpClients) -> Result<Vec<Value>, String> {
 fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
     Box::pin(async move {
         let mut listed = Listed::default();
-        match listed_sinks(clients).await {
-            Ok(body) => {
-                listed.files.insert(FILE.to_string(), body);
-            }
-            Err(e) => listed.failed.push((KIND.what.to_string(), e)),
-        }
+        let sinks = listed_sinks(clients).await;
+        listed.store_body(KIND.what, FILE, sinks);
         listed
     })
 }

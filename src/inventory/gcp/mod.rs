@@ -60,6 +60,17 @@ impl Listed {
             Err(e) => self.failed.push((what.to_string(), e)),
         }
     }
+
+    /// Stores a list body read whole (a shared list's) under `file`, or its failure under
+    /// `what`.
+    pub fn store_body(&mut self, what: &str, file: &str, body: Result<Value, String>) {
+        match body {
+            Ok(body) => {
+                self.files.insert(file.to_string(), body);
+            }
+            Err(e) => self.failed.push((what.to_string(), e)),
+        }
+    }
 }
 
 /// A problem in one of a kind's files: the file, and what is wrong at which JSON path.

@@ -169,18 +169,7 @@ async fn project_backups(clients: &GcpClients) -> Result<Vec<Value>, String> {
                 .send()
         })
         .await?;
-        if let Some(w) = page.warnings.iter().find(|w| {
-            !matches!(
-                w.code,
-                google_cloud_sql_v1::model::api_warning::SqlApiWarningCode::Unspecified
-            )
-        }) {
-            return Err(format!(
-                "backups.list: incomplete ({}): {}",
-                w.code.name().unwrap_or("warning"),
-                w.message
-            ));
-        }
+        sql_instance::complete("backups.list", &page.warnings)?;
         items.extend(page.backups.iter().map(backup_json));
         if page.next_page_token.is_empty() {
             return Ok(items);

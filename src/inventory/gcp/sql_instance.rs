@@ -99,23 +99,32 @@ async fn list_instances(clients: &GcpClients) -> Result<Vec<Value>, String> {
                 .send()
         })
         .await?;
-        if let Some(w) = page.warnings.iter().find(|w| {
-            !matches!(
-                w.code,
-                google_cloud_sql_v1::model::api_warning::SqlApiWarningCode::Unspecified
-            )
-        }) {
-            return Err(format!(
-                "instances.list: incomplete ({}): {}",
-                w.code.name().unwrap_or("warning"),
-                w.message
-            ));
-        }
+        complete("instances.list", &page.warnings)?;
         items.extend(page.items.iter().map(rest_json));
         if page.next_page_token.is_empty() {
             return Ok(items);
         }
         token = page.next_page_token;
+    }
+}
+
+/// An error when a page's warnings say the list left something out (a `REGION_UNREACHABLE`,
+/// or any warning this code does not know).
+pub(super) fn complete(
+    what: &str,
+    warnings: &[google_cloud_sql_v1::model::ApiWarning],
+) -> Result<(), String> {
+    use google_cloud_sql_v1::model::api_warning::SqlApiWarningCode;
+    match warnings
+        .iter()
+        .find(|w| !matches!(w.code, SqlApiWarningCode::Unspecified))
+    {
+        Some(w) => Err(format!(
+            "{what}: incomplete ({}): {}",
+            w.code.name().unwrap_or("warning"),
+            w.message
+        )),
+        None => Ok(()),
     }
 }
 

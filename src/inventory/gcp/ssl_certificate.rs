@@ -74,14 +74,8 @@ pub async fn proxies(clients: &GcpClients, listed: &mut Listed) {
             compute_list!(c, p.clone(), "targetSslProxies.list").map(|i| json!({"items": i}))
         })
         .await;
-    for (file, body) in [(HTTPS_PROXIES, https), (SSL_PROXIES, ssl)] {
-        match body {
-            Ok(body) => {
-                listed.files.insert(file.to_string(), body);
-            }
-            Err(e) => listed.failed.push(("target proxies".to_string(), e)),
-        }
-    }
+    listed.store_body("target proxies", HTTPS_PROXIES, https);
+    listed.store_body("target proxies", SSL_PROXIES, ssl);
 }
 
 fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {

@@ -100,14 +100,8 @@ pub static KIND: Kind = Kind {
 fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
     Box::pin(async move {
         let mut listed = Listed::default();
-        match super::forwarding_rule::listed_rules(clients).await {
-            Ok(body) => {
-                listed
-                    .files
-                    .insert(super::forwarding_rule::FILE.to_string(), body);
-            }
-            Err(e) => listed.failed.push(("forwarding rules".to_string(), e)),
-        }
+        let rules = super::forwarding_rule::listed_rules(clients).await;
+        listed.store_body("forwarding rules", super::forwarding_rule::FILE, rules);
         list_proxies(clients, &mut listed).await;
         listed
     })
@@ -177,7 +171,7 @@ pub async fn list_proxies(clients: &GcpClients, listed: &mut Listed) {
         ("regionTargetHttpsProxies.json", regional_https),
         ("regionTargetTcpProxies.json", regional_tcp),
     ] {
-        super::chain::store(listed, KIND.what, file, body);
+        listed.store_body(KIND.what, file, body);
     }
 }
 

@@ -59,7 +59,7 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
     Box::pin(async move {
         let mut listed = Listed::default();
         let maps = listed_maps(clients).await;
-        chain::store(&mut listed, KIND.what, FILE, maps);
+        listed.store_body(KIND.what, FILE, maps);
         super::target_proxy::list_proxies(clients, &mut listed).await;
         let grpc = clients
             .shared_list(GRPC_PROXIES, || async {
@@ -68,7 +68,7 @@ fn list(clients: &GcpClients) -> Boxed<'_, Listed> {
                     .map(|i| json!({"items": i}))
             })
             .await;
-        chain::store(&mut listed, "gRPC proxies", GRPC_PROXIES, grpc);
+        listed.store_body("gRPC proxies", GRPC_PROXIES, grpc);
         listed
     })
 }
@@ -80,7 +80,7 @@ pub async fn listed_maps(clients: &GcpClients) -> Result<Value, String> {
 
 fn parse(files: &dyn Files) -> Result<Option<Vec<GcpResource>>, FileError> {
     let Some(mut maps) = parse_file(files, FILE, |b| {
-        chain::parse_parts(GcpKind::UrlMap, b, "urlMaps")
+        chain::parse_parts(GcpKind::UrlMap, b, "urlMaps", chain::nothing_more)
     })?
     else {
         return Ok(None);
@@ -136,6 +136,7 @@ fn delete<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::gcp::chain::by_name;
     use std::collections::BTreeMap;
 
     const H: &str = "https://www.googleapis.com/compute/v1/projects/p";
@@ -166,10 +167,6 @@ mod tests {
             json!({"items": [{"name": "g", "urlMap": format!("{H}/global/urlMaps/mesh")}]}),
         );
         files
-    }
-
-    fn by_name<'a>(maps: &'a [GcpResource], name: &str) -> &'a GcpResource {
-        maps.iter().find(|m| m.name == name).unwrap()
     }
 
     #[test]
