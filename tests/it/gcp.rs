@@ -55,6 +55,25 @@ impl FakeGcp {
             other => panic!("request log: {other}"),
         }
     }
+
+    /// The paths of the DELETE requests the server received, in order.
+    pub fn deletes(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter(|r| r["method"] == "DELETE")
+            .map(|r| r["path"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Whether every verdict on a key starting with `prefix` (`"TargetProxy "`) is keep.
+pub(crate) fn all_keep(
+    v: &std::collections::BTreeMap<String, (String, Vec<String>)>,
+    prefix: &str,
+) -> bool {
+    v.iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .all(|(_, (a, _))| a == "keep")
 }
 
 pub const PROJECT: &str = "aia-test";
@@ -721,7 +740,7 @@ pub(crate) fn enforce_plan(
     )
 }
 
-fn read_report(path: &std::path::Path) -> Value {
+pub(crate) fn read_report(path: &std::path::Path) -> Value {
     std::fs::read_to_string(path)
         .map(|t| serde_json::from_str(&t).unwrap())
         .unwrap_or(Value::Null)
@@ -1710,10 +1729,7 @@ fn target_proxies_are_kept_by_kept_rules_and_deleted_after_orphan_rules_through_
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let without = verdicts(&read_report(&replay));
     assert!(
-        without
-            .iter()
-            .filter(|(k, _)| k.starts_with("TargetProxy "))
-            .all(|(_, (a, _))| a == "keep"),
+        all_keep(&without, "TargetProxy "),
         "no proxy is unused without the forwarding rules: {without:?}"
     );
 
@@ -1772,12 +1788,7 @@ fn target_proxies_are_kept_by_kept_rules_and_deleted_after_orphan_rules_through_
     assert!(!gcp.exists(&format!(
         "{base}/regions/us-central1/targetHttpProxies/old-http"
     )));
-    let deletes: Vec<String> = gcp
-        .requests()
-        .iter()
-        .filter(|r| r["method"] == "DELETE")
-        .map(|r| r["path"].as_str().unwrap().to_string())
-        .collect();
+    let deletes = gcp.deletes();
     let at = |suffix: &str| deletes.iter().position(|p| p.ends_with(suffix)).unwrap();
     assert!(
         at("/forwardingRules/old-fr") < at("/targetHttpProxies/old-http"),
@@ -1806,12 +1817,7 @@ fn a_forbidden_proxy_or_rule_list_protects_only_the_kinds_it_could_prove_unused(
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = read_report(&path);
     let v = verdicts(&report);
-    assert!(
-        v.iter()
-            .filter(|(k, _)| k.starts_with("TargetProxy "))
-            .all(|(_, (a, _))| a == "keep"),
-        "{v:?}"
-    );
+    assert!(all_keep(&v, "TargetProxy "), "{v:?}");
     assert_eq!(v["TargetProxy ssl/old-ssl"].1, ["listing-incomplete"]);
     assert_eq!(v["ForwardingRule us-central1/old-fr"].0, "delete");
     assert_eq!(v["FirewallRule old-open-ssh"].0, "delete");
@@ -1834,11 +1840,6 @@ fn a_forbidden_proxy_or_rule_list_protects_only_the_kinds_it_could_prove_unused(
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let v = verdicts(&read_report(&path));
     assert!(!v.keys().any(|k| k.starts_with("ForwardingRule ")), "{v:?}");
-    assert!(
-        v.iter()
-            .filter(|(k, _)| k.starts_with("TargetProxy "))
-            .all(|(_, (a, _))| a == "keep"),
-        "{v:?}"
-    );
+    assert!(all_keep(&v, "TargetProxy "), "{v:?}");
     assert_eq!(v["FirewallRule old-open-ssh"].0, "delete");
 }

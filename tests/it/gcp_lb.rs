@@ -7,14 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::cluster::outcomes;
-use crate::gcp::{FakeGcp, PROJECT, enforce_plan, run_with, verdicts};
+use crate::gcp::{FakeGcp, PROJECT, all_keep, enforce_plan, read_report, run_with, verdicts};
 use crate::{stderr, write};
-
-fn read_report(path: &Path) -> Value {
-    std::fs::read_to_string(path)
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or(Value::Null)
-}
 
 /// More than a page of each kind (allowed by name), one whole kept chain (a rule, its proxy,
 /// map, service, bucket and checks), one orphan chain, lone orphans of each kind, and what
@@ -270,13 +264,7 @@ fn the_lower_chain_every_page_kept_by_kept_parts_orphans_top_down_replayed_and_e
         let out = replay_run(&replay);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let without = verdicts(&read_report(&replay));
-        assert!(
-            without
-                .iter()
-                .filter(|(k, _)| k.starts_with(kind))
-                .all(|(_, (a, _))| a == "keep"),
-            "without {file}: {without:?}"
-        );
+        assert!(all_keep(&without, kind), "without {file}: {without:?}");
         std::fs::write(snap.join("gcp").join(file), body).unwrap();
     }
 
@@ -341,12 +329,7 @@ fn the_lower_chain_every_page_kept_by_kept_parts_orphans_top_down_replayed_and_e
     ] {
         assert!(!gcp.exists(&format!("{base}/{gone}")), "{gone}");
     }
-    let deletes: Vec<String> = gcp
-        .requests()
-        .iter()
-        .filter(|r| r["method"] == "DELETE")
-        .map(|r| r["path"].as_str().unwrap().to_string())
-        .collect();
+    let deletes = gcp.deletes();
     let at = |suffix: &str| deletes.iter().position(|p| p.ends_with(suffix)).unwrap();
     assert!(
         at("/targetHttpProxies/old-http") < at("/urlMaps/old-map"),
@@ -383,12 +366,7 @@ fn a_forbidden_list_in_the_chain_protects_only_the_parts_it_could_prove_unused()
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = read_report(&path);
     let v = verdicts(&report);
-    let all_kept = |kind: &str| {
-        v.iter()
-            .filter(|(k, _)| k.starts_with(kind))
-            .all(|(_, (a, _))| a == "keep")
-    };
-    assert!(all_kept("HealthCheck "), "{v:?}");
+    assert!(all_keep(&v, "HealthCheck "), "{v:?}");
     assert!(
         v["HealthCheck old-lonely-hc"]
             .1
@@ -419,13 +397,8 @@ fn a_forbidden_list_in_the_chain_protects_only_the_parts_it_could_prove_unused()
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let v = verdicts(&read_report(&path));
     assert!(!v.keys().any(|k| k.starts_with("UrlMap ")), "{v:?}");
-    let all_kept = |kind: &str| {
-        v.iter()
-            .filter(|(k, _)| k.starts_with(kind))
-            .all(|(_, (a, _))| a == "keep")
-    };
-    assert!(all_kept("BackendService "), "{v:?}");
-    assert!(all_kept("BackendBucket "), "{v:?}");
+    assert!(all_keep(&v, "BackendService "), "{v:?}");
+    assert!(all_keep(&v, "BackendBucket "), "{v:?}");
     assert_eq!(v["HealthCheck old-lonely-hc"].0, "delete");
     assert_eq!(v["HealthCheck old-hc"].0, "keep", "its services are kept");
     assert_eq!(v["TargetProxy tcp/old-tcp"].0, "delete");

@@ -6,15 +6,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::cluster::outcomes;
-use crate::gcp::{FakeGcp, PROJECT, enforce_plan, run_with, verdicts};
+use crate::gcp::{FakeGcp, PROJECT, all_keep, enforce_plan, read_report, run_with, verdicts};
 use crate::services::Service;
 use crate::{stderr, write};
-
-fn read_report(path: &Path) -> Value {
-    std::fs::read_to_string(path)
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or(Value::Null)
-}
 
 /// A project's logging: more than a page of allowed sinks and of allowed buckets, the
 /// project's own, orphan sinks and the buckets only they write to, and the buckets that are
@@ -236,10 +230,7 @@ fn log_sinks_and_buckets_every_page_in_use_chain_replayed_equal_and_enforced() {
     let without = verdicts(&read_report(&replay));
     assert!(!without.keys().any(|k| k.starts_with("LogSink ")));
     assert!(
-        without
-            .iter()
-            .filter(|(k, _)| k.starts_with("LogBucket "))
-            .all(|(_, (a, _))| a == "keep"),
+        all_keep(&without, "LogBucket "),
         "no bucket is unused without the sinks: {without:?}"
     );
 
@@ -322,12 +313,7 @@ fn log_sinks_and_buckets_every_page_in_use_chain_replayed_equal_and_enforced() {
     ] {
         assert_eq!(state(&gcp, location, kept), "ACTIVE", "{kept}");
     }
-    let deletes: Vec<String> = gcp
-        .requests()
-        .iter()
-        .filter(|r| r["method"] == "DELETE")
-        .map(|r| r["path"].as_str().unwrap().to_string())
-        .collect();
+    let deletes = gcp.deletes();
     let at = |suffix: &str| deletes.iter().position(|p| p.ends_with(suffix)).unwrap();
     assert!(
         at("/sinks/old-export") < at("/buckets/old-orphan"),
@@ -389,12 +375,7 @@ fn a_forbidden_logging_api_protects_only_the_logging_kinds() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let v = verdicts(&read_report(&path));
     assert!(!v.keys().any(|k| k.starts_with("LogSink ")), "{v:?}");
-    assert!(
-        v.iter()
-            .filter(|(k, _)| k.starts_with("LogBucket "))
-            .all(|(_, (a, _))| a == "keep"),
-        "{v:?}"
-    );
+    assert!(all_keep(&v, "LogBucket "), "{v:?}");
     assert!(
         v["LogBucket europe-west1/old-lonely"]
             .1

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 
 use crate::cluster::{TestCluster, outcomes};
-use crate::gcp::{FakeGcp, PROJECT, verdicts};
+use crate::gcp::{FakeGcp, PROJECT, read_report, verdicts};
 use crate::{stderr, write};
 
 fn sql_env(gcp: &FakeGcp) -> Vec<(String, String)> {
@@ -31,12 +31,6 @@ fn run_gcp(gcp: &FakeGcp, args: &[&str]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
-}
-
-fn read(path: &Path) -> Value {
-    std::fs::read_to_string(path)
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or(Value::Null)
 }
 
 /// Only the Cloud SQL verdicts: the shared cluster's other objects change between runs.
@@ -120,7 +114,7 @@ fn a_cloud_sql_instance_no_workload_connects_to_is_backed_up_then_deleted_and_re
         &env,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report = read(&plan);
+    let report = read_report(&plan);
     let v = sql_verdicts(&report);
     assert_eq!(
         v.keys().filter(|k| k.contains(" aia-db-")).count(),
@@ -188,7 +182,7 @@ fn a_cloud_sql_instance_no_workload_connects_to_is_backed_up_then_deleted_and_re
         &env,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(sql_verdicts(&read(&replay)), v);
+    assert_eq!(sql_verdicts(&read_report(&replay)), v);
 
     // Enforce the reviewed plan, narrowed to what this test approves (its GCP findings).
     let mut reviewed = report.clone();
@@ -217,7 +211,7 @@ fn a_cloud_sql_instance_no_workload_connects_to_is_backed_up_then_deleted_and_re
         &env,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let o = outcomes(&read(&outcome));
+    let o = outcomes(&read_report(&outcome));
     assert_eq!(o["SqlInstance old-orphan"].0, "deleted", "{o:?}");
     assert!(o["SqlInstance old-orphan"].2, "its record backed up");
     assert!(
@@ -293,7 +287,7 @@ fn without_the_cluster_or_with_a_forbidden_list_no_cloud_sql_instance_is_deleted
     // A GCP-only audit cannot show what connects to an instance.
     let out = run_gcp(&gcp, &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = verdicts(&read(&path));
+    let v = verdicts(&read_report(&path));
     assert_eq!(v["SqlInstance old-orphan"].0, "keep", "{v:?}");
     assert!(
         v["SqlInstance old-orphan"]
@@ -305,7 +299,7 @@ fn without_the_cluster_or_with_a_forbidden_list_no_cloud_sql_instance_is_deleted
     gcp.fault(json!({"path": "/instances$", "status": 403}));
     let out = run_gcp(&gcp, &args);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let report = read(&path);
+    let report = read_report(&path);
     let v = verdicts(&report);
     assert!(!v.keys().any(|k| k.starts_with("SqlInstance ")), "{v:?}");
     assert_eq!(v["FirewallRule old-open-ssh"].0, "delete");
@@ -324,7 +318,7 @@ fn without_the_cluster_or_with_a_forbidden_list_no_cloud_sql_instance_is_deleted
     );
     let out = run_gcp(&gcp, &args);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let v = verdicts(&read(&path));
+    let v = verdicts(&read_report(&path));
     assert!(!v.keys().any(|k| k.starts_with("SqlInstance ")), "{v:?}");
 }
 
@@ -348,7 +342,10 @@ fn a_cloud_sql_instance_whose_backup_fails_is_not_deleted() {
             ],
         );
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        assert_eq!(verdicts(&read(&plan))["SqlInstance old-orphan"].0, "delete");
+        assert_eq!(
+            verdicts(&read_report(&plan))["SqlInstance old-orphan"].0,
+            "delete"
+        );
         if failure == "request" {
             gcp.fault(json!({"method": "POST", "path": "/backupRuns$", "status": 403}));
         } else {
@@ -372,7 +369,7 @@ fn a_cloud_sql_instance_whose_backup_fails_is_not_deleted() {
             ],
         );
         assert_eq!(out.status.code(), Some(1), "{failure}: {}", stderr(&out));
-        let o = outcomes(&read(&outcome));
+        let o = outcomes(&read_report(&outcome));
         assert_eq!(o["SqlInstance old-orphan"].0, "failed", "{failure}: {o:?}");
         assert!(
             o["SqlInstance old-orphan"]
@@ -409,7 +406,7 @@ fn a_cloud_sql_instance_protected_after_review_is_not_deleted() {
     // Someone turns deletion protection on after the review (the settings version moves).
     gcp.seed(
         json!({"project": PROJECT, "sqlInstances": [{"name": "old-orphan",
-        "createTime": read(&plan)["findings"][0]["created_at"],
+        "createTime": read_report(&plan)["findings"][0]["created_at"],
         "settings": {"deletionProtectionEnabled": true, "settingsVersion": "2"}}]}),
     );
     let outcome = dir.path().join("outcome.json");
@@ -429,7 +426,7 @@ fn a_cloud_sql_instance_protected_after_review_is_not_deleted() {
             outcome.to_str().unwrap(),
         ],
     );
-    let o = outcomes(&read(&outcome));
+    let o = outcomes(&read_report(&outcome));
     assert_eq!(
         o["SqlInstance old-orphan"].0,
         "skipped",

@@ -2,13 +2,13 @@
 //! pointed at the fake GCP server. Backup runs and the project's backups (what outlives a
 //! deleted instance) are judged together, per instance.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
 use crate::cluster::outcomes;
-use crate::gcp::{FakeGcp, PROJECT, verdicts};
+use crate::gcp::{FakeGcp, PROJECT, read_report, verdicts};
 use crate::{stderr, write};
 
 fn run(gcp: &FakeGcp, args: &[&str]) -> Output {
@@ -23,12 +23,6 @@ fn run(gcp: &FakeGcp, args: &[&str]) -> Output {
         .env("DRIFTSWEEP_GCP_CREDENTIALS", "anonymous")
         .output()
         .unwrap()
-}
-
-fn read(path: &Path) -> Value {
-    std::fs::read_to_string(path)
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or(Value::Null)
 }
 
 fn days_ago(days: i64) -> String {
@@ -117,7 +111,7 @@ fn cloud_sql_backups_every_page_retention_per_instance_replayed_equal_and_delete
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report = read(&plan);
+    let report = read_report(&plan);
     let v = backup_verdicts(&report);
     let count = |prefix: &str| v.keys().filter(|k| k.starts_with(prefix)).count();
     assert_eq!(count("SqlBackup aia-prod/"), 501, "both pages of runs");
@@ -210,7 +204,7 @@ fn cloud_sql_backups_every_page_retention_per_instance_replayed_equal_and_delete
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(backup_verdicts(&read(&replay)), v);
+    assert_eq!(backup_verdicts(&read_report(&replay)), v);
     std::fs::remove_file(snap.join("gcp/sqlBackups.json")).unwrap();
     let out = run(
         &gcp,
@@ -225,7 +219,7 @@ fn cloud_sql_backups_every_page_retention_per_instance_replayed_equal_and_delete
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(backup_verdicts(&read(&replay)).is_empty());
+    assert!(backup_verdicts(&read_report(&replay)).is_empty());
 
     // Enforce: run 3 was taken again under its id since the review: not deleted. The rest
     // go through their operations, and everything kept stays.
@@ -253,7 +247,7 @@ fn cloud_sql_backups_every_page_retention_per_instance_replayed_equal_and_delete
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let o = outcomes(&read(&outcome));
+    let o = outcomes(&read_report(&outcome));
     for gone in ["db/2", "gone/backups/g2", "gone/backups/g3"] {
         let (status, reason, backed_up) = &o[&format!("SqlBackup {gone}")];
         assert_eq!(status, "deleted", "{gone}: {o:?}");
@@ -318,7 +312,7 @@ fn final_backups_go_by_retention_only_when_the_policy_opts_in() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = backup_verdicts(&read(&report));
+    let v = backup_verdicts(&read_report(&report));
     // The final backup is the newest of its deleted instance: kept by retention now.
     assert_eq!(v["SqlBackup gone/backups/final"].1, ["recent-version"]);
     assert_eq!(
@@ -343,7 +337,7 @@ fn a_forbidden_backup_run_list_protects_only_cloud_sql_backups() {
         ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let report = read(&report);
+    let report = read_report(&report);
     let v = verdicts(&report);
     assert!(
         !v.iter()
