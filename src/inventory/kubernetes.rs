@@ -430,7 +430,12 @@ fn names_in_list(value: Option<&Value>) -> Vec<String> {
 
 /// Finds every reference below `value` (reached through `key`). Deliberately generous.
 fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<ObjectRef>) {
-    let lower = key.to_ascii_lowercase();
+    // Field names are matched whatever their case, without a lowercase copy of each.
+    let is = |name: &str| key.eq_ignore_ascii_case(name);
+    let ends = |suffix: &str| {
+        key.len() >= suffix.len()
+            && key.as_bytes()[key.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
     let push = |out: &mut Vec<ObjectRef>, kind, ns: Option<&str>, name: &str| {
         if !name.is_empty() {
             out.push(ObjectRef {
@@ -442,15 +447,15 @@ fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<Obje
     };
     match value {
         Value::String(s) => {
-            if lower == "secretname" {
+            if is("secretname") {
                 push(out, AuditedKind::Secret, None, s);
-            } else if lower == "claimname" {
+            } else if is("claimname") {
                 push(out, AuditedKind::PersistentVolumeClaim, None, s);
-            } else if lower == "serviceaccountname" || lower == "serviceaccount" {
+            } else if is("serviceaccountname") || is("serviceaccount") {
                 push(out, AuditedKind::ServiceAccount, None, s);
-            } else if lower == "configmapname" {
+            } else if is("configmapname") {
                 push(out, AuditedKind::ConfigMap, None, s);
-            } else if lower == "servicename" {
+            } else if is("servicename") {
                 push(out, AuditedKind::Service, None, s);
             }
         }
@@ -458,19 +463,13 @@ fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<Obje
             let name = o.get("name").and_then(Value::as_str);
             let ns = o.get("namespace").and_then(Value::as_str);
             if let Some(name) = name {
-                if lower == "secret"
-                    || lower.ends_with("secretref")
-                    || lower.ends_with("secretkeyref")
-                {
+                if is("secret") || ends("secretref") || ends("secretkeyref") {
                     push(out, AuditedKind::Secret, ns, name);
-                } else if lower == "configmap"
-                    || lower.ends_with("configmapref")
-                    || lower.ends_with("configmapkeyref")
-                {
+                } else if is("configmap") || ends("configmapref") || ends("configmapkeyref") {
                     push(out, AuditedKind::ConfigMap, ns, name);
-                } else if lower == "persistentvolumeclaim" || lower.ends_with("claimref") {
+                } else if is("persistentvolumeclaim") || ends("claimref") {
                     push(out, AuditedKind::PersistentVolumeClaim, ns, name);
-                } else if lower == "service" {
+                } else if is("service") {
                     // An Ingress backend, a webhook's or an APIService's `service`.
                     push(out, AuditedKind::Service, ns, name);
                 }
@@ -480,10 +479,10 @@ fn scan_references(value: &Value, key: &str, namespace: &str, out: &mut Vec<Obje
             }
         }
         Value::Array(items) => {
-            let secret_list = lower.ends_with("pullsecrets") || lower == "certificaterefs";
+            let secret_list = ends("pullsecrets") || is("certificaterefs");
             for item in items {
                 // Gateway API routes: `backendRefs: [{name, kind?: Service}]`.
-                if lower == "backendrefs"
+                if is("backendrefs")
                     && let Some(name) = item.get("name").and_then(Value::as_str)
                     && item
                         .get("kind")
