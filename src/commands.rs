@@ -127,11 +127,22 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         return enforce(args);
     }
     let started_at = Utc::now();
+    let clock = std::time::Instant::now();
+    let phase = |what: &str| {
+        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "{what}");
+    };
     let settings = settings::resolve_run(args)?;
+    // The dashboard's version reads git; it needs nothing from the sources, so it is read
+    // while they are.
+    let repository_version = {
+        let tag = settings.desired.version.clone();
+        let dir = settings.policy.dir().to_path_buf();
+        std::thread::spawn(move || repository_version(tag.as_deref(), &dir))
+    };
     let (inventory, source) = match &settings.snapshot {
         Some(dir) => (snapshot::read(dir)?, format!("snapshot:{}", dir.display())),
         None => {
-            let runtime = runtime()?;
+            let runtime = read_runtime()?;
             let policy = &settings.policy.policy;
             let live = runtime.block_on(async {
                 let sources = live::Sources::connect(policy, &settings.cluster).await;
@@ -140,6 +151,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
             (live.inventory, "live".to_string())
         }
     };
+    phase("sources read");
     tracing::info!(
         kubernetes = inventory.kubernetes_objects().len(),
         repositories = inventory.registry.len(),
@@ -154,6 +166,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         settings.now,
     );
     let plan = plan::plan(&mut findings, &settings.policy.policy.safety, settings.now);
+    phase("evaluated and planned");
     let failed = findings.gaps.iter().any(|g| g.failed);
     let has_findings = findings.items.iter().any(|f| f.action != Action::Keep);
     let mut report = Report::new(
@@ -173,7 +186,10 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         &plan,
     );
 
-    let repository_version = repository_version(&settings);
+    let repository_version = repository_version.join().unwrap_or_else(|_| {
+        tracing::info!("no repository version for the dashboard: its reader panicked");
+        None
+    });
     report.dashboard = report::dashboard::dashboard(
         &settings.policy.policy,
         &inventory,
@@ -187,6 +203,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         totals.delete + totals.drift + totals.keep,
         totals.delete,
     );
+    phase("report assembled");
     // Nothing reads the inventory after this; freeing tens of thousands of records takes
     // tens of milliseconds, which the reports need not wait for.
     std::thread::spawn(move || drop(inventory));
@@ -200,6 +217,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
 
     let alerted = alert(&settings, &mut report);
     write_outputs(&settings, &report)?;
+    phase("outputs written");
     // Delivery comes last: the files above are written whatever happens to it.
     let delivered = deliver(&settings, &report);
 
@@ -214,17 +232,16 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
 
 /// The repository's version for the dashboard: `--version`, else `driftsweep version` of the
 /// repository holding the policy; `None` outside a git checkout (a container image).
-fn repository_version(settings: &settings::RunSettings) -> Option<String> {
-    if let Some(tag) = &settings.desired.version {
+fn repository_version(tag: Option<&str>, dir: &Path) -> Option<String> {
+    if let Some(tag) = tag {
         return Some(format!("v{tag}"));
     }
-    let dir = settings.policy.dir();
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
     };
-    match repo_version::describe(dir) {
+    match repo_version::describe_head(dir) {
         Ok(v) => Some(v.version.to_string()),
         Err(e) => {
             tracing::info!(error = %e, "no repository version for the dashboard");
@@ -412,6 +429,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
         .map_err(CommandError::Runtime)
 }
 
+/// The runtime of a read that changes nothing (the dry run's audit, `snapshot`): one thread.
+/// Every source is network-bound, and on a 2-core node the API server needs the other core.
+/// Measured at 27,000 objects (BENCHMARKS.md), two workers spent a third more CPU than one
+/// thread (30,000 context switches: each response chunk was handed between threads) and
+/// finished no sooner. Runs that delete keep [`runtime`]: their Lease is renewed by a task
+/// that must run even while the run's own future is busy.
+fn read_runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CommandError::Runtime)
+}
+
 /// `driftsweep snapshot`: records what the live sources read.
 pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
     let (policy, desired) = settings::load_policy(&args.policy, None)?;
@@ -424,7 +454,7 @@ pub fn snapshot(args: &crate::cli::SnapshotArgs) -> Result<u8, CommandError> {
     }
     let recorded_at = Utc::now();
     let cluster = settings::cluster_options(&args.cluster);
-    let mut live = runtime()?.block_on(async {
+    let mut live = read_runtime()?.block_on(async {
         let sources = live::Sources::connect(&policy.policy, &cluster).await;
         live::read_for_snapshot(&policy.policy, &desired, &sources).await
     });

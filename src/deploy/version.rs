@@ -247,6 +247,18 @@ pub struct RepoVersion {
 /// Dirty work trees and shallow clones are stated in the result, never hidden, and never
 /// change the version string.
 pub fn describe(repo: &Path) -> Result<RepoVersion, VersionError> {
+    let (repository, dir, mut described) = describe_commit(repo)?;
+    described.dirty = dirty(&repository, &dir)?;
+    Ok(described)
+}
+
+/// The same without the work tree's state, which reads every file of the checkout: for a
+/// caller that shows only the version (the report's dashboard). `dirty` is always `None`.
+pub fn describe_head(repo: &Path) -> Result<RepoVersion, VersionError> {
+    describe_commit(repo).map(|(_, _, described)| described)
+}
+
+fn describe_commit(repo: &Path) -> Result<(gix::Repository, PathBuf, RepoVersion), VersionError> {
     if !repo.is_dir() {
         return Err(VersionError::NoFolder(repo.to_path_buf()));
     }
@@ -290,15 +302,18 @@ pub fn describe(repo: &Path) -> Result<RepoVersion, VersionError> {
             (dev_version(base.map(|(v, _)| v), &short), None)
         }
     };
-    let dirty = dirty(&repository, &dir)?;
-    Ok(RepoVersion {
+    // Both borrow the repository, which is handed back.
+    drop(head_commit);
+    drop(head);
+    let described = RepoVersion {
         version,
         commit,
         short,
         exact_tag,
-        dirty,
+        dirty: None,
         shallow,
-    })
+    };
+    Ok((repository, dir, described))
 }
 
 fn unreadable(dir: &Path, what: &str) -> impl FnOnce(gix::Error) -> VersionError {

@@ -853,7 +853,9 @@ pub(super) fn evaluate(
         }
     }
 
-    // 3. The findings.
+    // 3. The findings (one per object with a verdict, reserved at once: at cluster scale the
+    //    vector is megabytes, and growing it by doubling copies it and holds two copies).
+    out.reserve(verdicts.iter().filter(|v| v.is_some()).count());
     for (i, (o, v)) in objects.iter().zip(verdicts).enumerate() {
         let Some(mut v) = v else {
             continue;
