@@ -293,16 +293,30 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 fn dry_run(c: &TestCluster, policy: &std::path::Path) -> (std::process::Output, Value) {
-    let report = c.path("report.json");
-    let out = c.driftsweep(&[
-        "run",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--now",
-        &later(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+    dry_run_with(c, policy, "report.json", &[])
+}
+
+/// A dry run two days on with `env` set, its JSON report written to `report` in the test's
+/// folder and read back.
+fn dry_run_with(
+    c: &TestCluster,
+    policy: &std::path::Path,
+    report: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Output, Value) {
+    let report = c.path(report);
+    let out = c.driftsweep_with(
+        &[
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--now",
+            &later(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        env,
+    );
     let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     (out, json)
 }
@@ -368,21 +382,13 @@ fn a_list_that_times_out_protects_what_it_could_prove_in_use() {
     // Every Deployment list hangs longer than the client waits.
     c.proxy()
         .fault(Rule::on("GET", "^/apis/apps/v1/deployments$").stall());
-    let report = c.path("report.json");
-    let out = c.driftsweep_with(
-        &[
-            "run",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--now",
-            &later(),
-            "--report",
-            report.to_str().unwrap(),
-        ],
+    let (out, report) = dry_run_with(
+        &c,
+        &policy,
+        "report.json",
         &[("DRIFTSWEEP_KUBE_TIMEOUT_SECONDS", "1")],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     for kind in [
         "ConfigMap",
         "Secret",
@@ -548,21 +554,13 @@ fn an_audit_asks_for_each_page_of_each_list_once_and_no_more() {
     // One list at a time (`DRIFTSWEEP_KUBE_LISTS=1`; the Secrets' typed lists run inside
     // theirs): the same lists, each page once, the same verdicts on this test's objects.
     c.proxy().clear_requests();
-    let one = c.path("one-list.json");
-    let out = c.driftsweep_with(
-        &[
-            "run",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--now",
-            &later(),
-            "--report",
-            one.to_str().unwrap(),
-        ],
+    let (out, one) = dry_run_with(
+        &c,
+        &policy,
+        "one-list.json",
         &[("DRIFTSWEEP_KUBE_LISTS", "1")],
     );
     assert!(out.status.code() == Some(0), "{}", stderr(&out));
-    let one: Value = serde_json::from_str(&std::fs::read_to_string(&one).unwrap()).unwrap();
     let again = pages_by_list(&c);
     assert_eq!(
         again.keys().collect::<Vec<_>>(),
@@ -964,24 +962,7 @@ fn a_hung_api_server_ends_the_run_at_its_deadlines_with_gaps_not_deletions() {
     let policy = policy_with_manifests(&c, &app, "none");
     // Pods never answer; the per-request timeout (60 s, retried) alone would take minutes.
     c.proxy().fault(Rule::on("GET", "^/api/v1/pods$").stall());
-    let run = |env: &[(&str, &str)]| {
-        let report = c.path("report.json");
-        let out = c.driftsweep_with(
-            &[
-                "run",
-                "--policy",
-                policy.to_str().unwrap(),
-                "--now",
-                &later(),
-                "--report",
-                report.to_str().unwrap(),
-            ],
-            env,
-        );
-        let report: Value =
-            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-        (out, report)
-    };
+    let run = |env: &[(&str, &str)]| dry_run_with(&c, &policy, "report.json", env);
     for (env, which) in [
         (
             ("DRIFTSWEEP_LIST_DEADLINE_SECONDS", "2"),
