@@ -233,7 +233,8 @@ def describe(key):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=27000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3,
+                        help="floor-then-audit pairs to measure; 0 seeds and warms up only")
     parser.add_argument("--dir", default="/tmp/driftsweep-scale")
     parser.add_argument("--binary", default=os.path.join(ROOT, "target/release/driftsweep"))
     parser.add_argument("--down", action="store_true", help="stop the control plane afterwards")
@@ -279,6 +280,11 @@ def main():
         print(f"run {i + 1}: floor {floor_s:.2f} s, audit {audit_s:.2f} s, ratio {audit_s / floor_s:.2f}, "
               f"peak RSS {rss:.0f} MB, {len(requests)} requests")
 
+    if not results:
+        print(f"seeded and warmed up; kubeconfig and the warm-up log are in {work}")
+        if args.down:
+            run(sys.executable, TESTENV, "down", "--dir", args.dir)
+        return
     floor_s, audit_s, rss, requests, pages = sorted(results, key=lambda r: r[1] / r[0])[len(results) // 2]
     by_list = {}
     others = {}
