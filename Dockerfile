@@ -25,6 +25,7 @@ COPY . .
 # code does not change the skeleton and the dependency layer below stays cached.
 RUN mkdir -p /skeleton/scripts \
     && cp Cargo.toml Cargo.lock /skeleton/ \
+    && cp -r .cargo /skeleton/ \
     && cp scripts/build-release.sh /skeleton/scripts/ \
     && shopt -s nullglob \
     && for f in src/main.rs src/lib.rs build.rs src/bin/*.rs src/bin/*/main.rs benches/*.rs \
