@@ -18,7 +18,9 @@ pub fn is_floor_namespace(name: &str) -> bool {
 
 /// Everything the rules ask about other objects, indexed once.
 struct Index<'a> {
-    uids: HashSet<&'a str>,
+    /// Each object's position by its uid.
+    uids: HashMap<&'a str, usize>,
+    /// The kinds of the objects read.
     kinds_listed: HashSet<&'a str>,
     /// (kind, namespace, name); namespace `None` when the manifest leaves it to kustomize.
     desired: HashSet<(&'a str, Option<&'a str>, &'a str)>,
@@ -35,22 +37,36 @@ impl<'a> Index<'a> {
         objects: &'a [KubeObject],
         opt_out: &str,
     ) -> Self {
+        let mut uids = HashMap::default();
+        // At cluster scale the map is the size of the inventory: grown by doubling, it is
+        // rehashed a dozen times.
+        uids.reserve(objects.len());
         let mut index = Index {
-            uids: HashSet::default(),
+            uids,
             kinds_listed: HashSet::default(),
             desired: HashSet::default(),
             repository_namespaces: k.namespaces.iter().map(String::as_str).collect(),
             opted_out_namespaces: HashSet::default(),
             contents: HashMap::default(),
         };
-        for o in objects {
+        let mut last_kind = None;
+        for (i, o) in objects.iter().enumerate() {
             if let Some(uid) = &o.uid {
-                index.uids.insert(uid);
+                index.uids.insert(uid, i);
             }
-            index.kinds_listed.insert(&o.kind);
+            // The objects come kind by kind: a kind is looked up once per run of it.
+            if last_kind != Some(o.kind.as_str()) {
+                index.kinds_listed.insert(&o.kind);
+                last_kind = Some(o.kind.as_str());
+            }
             if let Some(ns) = &o.namespace {
                 let contents = index.contents.entry(ns).or_default();
-                *contents.objects.entry(o.kind.clone()).or_default() += 1;
+                match contents.objects.get_mut(&o.kind) {
+                    Some(count) => *count += 1,
+                    None => {
+                        contents.objects.insert(o.kind.clone(), 1);
+                    }
+                }
                 if o.kind == "Pod" && o.phase.as_deref() == Some("Running") {
                     contents.running_pods += 1;
                 }
@@ -102,7 +118,8 @@ impl<'a> Index<'a> {
     fn has_live_owner(&self, o: &KubeObject) -> bool {
         o.owners.iter().any(|owner| match &owner.uid {
             Some(uid) => {
-                self.uids.contains(uid.as_str()) || !self.kinds_listed.contains(owner.kind.as_str())
+                self.uids.contains_key(uid.as_str())
+                    || !self.kinds_listed.contains(owner.kind.as_str())
             }
             None => true,
         })
@@ -276,6 +293,7 @@ struct Relations {
 impl Relations {
     fn build(objects: &[KubeObject], desired: &Desired, namespaces: &HashSet<&str>) -> Self {
         let mut by_name: HashMap<(&str, &str, &str), usize> = HashMap::default();
+        by_name.reserve(objects.len());
         let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::default();
         for (i, o) in objects.iter().enumerate() {
             if let Some(ns) = o.namespace.as_deref() {
@@ -613,10 +631,10 @@ pub(super) fn evaluate(
         .iter()
         .map(|kind| (kind.as_str(), kind.known()))
         .collect();
-    let present: HashSet<&str> = objects.iter().map(|o| o.kind.as_str()).collect();
     let listed = |kind: &str| {
         !unlisted_kinds.contains(kind)
-            && (present.contains(kind) || inventory.kubernetes_listed.iter().any(|l| l == kind))
+            && (index.kinds_listed.contains(kind)
+                || inventory.kubernetes_listed.iter().any(|l| l == kind))
     };
     let namespaces: HashSet<&str> = objects
         .iter()
@@ -628,11 +646,7 @@ pub(super) fn evaluate(
         .filter(|o| o.kind == "PersistentVolumeClaim")
         .filter_map(|o| Some(((o.namespace.as_deref()?, o.name.as_str()), o)))
         .collect();
-    let uids: HashMap<&str, usize> = objects
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| Some((o.uid.as_deref()?, i)))
-        .collect();
+    let uids = &index.uids;
     let versions = product_versions(policy, desired, objects);
 
     // Other namespaces the repository's namespaces point at, and who points.
@@ -823,7 +837,7 @@ pub(super) fn evaluate(
     }
     let mut kept_by_use: HashSet<usize> = HashSet::default();
     let live = loop {
-        let live = alive(objects, &verdicts, &uids);
+        let live = alive(objects, &verdicts, uids);
         let mut changed = false;
         for &(from, to) in &relations.edges {
             if live[from]
@@ -845,7 +859,7 @@ pub(super) fn evaluate(
         if verdicts[to].is_none() || from == to {
             continue;
         }
-        let who = label(top_owner(objects, &uids, from));
+        let who = label(top_owner(objects, uids, from));
         if live[from] {
             users.entry(to).or_default().push(who);
         } else {
