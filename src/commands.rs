@@ -204,9 +204,6 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
         totals.delete,
     );
     phase("report assembled");
-    // Nothing reads the inventory after this; freeing tens of thousands of records takes
-    // tens of milliseconds, which the reports need not wait for.
-    std::thread::spawn(move || drop(inventory));
     if let Some(archive) = &settings.archive {
         // Never fails the run: an unreadable archive is a trend that says so.
         report.trend = Some(match runtime() {
@@ -220,6 +217,10 @@ pub fn run(args: &RunArgs) -> Result<u8, CommandError> {
     phase("outputs written");
     // Delivery comes last: the files above are written whatever happens to it.
     let delivered = deliver(&settings, &report);
+    // Freeing tens of thousands of records and findings takes tens of milliseconds, on a
+    // core the renderers above need (a small node has two): it is done last, on a thread the
+    // exit does not wait for.
+    std::thread::spawn(move || drop((inventory, report)));
 
     Ok(if failed || !delivered || !alerted {
         EXIT_RUNTIME
